@@ -1,0 +1,2 @@
+//! Juju controller emulator binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Juju API client.
