@@ -1,0 +1,90 @@
+//! [`JujuClient`]: one controller connection plus one connection per model in use.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::content::ContentLimits;
+use super::error::Result;
+use super::transport::{CallStats, ConnectOptions, Connection, Target};
+
+/// A client for one Juju controller. Cheap to clone; connections are shared.
+///
+/// The controller connection (`/api`) serves ModelManager and SecretBackends; each model
+/// gets its own connection (`/model/<uuid>/api`) for Secrets and ModelConfig, opened on
+/// first use and kept. All of them reconnect on their own.
+#[derive(Clone)]
+pub struct JujuClient {
+    options: Arc<ConnectOptions>,
+    controller: Connection,
+    models: Arc<Mutex<HashMap<String, Connection>>>,
+    stats: Arc<CallStats>,
+}
+
+impl std::fmt::Debug for JujuClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JujuClient")
+            .field("endpoints", &self.options.endpoints)
+            .field("username", &self.options.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JujuClient {
+    /// Creates the client and starts connecting to the controller in the background.
+    /// Fails only on unusable options (no endpoint, a CA that does not parse); an
+    /// unreachable controller shows up in the first call.
+    pub fn new(options: ConnectOptions) -> Result<Self> {
+        let stats = Arc::new(CallStats::default());
+        let controller = Connection::open(options.clone(), Target::Controller, stats.clone())?;
+        Ok(Self {
+            options: Arc::new(options),
+            controller,
+            models: Arc::default(),
+            stats,
+        })
+    }
+
+    /// The options the client was built with.
+    pub fn options(&self) -> &ConnectOptions {
+        &self.options
+    }
+
+    /// The connection to `/api`.
+    pub fn controller(&self) -> &Connection {
+        &self.controller
+    }
+
+    /// The connection to `/model/<uuid>/api`, opened on first use.
+    pub fn model(&self, model_uuid: &str) -> Result<Connection> {
+        let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = models.get(model_uuid) {
+            return Ok(conn.clone());
+        }
+        let conn = Connection::open(
+            (*self.options).clone(),
+            Target::Model(model_uuid.to_owned()),
+            self.stats.clone(),
+        )?;
+        models.insert(model_uuid.to_owned(), conn.clone());
+        Ok(conn)
+    }
+
+    /// Closes the connection to one model (it is reopened on next use).
+    pub fn forget_model(&self, model_uuid: &str) {
+        self.models
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(model_uuid);
+    }
+
+    /// Counters of the calls made so far, per `Facade.Method`.
+    pub fn stats(&self) -> &CallStats {
+        &self.stats
+    }
+
+    /// The content size limits Juju's own client applies for this controller's version.
+    pub async fn content_limits(&self) -> Result<ContentLimits> {
+        let version = self.controller.server_version().await?;
+        Ok(ContentLimits::for_server_version(&version))
+    }
+}
