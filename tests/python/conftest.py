@@ -26,6 +26,7 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import frames  # noqa: E402
+from helpers import ControlError  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
@@ -211,13 +212,6 @@ class Emulator:
         return reply.get("response")
 
 
-class ControlError(Exception):
-    def __init__(self, message: str, code: str | None):
-        super().__init__(f"{message} ({code})")
-        self.message = message
-        self.code = code
-
-
 def _validate_log(emu: Emulator) -> None:
     """Validate a stopped emulator's frame log; fail the teardown on problems."""
     if not emu.frame_log.exists():
@@ -274,10 +268,6 @@ def fresh_emulator(frame_log_dir):
     """An emulator of the test's own, for tests that need exact global state."""
     with _running_emulator(frame_log_dir) as emu:
         yield emu
-
-
-def unique(prefix: str = "s") -> str:
-    return f"{prefix}-{uuidlib.uuid4().hex[:10]}"
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -28,6 +28,15 @@ RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{
 VAULT_ENDPOINT = "https://127.0.0.1:8200"
 
 
+class ControlError(Exception):
+    """An error answer on the emulator's control channel."""
+
+    def __init__(self, message: str, code: str | None):
+        super().__init__(f"{message} ({code})")
+        self.message = message
+        self.code = code
+
+
 def unique(prefix: str = "s") -> str:
     return f"{prefix}-{uuidlib.uuid4().hex[:10]}"
 
