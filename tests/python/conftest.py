@@ -51,6 +51,7 @@ class Emulator:
     state_dir: Path
     frame_log: Path
     seed: Path | None = None
+    env: dict | None = None
     proc: subprocess.Popen | None = None
     info: dict = field(default_factory=dict)
     _stdout: Path | None = None
@@ -84,7 +85,13 @@ class Emulator:
         if self.seed:
             cmd += ["--seed", str(self.seed)]
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=None if self.env is None else os.environ | self.env,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
@@ -238,13 +245,14 @@ def frame_log_dir():
 
 
 @contextlib.contextmanager
-def _running_emulator(frame_log_dir: Path, seed: Path | None = None):
+def running_emulator(frame_log_dir: Path, seed: Path | None = None, env: dict | None = None):
+    """Start an emulator; on exit stop it and validate its frame log (fails on problems)."""
     work = Path(tempfile.mkdtemp(prefix="juju-emulator-"))
     state = work / "state"
     state.mkdir()
     log = frame_log_dir / f"{uuidlib.uuid4().hex}.jsonl"
     FRAME_LOGS.append(log)
-    emu = Emulator(state_dir=state, frame_log=log, seed=seed)
+    emu = Emulator(state_dir=state, frame_log=log, seed=seed, env=env)
     try:
         emu.start()
         yield emu
@@ -259,14 +267,14 @@ def _running_emulator(frame_log_dir: Path, seed: Path | None = None):
 @pytest.fixture(scope="module")
 def emulator(frame_log_dir):
     """An emulator shared by the tests of one module (tests use unique names)."""
-    with _running_emulator(frame_log_dir) as emu:
+    with running_emulator(frame_log_dir) as emu:
         yield emu
 
 
 @pytest.fixture
 def fresh_emulator(frame_log_dir):
     """An emulator of the test's own, for tests that need exact global state."""
-    with _running_emulator(frame_log_dir) as emu:
+    with running_emulator(frame_log_dir) as emu:
         yield emu
 
 
