@@ -15,8 +15,7 @@ use super::transport::{CallStats, ConnectOptions, Connection, Target};
 #[derive(Clone)]
 pub struct JujuClient {
     options: Arc<ConnectOptions>,
-    controller: Connection,
-    models: Arc<Mutex<HashMap<String, Connection>>>,
+    connections: Arc<Mutex<HashMap<Target, Connection>>>,
     stats: Arc<CallStats>,
 }
 
@@ -34,14 +33,25 @@ impl JujuClient {
     /// Fails only on unusable options (no endpoint, a CA that does not parse); an
     /// unreachable controller shows up in the first call.
     pub fn new(options: ConnectOptions) -> Result<Self> {
-        let stats = Arc::new(CallStats::default());
-        let controller = Connection::open(options.clone(), Target::Controller, stats.clone())?;
-        Ok(Self {
+        let client = Self {
             options: Arc::new(options),
-            controller,
-            models: Arc::default(),
-            stats,
-        })
+            connections: Arc::default(),
+            stats: Arc::new(CallStats::default()),
+        };
+        client.connection(Target::Controller)?;
+        Ok(client)
+    }
+
+    /// The connection to `target`, opened on first use and replaced when its login was
+    /// refused (so access granted later, or a model created later, is picked up).
+    fn connection(&self, target: Target) -> Result<Connection> {
+        let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = connections.get(&target).filter(|c| !c.is_finished()) {
+            return Ok(conn.clone());
+        }
+        let conn = Connection::open((*self.options).clone(), target.clone(), self.stats.clone())?;
+        connections.insert(target, conn.clone());
+        Ok(conn)
     }
 
     /// The options the client was built with.
@@ -50,31 +60,21 @@ impl JujuClient {
     }
 
     /// The connection to `/api`.
-    pub fn controller(&self) -> &Connection {
-        &self.controller
+    pub fn controller(&self) -> Result<Connection> {
+        self.connection(Target::Controller)
     }
 
     /// The connection to `/model/<uuid>/api`, opened on first use.
     pub fn model(&self, model_uuid: &str) -> Result<Connection> {
-        let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(conn) = models.get(model_uuid) {
-            return Ok(conn.clone());
-        }
-        let conn = Connection::open(
-            (*self.options).clone(),
-            Target::Model(model_uuid.to_owned()),
-            self.stats.clone(),
-        )?;
-        models.insert(model_uuid.to_owned(), conn.clone());
-        Ok(conn)
+        self.connection(Target::Model(model_uuid.to_owned()))
     }
 
     /// Closes the connection to one model (it is reopened on next use).
     pub fn forget_model(&self, model_uuid: &str) {
-        self.models
+        self.connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(model_uuid);
+            .remove(&Target::Model(model_uuid.to_owned()));
     }
 
     /// Counters of the calls made so far, per `Facade.Method`.
@@ -84,7 +84,7 @@ impl JujuClient {
 
     /// The content size limits Juju's own client applies for this controller's version.
     pub async fn content_limits(&self) -> Result<ContentLimits> {
-        let version = self.controller.server_version().await?;
+        let version = self.controller()?.server_version().await?;
         Ok(ContentLimits::for_server_version(&version))
     }
 }

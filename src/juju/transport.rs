@@ -384,6 +384,9 @@ enum State {
 }
 
 struct Shared {
+    /// Set when the supervisor gave up for good (login refused); the owner should open
+    /// a new connection, which tries again.
+    finished: std::sync::atomic::AtomicBool,
     options: ConnectOptions,
     tls: Arc<rustls::ClientConfig>,
     target: Target,
@@ -416,6 +419,7 @@ impl Connection {
         let tls = options.tls_config()?;
         let (state, _) = watch::channel(State::Connecting);
         let shared = Arc::new(Shared {
+            finished: std::sync::atomic::AtomicBool::new(false),
             options,
             tls,
             target,
@@ -428,6 +432,12 @@ impl Connection {
             shared,
             _shutdown: Arc::new(Shutdown(token)),
         })
+    }
+
+    /// True once the connection has stopped trying: its login was refused. Calls fail
+    /// with that refusal; a new connection tries again.
+    pub fn is_finished(&self) -> bool {
+        self.shared.finished.load(Ordering::Acquire)
     }
 
     /// The target this connection logs in to.
@@ -522,6 +532,15 @@ async fn supervise(shared: Arc<Shared>, shutdown: CancellationToken) {
                 // A session that lived a while resets the backoff; one that died at
                 // once (a flapping server) keeps backing off.
                 attempt = if since.elapsed() > shared.options.backoff.max { 0 } else { attempt + 1 };
+            }
+            Err(failure @ Failure::Login { .. }) => {
+                // Wrong credentials, no access or an unknown model do not heal by
+                // retrying the same login in the background; the next use opens a new
+                // connection and tries again.
+                warn!(target_api = %shared.target, error = %failure.to_error(), "Juju refused the login");
+                shared.finished.store(true, Ordering::Release);
+                shared.state.send_replace(State::Failed(failure));
+                return;
             }
             Err(failure) => {
                 warn!(target_api = %shared.target, error = %failure.to_error(), "cannot connect to Juju; will retry");

@@ -77,7 +77,7 @@ impl JujuClient {
             tag: format!("user-{}", self.options().username),
         };
         let list: wire::UserModelList = self
-            .controller()
+            .controller()?
             .call(FACADE, VERSIONS, "ListModels", &params)
             .await?;
         Ok(list
@@ -108,7 +108,7 @@ impl JujuClient {
             }],
         };
         let answer: wire::ModelInfoResults = self
-            .controller()
+            .controller()?
             .call(FACADE, VERSIONS, "ModelInfo", &params)
             .await?;
         let protocol = |detail: &str| Error::Protocol {

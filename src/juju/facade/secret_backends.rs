@@ -117,7 +117,7 @@ impl JujuClient {
                 .collect(),
         };
         let answer: wire::ErrorResults = self
-            .controller()
+            .controller()?
             .call(FACADE, VERSIONS, "AddSecretBackends", &params)
             .await?;
         error_results(FACADE, "AddSecretBackends", answer, backends.len())
@@ -131,7 +131,7 @@ impl JujuClient {
             reveal,
         };
         let answer: wire::ListSecretBackendsResults = self
-            .controller()
+            .controller()?
             .call(FACADE, VERSIONS, "ListSecretBackends", &params)
             .await?;
         Ok(answer
@@ -171,7 +171,7 @@ impl JujuClient {
                 .collect(),
         };
         let answer: wire::ErrorResults = self
-            .controller()
+            .controller()?
             .call(FACADE, VERSIONS, "UpdateSecretBackends", &params)
             .await?;
         error_results(FACADE, "UpdateSecretBackends", answer, updates.len())
@@ -190,7 +190,7 @@ impl JujuClient {
                 .collect(),
         };
         let answer: wire::ErrorResults = self
-            .controller()
+            .controller()?
             .call(FACADE, VERSIONS, "RemoveSecretBackends", &params)
             .await?;
         error_results(FACADE, "RemoveSecretBackends", answer, names.len())

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: the Rust unit and integration tests (the Juju client
+# against the in-process emulator), then the Python conformance suite (python-libjuju
+# against the emulator binary), which also validates every frame the Rust tests logged
+# against Juju's facade schemas. README.md documents this command; .ci/run calls it.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+shared=${JUJU_SHARED_DIR:-$repo/../shared}
+if [ ! -d "$shared/juju-facade-schemas" ]; then
+  echo "error: Juju facade schemas not found at $shared/juju-facade-schemas (set JUJU_SHARED_DIR)" >&2
+  exit 1
+fi
+
+# Python environment for the conformance suite, cached outside the repository and
+# keyed by the pinned requirements.
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/juju-secrets-operator
+req=tests/python/requirements.txt
+key=$( (python3 --version; cat "$req") | sha256sum | cut -c1-16)
+venv=$cache/venv-$key
+if [ ! -x "$venv/bin/pytest" ]; then
+  echo "== creating Python environment $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+fi
+
+echo "== building"
+cargo build --locked --bins
+
+echo "== Rust tests"
+frame_dir=$repo/target/tmp/frame-logs
+rm -rf "$frame_dir"
+cargo test --locked --all-targets
+
+echo "== Python conformance tests (python-libjuju against the emulator) and frame validation"
+JUJU_EMULATOR_BIN=$repo/target/debug/juju-emulator \
+JUJU_FACADE_SCHEMAS=$shared/juju-facade-schemas \
+RUST_FRAME_LOG_DIR=$frame_dir \
+  "$venv/bin/pytest" -q tests/python
