@@ -8,5 +8,6 @@
 //!   tests and by the local development environment.
 #![forbid(unsafe_code)]
 
+pub mod crd;
 pub mod emulator;
 pub mod juju;

@@ -87,7 +87,10 @@ async fn models_resolve_by_name_qualified_name_and_uuid() {
     assert_eq!(by_name.uuid, env.model_uuid);
     assert_eq!(by_name.owner, "admin");
     assert_eq!(client.resolve_model("admin/dev").await.unwrap(), by_name);
-    assert_eq!(client.resolve_model(&env.model_uuid).await.unwrap(), by_name);
+    assert_eq!(
+        client.resolve_model(&env.model_uuid).await.unwrap(),
+        by_name
+    );
     assert!(matches!(
         client.resolve_model("nosuch").await,
         Err(Error::ModelNotFound { .. })
@@ -108,12 +111,21 @@ async fn secret_lifecycle_create_update_rename_prune_remove() {
     let m = env.model_uuid.as_str();
 
     let created = client
-        .create_secrets(m, &[new_secret("db-creds", &[("username", "admin"), ("password", "hunter2")])])
+        .create_secrets(
+            m,
+            &[new_secret(
+                "db-creds",
+                &[("username", "admin"), ("password", "hunter2")],
+            )],
+        )
         .await
         .unwrap();
     let uri = created.into_iter().next().unwrap().unwrap();
 
-    let listed = client.list_secrets(m, &SecretFilter::user_secrets(m), true).await.unwrap();
+    let listed = client
+        .list_secrets(m, &SecretFilter::user_secrets(m), true)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     let s = &listed[0];
     assert_eq!(s.uri, uri);
@@ -122,25 +134,57 @@ async fn secret_lifecycle_create_update_rename_prune_remove() {
     assert_eq!(s.latest_revision, 1);
     let written = content(&[("username", "admin"), ("password", "hunter2")]);
     assert_eq!(s.value.clone().unwrap().unwrap(), written);
-    assert_eq!(s.latest_revision_checksum.as_deref(), Some(written.juju_checksum().as_str()));
+    assert_eq!(
+        s.latest_revision_checksum.as_deref(),
+        Some(written.juju_checksum().as_str())
+    );
 
     // New content by URI: revision 2. Identical content again: no new revision.
     let rotated = content(&[("username", "admin"), ("password", "rotated")]);
     let mut update = SecretUpdate::of(SecretSelector::Uri(uri.clone()));
     update.content = Some(rotated.clone());
-    client.update_secrets(m, &[update.clone()]).await.unwrap()[0].clone().unwrap();
-    client.update_secrets(m, &[update]).await.unwrap()[0].clone().unwrap();
-    let s = &client.list_secrets(m, &SecretFilter { uri: Some(uri.clone()), ..Default::default() }, true).await.unwrap()[0];
+    client.update_secrets(m, &[update.clone()]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    client.update_secrets(m, &[update]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let s = &client
+        .list_secrets(
+            m,
+            &SecretFilter {
+                uri: Some(uri.clone()),
+                ..Default::default()
+            },
+            true,
+        )
+        .await
+        .unwrap()[0];
     assert_eq!(s.latest_revision, 2);
     assert_eq!(s.value.clone().unwrap().unwrap(), rotated);
-    assert_eq!(s.revisions.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        s.revisions.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
 
     // Rename and describe by label: same URI, no new revision.
     let mut rename = SecretUpdate::of(SecretSelector::Label("db-creds".into()));
     rename.label = Some("db-primary".into());
     rename.description = Some("primary database".into());
-    client.update_secrets(m, &[rename]).await.unwrap()[0].clone().unwrap();
-    let s = &client.list_secrets(m, &SecretFilter { label: Some("db-primary".into()), ..Default::default() }, false).await.unwrap()[0];
+    client.update_secrets(m, &[rename]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let s = &client
+        .list_secrets(
+            m,
+            &SecretFilter {
+                label: Some("db-primary".into()),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .unwrap()[0];
     assert_eq!(s.uri, uri);
     assert_eq!(s.latest_revision, 2);
     assert_eq!(s.description.as_deref(), Some("primary database"));
@@ -150,21 +194,49 @@ async fn secret_lifecycle_create_update_rename_prune_remove() {
     let mut prune = SecretUpdate::of(SecretSelector::Uri(uri.clone()));
     prune.auto_prune = Some(true);
     prune.content = Some(content(&[("username", "admin"), ("password", "third")]));
-    client.update_secrets(m, &[prune]).await.unwrap()[0].clone().unwrap();
-    let s = &client.list_secrets(m, &SecretFilter { uri: Some(uri.clone()), ..Default::default() }, false).await.unwrap()[0];
+    client.update_secrets(m, &[prune]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let s = &client
+        .list_secrets(
+            m,
+            &SecretFilter {
+                uri: Some(uri.clone()),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .unwrap()[0];
     assert_eq!(s.latest_revision, 3);
-    assert_eq!(s.revisions.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(
+        s.revisions.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        vec![3]
+    );
 
     // Removing the secret frees its name; removing it again is "not found".
     let removal = SecretRemoval {
         secret: SecretSelector::Uri(uri.clone()),
         revisions: None,
     };
-    client.remove_secrets(m, &[removal.clone()]).await.unwrap()[0].clone().unwrap();
-    assert!(client.list_secrets(m, &SecretFilter::user_secrets(m), false).await.unwrap().is_empty());
-    let again = client.remove_secrets(m, &[removal]).await.unwrap()[0].clone().unwrap_err();
+    client.remove_secrets(m, &[removal.clone()]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    assert!(
+        client
+            .list_secrets(m, &SecretFilter::user_secrets(m), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = client.remove_secrets(m, &[removal]).await.unwrap()[0]
+        .clone()
+        .unwrap_err();
     assert_eq!(again.code, ErrorCode::NotFound);
-    assert_eq!(again.message, format!("secret \"{}\" not found", uri.short()));
+    assert_eq!(
+        again.message,
+        format!("secret \"{}\" not found", uri.short())
+    );
 }
 
 #[tokio::test]
@@ -172,20 +244,42 @@ async fn removing_some_revisions_keeps_the_rest() {
     let env = start("remove_revisions").await;
     let client = env.client("admin");
     let m = env.model_uuid.as_str();
-    let uri = client.create_secrets(m, &[new_secret("tls", &[("cert", "one")])]).await.unwrap()[0].clone().unwrap();
+    let uri = client
+        .create_secrets(m, &[new_secret("tls", &[("cert", "one")])])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
     for v in ["two", "three"] {
         let mut u = SecretUpdate::of(SecretSelector::Label("tls".into()));
         u.content = Some(content(&[("cert", v)]));
-        client.update_secrets(m, &[u]).await.unwrap()[0].clone().unwrap();
+        client.update_secrets(m, &[u]).await.unwrap()[0]
+            .clone()
+            .unwrap();
     }
     let removal = SecretRemoval {
         secret: SecretSelector::Label("tls".into()),
         revisions: Some(vec![1, 2]),
     };
-    client.remove_secrets(m, &[removal]).await.unwrap()[0].clone().unwrap();
-    let s = &client.list_secrets(m, &SecretFilter { uri: Some(uri), ..Default::default() }, false).await.unwrap()[0];
+    client.remove_secrets(m, &[removal]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let s = &client
+        .list_secrets(
+            m,
+            &SecretFilter {
+                uri: Some(uri),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .unwrap()[0];
     assert_eq!(s.latest_revision, 3);
-    assert_eq!(s.revisions.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(
+        s.revisions.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        vec![3]
+    );
 }
 
 #[tokio::test]
@@ -193,14 +287,26 @@ async fn bulk_create_reports_each_item_and_duplicates_are_already_exists() {
     let env = start("bulk_create").await;
     let client = env.client("admin");
     let m = env.model_uuid.as_str();
-    let batch: Vec<NewSecret> = (0..50).map(|i| new_secret(&format!("bulk-{i}"), &[("value", "x")])).collect();
+    let batch: Vec<NewSecret> = (0..50)
+        .map(|i| new_secret(&format!("bulk-{i}"), &[("value", "x")]))
+        .collect();
     let results = client.create_secrets(m, &batch).await.unwrap();
     assert_eq!(results.len(), 50);
     assert!(results.iter().all(Result::is_ok));
-    assert_eq!(client.stats().get("Secrets", "CreateSecrets"), 1, "one round trip for the batch");
+    assert_eq!(
+        client.stats().get("Secrets", "CreateSecrets"),
+        1,
+        "one round trip for the batch"
+    );
 
     let results = client
-        .create_secrets(m, &[new_secret("bulk-7", &[("value", "y")]), new_secret("fresh", &[("value", "z")])])
+        .create_secrets(
+            m,
+            &[
+                new_secret("bulk-7", &[("value", "y")]),
+                new_secret("fresh", &[("value", "z")]),
+            ],
+        )
         .await
         .unwrap();
     let dup = results[0].clone().unwrap_err();
@@ -214,16 +320,43 @@ async fn content_rules_are_checked_before_anything_is_sent() {
     let env = start("content_rules").await;
     let client = env.client("admin");
     let m = env.model_uuid.as_str();
-    let bad_key = client.create_secrets(m, &[new_secret("bad", &[("Bad_Key", "v")])]).await;
-    assert!(matches!(bad_key, Err(Error::InvalidContent(ContentError::InvalidKey { .. }))));
+    let bad_key = client
+        .create_secrets(m, &[new_secret("bad", &[("Bad_Key", "v")])])
+        .await;
+    assert!(matches!(
+        bad_key,
+        Err(Error::InvalidContent(ContentError::InvalidKey { .. }))
+    ));
     let mut big = SecretContent::new();
     big.insert("blob", vec![b'x'; 800_000]);
     let too_big = client
-        .create_secrets(m, &[NewSecret { label: Some("big".into()), description: None, content: big }])
+        .create_secrets(
+            m,
+            &[NewSecret {
+                label: Some("big".into()),
+                description: None,
+                content: big,
+            }],
+        )
         .await;
-    assert!(matches!(too_big, Err(Error::InvalidContent(ContentError::ValueTooLarge { .. }))));
-    let empty = client.create_secrets(m, &[NewSecret { label: Some("e".into()), description: None, content: SecretContent::new() }]).await;
-    assert!(matches!(empty, Err(Error::InvalidContent(ContentError::Empty))));
+    assert!(matches!(
+        too_big,
+        Err(Error::InvalidContent(ContentError::ValueTooLarge { .. }))
+    ));
+    let empty = client
+        .create_secrets(
+            m,
+            &[NewSecret {
+                label: Some("e".into()),
+                description: None,
+                content: SecretContent::new(),
+            }],
+        )
+        .await;
+    assert!(matches!(
+        empty,
+        Err(Error::InvalidContent(ContentError::Empty))
+    ));
     assert_eq!(env.emulator.call_count("Secrets", "CreateSecrets"), 0);
 }
 
@@ -232,7 +365,12 @@ async fn grants_per_application_and_revoke_is_idempotent() {
     let env = start("grants").await;
     let client = env.client("admin");
     let m = env.model_uuid.as_str();
-    let uri = client.create_secrets(m, &[new_secret("shared", &[("token", "t0k")])]).await.unwrap()[0].clone().unwrap();
+    let uri = client
+        .create_secrets(m, &[new_secret("shared", &[("token", "t0k")])])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
     let sel = SecretSelector::Uri(uri.clone());
     let apps = vec!["mysql".to_owned(), "nosuchapp".to_owned()];
     let results = client.grant_secret(m, &sel, &apps).await.unwrap();
@@ -246,25 +384,61 @@ async fn grants_per_application_and_revoke_is_idempotent() {
             uri.short()
         )
     );
-    let s = &client.list_secrets(m, &SecretFilter { uri: Some(uri.clone()), ..Default::default() }, false).await.unwrap()[0];
-    assert_eq!(s.access.iter().filter_map(|a| a.application()).collect::<Vec<_>>(), vec!["mysql"]);
+    let s = &client
+        .list_secrets(
+            m,
+            &SecretFilter {
+                uri: Some(uri.clone()),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        s.access
+            .iter()
+            .filter_map(|a| a.application())
+            .collect::<Vec<_>>(),
+        vec!["mysql"]
+    );
     assert_eq!(s.access[0].scope_tag, format!("model-{m}"));
 
     // An application added later can be granted.
     env.emulator.add_application(m, "redis");
-    let results = client.grant_secret(m, &sel, &["redis".to_owned()]).await.unwrap();
+    let results = client
+        .grant_secret(m, &sel, &["redis".to_owned()])
+        .await
+        .unwrap();
     assert!(results[0].is_ok());
 
     let results = client
-        .revoke_secret(m, &SecretSelector::Label("shared".into()), &["mysql".into(), "redis".into(), "never-granted".into()])
+        .revoke_secret(
+            m,
+            &SecretSelector::Label("shared".into()),
+            &["mysql".into(), "redis".into(), "never-granted".into()],
+        )
         .await
         .unwrap();
     assert!(results.iter().all(Result::is_ok));
-    let s = &client.list_secrets(m, &SecretFilter { uri: Some(uri), ..Default::default() }, false).await.unwrap()[0];
+    let s = &client
+        .list_secrets(
+            m,
+            &SecretFilter {
+                uri: Some(uri),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .unwrap()[0];
     assert!(s.access.is_empty());
 
     // A grant on a secret that does not exist fails the whole call.
-    let err = client.grant_secret(m, &SecretSelector::Label("nope".into()), &["mysql".into()]).await.unwrap_err();
+    let err = client
+        .grant_secret(m, &SecretSelector::Label("nope".into()), &["mysql".into()])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&ErrorCode::NotFound));
 }
 
@@ -295,7 +469,10 @@ async fn secret_backends_add_list_update_assign_and_remove() {
 
     let listed = client.list_secret_backends(&[], false).await.unwrap();
     let names: Vec<&str> = listed.iter().map(|b| b.name.as_str()).collect();
-    assert!(names.contains(&"internal") && names.contains(&"myvault"), "{names:?}");
+    assert!(
+        names.contains(&"internal") && names.contains(&"myvault"),
+        "{names:?}"
+    );
     let ids: Vec<&str> = listed.iter().map(|b| b.id.as_str()).collect();
     let mut sorted = ids.clone();
     sorted.sort_unstable();
@@ -305,11 +482,23 @@ async fn secret_backends_add_list_update_assign_and_remove() {
     assert_eq!(internal.backend_type, "controller");
     let vault = listed.iter().find(|b| b.name == "myvault").unwrap();
     assert_eq!(vault.status, "active");
-    assert_eq!(vault.token_rotate_interval, Some(Duration::from_secs(86_400)));
-    assert!(vault.config.get("token").is_none(), "token hidden without reveal");
-    let revealed = client.list_secret_backends(&["myvault".into()], true).await.unwrap();
+    assert_eq!(
+        vault.token_rotate_interval,
+        Some(Duration::from_secs(86_400))
+    );
+    assert!(
+        vault.config.get("token").is_none(),
+        "token hidden without reveal"
+    );
+    let revealed = client
+        .list_secret_backends(&["myvault".into()], true)
+        .await
+        .unwrap();
     assert_eq!(revealed.len(), 1);
-    assert_eq!(revealed[0].config.get("token").and_then(|v| v.as_str()), Some("s.first-token"));
+    assert_eq!(
+        revealed[0].config.get("token").and_then(|v| v.as_str()),
+        Some("s.first-token")
+    );
 
     // Update the token; a bad rotate interval is refused with Juju's message.
     let mut cfg = BackendConfig::default();
@@ -319,43 +508,97 @@ async fn secret_backends_add_list_update_assign_and_remove() {
         config: Some(cfg),
         ..Default::default()
     };
-    client.update_secret_backends(&[update]).await.unwrap()[0].clone().unwrap();
-    let revealed = client.list_secret_backends(&["myvault".into()], true).await.unwrap();
-    assert_eq!(revealed[0].config.get("token").and_then(|v| v.as_str()), Some("s.second-token"));
+    client.update_secret_backends(&[update]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let revealed = client
+        .list_secret_backends(&["myvault".into()], true)
+        .await
+        .unwrap();
+    assert_eq!(
+        revealed[0].config.get("token").and_then(|v| v.as_str()),
+        Some("s.second-token")
+    );
     let bad = BackendUpdate {
         name: "myvault".into(),
         token_rotate_interval: Some(Duration::from_secs(600)),
         ..Default::default()
     };
-    let err = client.update_secret_backends(&[bad]).await.unwrap()[0].clone().unwrap_err();
+    let err = client.update_secret_backends(&[bad]).await.unwrap()[0]
+        .clone()
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotValid);
-    assert_eq!(err.message, "token rotate interval \"10m0s\" less than 1h not valid");
+    assert_eq!(
+        err.message,
+        "token rotate interval \"10m0s\" less than 1h not valid"
+    );
 
     // Point the model at the vault; new secrets land there.
     assert_eq!(client.secret_backend(m).await.unwrap(), AUTO_BACKEND);
     client.set_secret_backend(m, "myvault").await.unwrap();
     assert_eq!(client.secret_backend(m).await.unwrap(), "myvault");
-    let uri = client.create_secrets(m, &[new_secret("in-vault", &[("token", "abc")])]).await.unwrap()[0].clone().unwrap();
-    let s = &client.list_secrets(m, &SecretFilter { uri: Some(uri), ..Default::default() }, false).await.unwrap()[0];
+    let uri = client
+        .create_secrets(m, &[new_secret("in-vault", &[("token", "abc")])])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
+    let s = &client
+        .list_secrets(
+            m,
+            &SecretFilter {
+                uri: Some(uri),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .unwrap()[0];
     assert_eq!(s.revisions[0].backend_name.as_deref(), Some("myvault"));
-    let vault = &client.list_secret_backends(&["myvault".into()], false).await.unwrap()[0];
+    let vault = &client
+        .list_secret_backends(&["myvault".into()], false)
+        .await
+        .unwrap()[0];
     assert_eq!(vault.num_secrets, 1);
 
     // In use: removal refused unless forced.
-    let err = client.remove_secret_backends(&[("myvault".into(), false)]).await.unwrap()[0].clone().unwrap_err();
+    let err = client
+        .remove_secret_backends(&[("myvault".into(), false)])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotSupported);
-    assert_eq!(err.message, "removing backend with 1 stored secret revisions not supported");
+    assert_eq!(
+        err.message,
+        "removing backend with 1 stored secret revisions not supported"
+    );
 
     // Back to auto moves the revisions home; then removal needs no force.
     client.unset_secret_backend(m).await.unwrap();
     assert_eq!(client.secret_backend(m).await.unwrap(), AUTO_BACKEND);
     client.set_secret_backend(m, AUTO_BACKEND).await.unwrap();
-    client.remove_secret_backends(&[("myvault".into(), false)]).await.unwrap()[0].clone().unwrap();
+    client
+        .remove_secret_backends(&[("myvault".into(), false)])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
     // Unknown names succeed.
-    client.remove_secret_backends(&[("myvault".into(), false)]).await.unwrap()[0].clone().unwrap();
+    client
+        .remove_secret_backends(&[("myvault".into(), false)])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
 
     // The reserved names get Juju's literal message.
-    let err = client.remove_secret_backends(&[("internal".into(), false)]).await.unwrap()[0].clone().unwrap_err();
+    let err = client
+        .remove_secret_backends(&[("internal".into(), false)])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap_err();
     assert_eq!(err.message, "backend %!q(MISSING) not valid");
 }
 
@@ -363,21 +606,40 @@ async fn secret_backends_add_list_update_assign_and_remove() {
 async fn an_unreachable_backend_is_reported_and_refused() {
     let env = start("unreachable_backend").await;
     let client = env.client("admin");
-    env.emulator.faults().set_backend_reachable("offline", false);
+    env.emulator
+        .faults()
+        .set_backend_reachable("offline", false);
     let new = NewBackend {
         name: "offline".into(),
         backend_type: "vault".into(),
         token_rotate_interval: None,
         config: vault_config("s.tok"),
     };
-    let err = client.add_secret_backends(std::slice::from_ref(&new)).await.unwrap()[0].clone().unwrap_err();
+    let err = client
+        .add_secret_backends(std::slice::from_ref(&new))
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap_err();
     assert!(err.message.contains("not reachable"), "{err}");
     env.emulator.faults().set_backend_reachable("offline", true);
-    client.add_secret_backends(&[new]).await.unwrap()[0].clone().unwrap();
-    env.emulator.faults().set_backend_reachable("offline", false);
-    let listed = client.list_secret_backends(&["offline".into()], false).await.unwrap();
+    client.add_secret_backends(&[new]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    env.emulator
+        .faults()
+        .set_backend_reachable("offline", false);
+    let listed = client
+        .list_secret_backends(&["offline".into()], false)
+        .await
+        .unwrap();
     assert_eq!(listed[0].status, "error");
-    assert!(listed[0].message.as_deref().is_some_and(|m| m.contains("not reachable")));
+    assert!(
+        listed[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("not reachable"))
+    );
 }
 
 #[tokio::test]
@@ -386,12 +648,24 @@ async fn a_reader_can_list_but_not_write() {
     let admin = env.client("admin");
     let reader = env.client("reader");
     let m = env.model_uuid.as_str();
-    admin.create_secrets(m, &[new_secret("visible", &[("value", "v1")])]).await.unwrap();
-    let listed = reader.list_secrets(m, &SecretFilter::user_secrets(m), false).await.unwrap();
+    admin
+        .create_secrets(m, &[new_secret("visible", &[("value", "v1")])])
+        .await
+        .unwrap();
+    let listed = reader
+        .list_secrets(m, &SecretFilter::user_secrets(m), false)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
-    let err = reader.create_secrets(m, &[new_secret("nope", &[("value", "v")])]).await.unwrap_err();
+    let err = reader
+        .create_secrets(m, &[new_secret("nope", &[("value", "v")])])
+        .await
+        .unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
-    let err = reader.list_secrets(m, &SecretFilter::user_secrets(m), true).await.unwrap_err();
+    let err = reader
+        .list_secrets(m, &SecretFilter::user_secrets(m), true)
+        .await
+        .unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
     let err = reader
         .add_secret_backends(&[NewBackend {
@@ -419,7 +693,10 @@ async fn bad_password_and_unknown_model_fail_login_with_their_codes() {
         }
         other => panic!("expected a login error, got {other}"),
     }
-    assert!(!err.to_string().contains("wrong"), "the password never shows: {err}");
+    assert!(
+        !err.to_string().contains("wrong"),
+        "the password never shows: {err}"
+    );
     // A refused login is not retried in the background; the next call tries again.
     let logins = env.emulator.call_count("Admin", "Login");
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -429,7 +706,10 @@ async fn bad_password_and_unknown_model_fail_login_with_their_codes() {
 
     let client = env.client("admin");
     let unknown = "00000000-0000-4000-8000-000000000000";
-    let err = client.list_secrets(unknown, &SecretFilter::default(), false).await.unwrap_err();
+    let err = client
+        .list_secrets(unknown, &SecretFilter::default(), false)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&ErrorCode::ModelNotFound), "{err}");
 }
 
@@ -438,7 +718,10 @@ async fn error_codes_from_juju_map_to_the_enum() {
     let env = start("error_codes").await;
     let client = env.client("admin");
     let m = env.model_uuid.as_str();
-    client.list_secrets(m, &SecretFilter::default(), false).await.unwrap();
+    client
+        .list_secrets(m, &SecretFilter::default(), false)
+        .await
+        .unwrap();
     for (wire, code) in [
         ("not found", ErrorCode::NotFound),
         ("already exists", ErrorCode::AlreadyExists),
@@ -450,10 +733,19 @@ async fn error_codes_from_juju_map_to_the_enum() {
         ("", ErrorCode::Empty),
         ("quota exceeded", ErrorCode::Other("quota exceeded".into())),
     ] {
-        env.emulator.faults().fail_next("Secrets", "ListSecrets", 1, wire, "injected failure");
-        let err = client.list_secrets(m, &SecretFilter::default(), false).await.unwrap_err();
+        env.emulator
+            .faults()
+            .fail_next("Secrets", "ListSecrets", 1, wire, "injected failure");
+        let err = client
+            .list_secrets(m, &SecretFilter::default(), false)
+            .await
+            .unwrap_err();
         match err {
-            Error::Api { facade, method, source } => {
+            Error::Api {
+                facade,
+                method,
+                source,
+            } => {
                 assert_eq!((facade, method), ("Secrets", "ListSecrets"));
                 assert_eq!(source.code, code);
                 assert_eq!(source.message, "injected failure");
@@ -462,7 +754,10 @@ async fn error_codes_from_juju_map_to_the_enum() {
         }
     }
     // The fault was used up: the next call works.
-    client.list_secrets(m, &SecretFilter::default(), false).await.unwrap();
+    client
+        .list_secrets(m, &SecretFilter::default(), false)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -470,7 +765,10 @@ async fn the_client_reconnects_after_dropped_connections() {
     let env = start("reconnect").await;
     let client = env.client("admin");
     let m = env.model_uuid.as_str();
-    client.create_secrets(m, &[new_secret("before-drop", &[("value", "v")])]).await.unwrap();
+    client
+        .create_secrets(m, &[new_secret("before-drop", &[("value", "v")])])
+        .await
+        .unwrap();
     let logins_before = env.emulator.call_count("Admin", "Login");
     for _ in 0..3 {
         env.emulator.faults().drop_connections();
@@ -478,7 +776,10 @@ async fn the_client_reconnects_after_dropped_connections() {
         // succeed; within a bounded number of tries they succeed.
         let mut ok = false;
         for _ in 0..50 {
-            match client.list_secrets(m, &SecretFilter::user_secrets(m), false).await {
+            match client
+                .list_secrets(m, &SecretFilter::user_secrets(m), false)
+                .await
+            {
                 Ok(listed) => {
                     assert_eq!(listed.len(), 1);
                     ok = true;
@@ -492,7 +793,10 @@ async fn the_client_reconnects_after_dropped_connections() {
         }
         assert!(ok, "no recovery after a dropped connection");
     }
-    assert!(env.emulator.call_count("Admin", "Login") >= logins_before + 3, "logged in again");
+    assert!(
+        env.emulator.call_count("Admin", "Login") >= logins_before + 3,
+        "logged in again"
+    );
     client.list_models().await.unwrap();
 }
 
@@ -503,12 +807,31 @@ async fn calls_time_out_and_the_connection_stays_usable() {
     options.call_timeout = Duration::from_millis(300);
     let client = JujuClient::new(options).unwrap();
     let m = env.model_uuid.as_str();
-    client.list_secrets(m, &SecretFilter::default(), false).await.unwrap();
+    client
+        .list_secrets(m, &SecretFilter::default(), false)
+        .await
+        .unwrap();
     env.emulator.faults().set_delay(Duration::from_secs(2));
-    let err = client.list_secrets(m, &SecretFilter::default(), false).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout { facade: "Secrets", method: "ListSecrets", .. }), "{err}");
+    let err = client
+        .list_secrets(m, &SecretFilter::default(), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                facade: "Secrets",
+                method: "ListSecrets",
+                ..
+            }
+        ),
+        "{err}"
+    );
     env.emulator.faults().set_delay(Duration::ZERO);
-    client.list_secrets(m, &SecretFilter::default(), false).await.unwrap();
+    client
+        .list_secrets(m, &SecretFilter::default(), false)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -516,7 +839,9 @@ async fn a_hundred_concurrent_requests_share_one_connection() {
     let env = start("concurrency").await;
     let client = env.client("admin");
     let m = env.model_uuid.as_str();
-    let batch: Vec<NewSecret> = (0..10).map(|i| new_secret(&format!("c-{i}"), &[("value", "v")])).collect();
+    let batch: Vec<NewSecret> = (0..10)
+        .map(|i| new_secret(&format!("c-{i}"), &[("value", "v")]))
+        .collect();
     client.create_secrets(m, &batch).await.unwrap();
     let logins_before = env.emulator.call_count("Admin", "Login");
     // Responses come back out of order when the server is slow on some of them.
@@ -526,7 +851,14 @@ async fn a_hundred_concurrent_requests_share_one_connection() {
         async move {
             let label = format!("c-{}", i % 10);
             let found = client
-                .list_secrets(m, &SecretFilter { label: Some(label.clone()), ..Default::default() }, false)
+                .list_secrets(
+                    m,
+                    &SecretFilter {
+                        label: Some(label.clone()),
+                        ..Default::default()
+                    },
+                    false,
+                )
                 .await?;
             Ok::<_, Error>((label, found))
         }
@@ -537,7 +869,11 @@ async fn a_hundred_concurrent_requests_share_one_connection() {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].label.as_deref(), Some(label.as_str()));
     }
-    assert_eq!(env.emulator.call_count("Admin", "Login"), logins_before, "no new connection");
+    assert_eq!(
+        env.emulator.call_count("Admin", "Login"),
+        logins_before,
+        "no new connection"
+    );
     assert_eq!(client.stats().get("Secrets", "ListSecrets"), 100);
 }
 

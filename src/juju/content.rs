@@ -133,7 +133,9 @@ impl SecretContent {
     pub fn juju_checksum(&self) -> String {
         use sha2::Digest as _;
         let mut hasher = sha2::Sha256::new();
-        hasher.update(go_json_of_map(self.0.iter().map(|(k, v)| (k.as_str(), v.to_base64()))));
+        hasher.update(go_json_of_map(
+            self.0.iter().map(|(k, v)| (k.as_str(), v.to_base64())),
+        ));
         hex::encode(hasher.finalize())
     }
 
@@ -238,7 +240,9 @@ pub fn validate_key(key: &str) -> Result<(), ContentError> {
     if is_valid_key(key) {
         Ok(())
     } else {
-        Err(ContentError::InvalidKey { key: key.to_owned() })
+        Err(ContentError::InvalidKey {
+            key: key.to_owned(),
+        })
     }
 }
 
@@ -374,7 +378,9 @@ mod tests {
         for ok in ["abc", "pw1", "a-bc", "db-password"] {
             assert!(is_valid_key(ok), "{ok} should be accepted");
         }
-        for bad in ["ab", "a-b", "1abc", "-abc", "abc-", "a--b", "my_key", "Key", ""] {
+        for bad in [
+            "ab", "a-b", "1abc", "-abc", "abc-", "a--b", "my_key", "Key", "",
+        ] {
             assert!(!is_valid_key(bad), "{bad} should be refused");
         }
     }
@@ -416,15 +422,25 @@ mod tests {
         let mut c = SecretContent::new();
         c.insert("big", vec![b'x'; 9000]);
         assert!(c.validate(ContentLimits::JUJU_3_6_9).is_ok());
-        let err = c.validate(ContentLimits::for_server_version("3.5.4")).unwrap_err();
-        assert_eq!(err.to_string(), "secret content for key \"big\" too large: 9000 bytes (limit 8192)");
+        let err = c
+            .validate(ContentLimits::for_server_version("3.5.4"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "secret content for key \"big\" too large: 9000 bytes (limit 8192)"
+        );
 
         let mut c = SecretContent::new();
         c.insert("big", vec![0u8; 750_000]);
         // Exactly 1,000,000 bytes once encoded: still allowed.
-        assert!(c.validate(ContentLimits::for_server_version("3.6.14")).is_ok());
+        assert!(
+            c.validate(ContentLimits::for_server_version("3.6.14"))
+                .is_ok()
+        );
         c.insert("big", vec![0u8; 750_001]);
-        let err = c.validate(ContentLimits::for_server_version("3.6.14")).unwrap_err();
+        let err = c
+            .validate(ContentLimits::for_server_version("3.6.14"))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "base64 encoded secret content for key \"big\" too large: 1000004 bytes (limit 1000000)"
@@ -436,19 +452,33 @@ mod tests {
         }
         assert!(matches!(
             c.validate(ContentLimits::JUJU_3_6_9),
-            Err(ContentError::TooLarge { size: 1_200_000, .. })
+            Err(ContentError::TooLarge {
+                size: 1_200_000,
+                ..
+            })
         ));
-        assert_eq!(ContentLimits::for_server_version("3.3.1"), ContentLimits::JUJU_3_3_0);
-        assert_eq!(ContentLimits::for_server_version("3.6.8"), ContentLimits::JUJU_3_3_2);
+        assert_eq!(
+            ContentLimits::for_server_version("3.3.1"),
+            ContentLimits::JUJU_3_3_0
+        );
+        assert_eq!(
+            ContentLimits::for_server_version("3.6.8"),
+            ContentLimits::JUJU_3_3_2
+        );
     }
 
     #[test]
     fn empty_and_bad_keys_are_refused() {
-        assert_eq!(SecretContent::new().validate(ContentLimits::default()), Err(ContentError::Empty));
+        assert_eq!(
+            SecretContent::new().validate(ContentLimits::default()),
+            Err(ContentError::Empty)
+        );
         let mut c = SecretContent::new();
         c.insert("Bad_Key", "v");
         assert_eq!(
-            c.validate(ContentLimits::default()).unwrap_err().to_string(),
+            c.validate(ContentLimits::default())
+                .unwrap_err()
+                .to_string(),
             "key \"Bad_Key\" not valid"
         );
     }

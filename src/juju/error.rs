@@ -175,7 +175,9 @@ pub enum Error {
         after: Duration,
     },
     /// The controller does not offer a facade version this client speaks.
-    #[error("the Juju controller does not offer facade {facade} in a version this client supports ({wanted:?})")]
+    #[error(
+        "the Juju controller does not offer facade {facade} in a version this client supports ({wanted:?})"
+    )]
     FacadeUnavailable {
         /// Facade name.
         facade: &'static str,
@@ -231,7 +233,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Connect { .. } | Error::ConnectionLost { .. } | Error::Timeout { .. } | Error::Closed
+            Error::Connect { .. }
+                | Error::ConnectionLost { .. }
+                | Error::Timeout { .. }
+                | Error::Closed
         )
     }
 
@@ -265,13 +270,19 @@ mod tests {
         ] {
             assert_eq!(ErrorCode::from_wire(code).as_wire(), code);
         }
-        assert_eq!(ErrorCode::from_wire("unauthorized access"), ErrorCode::Unauthorized);
+        assert_eq!(
+            ErrorCode::from_wire("unauthorized access"),
+            ErrorCode::Unauthorized
+        );
     }
 
     #[test]
     fn api_error_prints_like_the_juju_cli() {
         let e = ApiError::new("already exists", "secret with name \"db\" already exists");
-        assert_eq!(e.to_string(), "secret with name \"db\" already exists (already exists)");
+        assert_eq!(
+            e.to_string(),
+            "secret with name \"db\" already exists (already exists)"
+        );
         let e = ApiError::new("", "must specify either URI or label");
         assert_eq!(e.to_string(), "must specify either URI or label");
     }

@@ -141,7 +141,9 @@ impl ConnectOptions {
             found += 1;
         }
         if found == 0 {
-            return Err(Error::Config("CA certificate: no PEM certificate found".into()));
+            return Err(Error::Config(
+                "CA certificate: no PEM certificate found".into(),
+            ));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -197,7 +199,11 @@ impl CallStats {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counts
             .lock()
-            .map(|c| c.iter().map(|((f, m), n)| (format!("{f}.{m}"), *n)).collect())
+            .map(|c| {
+                c.iter()
+                    .map(|((f, m), n)| (format!("{f}.{m}"), *n))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -255,7 +261,11 @@ impl Session {
     }
 
     /// The highest version of `facade` that both sides speak.
-    pub(crate) fn facade_version(&self, facade: &'static str, supported: &'static [u32]) -> Result<u32> {
+    pub(crate) fn facade_version(
+        &self,
+        facade: &'static str,
+        supported: &'static [u32],
+    ) -> Result<u32> {
         self.facades
             .get(facade)
             .and_then(|offered| {
@@ -339,7 +349,10 @@ impl Session {
             }
         };
         let Some(waiter) = self.lock_pending().remove(&frame.request_id) else {
-            debug!(request_id = frame.request_id, "response to a call nobody waits for");
+            debug!(
+                request_id = frame.request_id,
+                "response to a call nobody waits for"
+            );
             return;
         };
         let reply = match frame.error {
@@ -531,7 +544,11 @@ async fn supervise(shared: Arc<Shared>, shutdown: CancellationToken) {
                 shared.state.send_replace(State::Connecting);
                 // A session that lived a while resets the backoff; one that died at
                 // once (a flapping server) keeps backing off.
-                attempt = if since.elapsed() > shared.options.backoff.max { 0 } else { attempt + 1 };
+                attempt = if since.elapsed() > shared.options.backoff.max {
+                    0
+                } else {
+                    attempt + 1
+                };
             }
             Err(failure @ Failure::Login { .. }) => {
                 // Wrong credentials, no access or an unknown model do not heal by
@@ -559,7 +576,11 @@ async fn supervise(shared: Arc<Shared>, shutdown: CancellationToken) {
 async fn establish(shared: &Shared) -> std::result::Result<Arc<Session>, Failure> {
     let mut last = None;
     for endpoint in &shared.options.endpoints {
-        let attempt = tokio::time::timeout(shared.options.connect_timeout, dial_and_login(shared, endpoint)).await;
+        let attempt = tokio::time::timeout(
+            shared.options.connect_timeout,
+            dial_and_login(shared, endpoint),
+        )
+        .await;
         match attempt {
             Ok(Ok(session)) => return Ok(session),
             Ok(Err(failure @ Failure::Login { .. })) => return Err(failure),
@@ -578,7 +599,10 @@ async fn establish(shared: &Shared) -> std::result::Result<Arc<Session>, Failure
     }))
 }
 
-async fn dial_and_login(shared: &Shared, endpoint: &str) -> std::result::Result<Arc<Session>, Failure> {
+async fn dial_and_login(
+    shared: &Shared,
+    endpoint: &str,
+) -> std::result::Result<Arc<Session>, Failure> {
     let connect_failure = |detail: String| Failure::Connect {
         endpoint: endpoint.to_owned(),
         detail,
@@ -587,7 +611,8 @@ async fn dial_and_login(shared: &Shared, endpoint: &str) -> std::result::Result<
         .await
         .map_err(|e| connect_failure(format!("tcp: {e}")))?;
     let _ = tcp.set_nodelay(true);
-    let server_name = ServerName::try_from(JUJU_SERVER_NAME).map_err(|e| connect_failure(e.to_string()))?;
+    let server_name =
+        ServerName::try_from(JUJU_SERVER_NAME).map_err(|e| connect_failure(e.to_string()))?;
     let tls = tokio_rustls::TlsConnector::from(shared.tls.clone())
         .connect(server_name, tcp)
         .await
@@ -636,8 +661,8 @@ async fn dial_and_login(shared: &Shared, endpoint: &str) -> std::result::Result<
     let reply = loop {
         match stream.next().await {
             Some(Ok(Message::Text(text))) => {
-                let frame: wire::ResponseFrame =
-                    serde_json::from_str(&text).map_err(|e| connect_failure(format!("login answer: {e}")))?;
+                let frame: wire::ResponseFrame = serde_json::from_str(&text)
+                    .map_err(|e| connect_failure(format!("login answer: {e}")))?;
                 if frame.request_id == login_id {
                     break frame;
                 }
@@ -670,7 +695,9 @@ async fn dial_and_login(shared: &Shared, endpoint: &str) -> std::result::Result<
     if let Target::Model(uuid) = &shared.target {
         let expected = format!("model-{uuid}");
         if result.model_tag.as_deref() != Some(expected.as_str()) {
-            return Err(connect_failure("mismatched model tag in login result".into()));
+            return Err(connect_failure(
+                "mismatched model tag in login result".into(),
+            ));
         }
     }
     session.facades = result
@@ -738,12 +765,23 @@ async fn dial_and_login(shared: &Shared, endpoint: &str) -> std::result::Result<
                 _ = ticker.tick() => {}
                 () = ping_closed.cancelled() => break,
             }
-            let Some(session) = pinger.upgrade() else { break };
-            let Ok(version) = session.facade_version("Pinger", &[1]) else { continue };
+            let Some(session) = pinger.upgrade() else {
+                break;
+            };
+            let Ok(version) = session.facade_version("Pinger", &[1]) else {
+                continue;
+            };
             stats.record("Pinger", "Ping");
             let deadline = Instant::now() + ping_timeout;
             let ping = session
-                .request("Pinger", version, "Ping", &wire::Empty {}, deadline, ping_timeout)
+                .request(
+                    "Pinger",
+                    version,
+                    "Ping",
+                    &wire::Empty {},
+                    deadline,
+                    ping_timeout,
+                )
                 .await;
             if let Err(e) = ping {
                 warn!(error = %e, "keepalive ping failed; dropping the connection");
@@ -775,13 +813,23 @@ mod tests {
 
     #[test]
     fn password_is_redacted() {
-        let options = ConnectOptions::new(vec!["127.0.0.1:1".into()], "", "admin", Password::new("s3cr3t-pw"));
+        let options = ConnectOptions::new(
+            vec!["127.0.0.1:1".into()],
+            "",
+            "admin",
+            Password::new("s3cr3t-pw"),
+        );
         assert!(!format!("{options:?}").contains("s3cr3t-pw"));
     }
 
     #[test]
     fn a_ca_that_is_not_pem_is_a_config_error() {
-        let options = ConnectOptions::new(vec!["127.0.0.1:1".into()], "not a pem", "admin", Password::new("x"));
+        let options = ConnectOptions::new(
+            vec!["127.0.0.1:1".into()],
+            "not a pem",
+            "admin",
+            Password::new("x"),
+        );
         assert!(matches!(options.tls_config(), Err(Error::Config(_))));
     }
 }

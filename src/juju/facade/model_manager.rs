@@ -130,7 +130,11 @@ impl JujuClient {
         }
         let info = item.result.ok_or_else(|| protocol("result missing"))?;
         let model = Model {
-            owner: info.owner_tag.strip_prefix("user-").unwrap_or(&info.owner_tag).to_owned(),
+            owner: info
+                .owner_tag
+                .strip_prefix("user-")
+                .unwrap_or(&info.owner_tag)
+                .to_owned(),
             name: info.name,
             uuid: info.uuid,
             model_type: info.model_type,
@@ -149,14 +153,21 @@ impl JujuClient {
             model: spec.to_owned(),
         };
         match ModelSpec::parse(spec) {
-            ModelSpec::Uuid(uuid) => models.into_iter().find(|m| m.uuid == uuid).ok_or_else(not_found),
+            ModelSpec::Uuid(uuid) => models
+                .into_iter()
+                .find(|m| m.uuid == uuid)
+                .ok_or_else(not_found),
             ModelSpec::Qualified { owner, name } => models
                 .into_iter()
                 .find(|m| m.owner == owner && m.name == name)
                 .ok_or_else(not_found),
             ModelSpec::Name(name) => {
-                let mut matches: Vec<Model> = models.into_iter().filter(|m| m.name == name).collect();
-                if let Some(own) = matches.iter().position(|m| m.owner == self.options().username) {
+                let mut matches: Vec<Model> =
+                    models.into_iter().filter(|m| m.name == name).collect();
+                if let Some(own) = matches
+                    .iter()
+                    .position(|m| m.owner == self.options().username)
+                {
                     return Ok(matches.swap_remove(own));
                 }
                 match matches.len() {

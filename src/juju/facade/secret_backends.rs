@@ -125,7 +125,11 @@ impl JujuClient {
 
     /// Lists backends (all when `names` is empty), sorted by ID as Juju does. With
     /// `reveal` the credentials are included (needs controller superuser).
-    pub async fn list_secret_backends(&self, names: &[String], reveal: bool) -> Result<Vec<BackendInfo>> {
+    pub async fn list_secret_backends(
+        &self,
+        names: &[String],
+        reveal: bool,
+    ) -> Result<Vec<BackendInfo>> {
         let params = wire::ListSecretBackendsArgs {
             names: (!names.is_empty()).then_some(names),
             reveal,
@@ -186,7 +190,10 @@ impl JujuClient {
         let params = wire::RemoveSecretBackendArgs {
             args: names
                 .iter()
-                .map(|(name, force)| wire::RemoveSecretBackendArg { name, force: *force })
+                .map(|(name, force)| wire::RemoveSecretBackendArg {
+                    name,
+                    force: *force,
+                })
                 .collect(),
         };
         let answer: wire::ErrorResults = self

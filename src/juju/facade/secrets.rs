@@ -63,7 +63,11 @@ impl SecretUri {
 
     /// `secret://<model-uuid>/<id>`.
     pub fn full(&self, model_uuid: &str) -> String {
-        format!("secret://{}/{}", self.source_uuid.as_deref().unwrap_or(model_uuid), self.id)
+        format!(
+            "secret://{}/{}",
+            self.source_uuid.as_deref().unwrap_or(model_uuid),
+            self.id
+        )
     }
 }
 
@@ -77,7 +81,9 @@ impl fmt::Display for SecretUri {
 /// last character carries only one data bit (`0` or `g`).
 pub fn is_secret_id(id: &str) -> bool {
     id.len() == 20
-        && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b))
         && matches!(id.as_bytes().last(), Some(b'0' | b'g'))
 }
 
@@ -248,9 +254,11 @@ impl SecretInfo {
             None => None,
             Some(v) => Some(match (v.error, v.data) {
                 (Some(e), _) if !e.message.is_empty() => Err(e.into()),
-                (_, data) => SecretContent::from_wire(&data.unwrap_or_default()).map_err(|e: ContentError| {
-                    ApiError::new("not valid", format!("content of {} from Juju: {e}", r.uri))
-                }),
+                (_, data) => SecretContent::from_wire(&data.unwrap_or_default()).map_err(
+                    |e: ContentError| {
+                        ApiError::new("not valid", format!("content of {} from Juju: {e}", r.uri))
+                    },
+                ),
             }),
         };
         Ok(Self {
@@ -297,7 +305,9 @@ impl JujuClient {
                 .map(|s| wire::CreateSecretArg {
                     description: s.description.as_deref(),
                     label: s.label.as_deref(),
-                    content: wire::ContentParams { data: Some(&s.content) },
+                    content: wire::ContentParams {
+                        data: Some(&s.content),
+                    },
                     owner_tag: "",
                 })
                 .collect(),
@@ -344,7 +354,9 @@ impl JujuClient {
                     wire::UpdateUserSecretArg {
                         description: u.description.as_deref(),
                         label: u.label.as_deref(),
-                        content: wire::ContentParams { data: u.content.as_ref() },
+                        content: wire::ContentParams {
+                            data: u.content.as_ref(),
+                        },
                         uri,
                         existing_label,
                         auto_prune: u.auto_prune,
@@ -467,7 +479,9 @@ mod tests {
         let short = SecretUri::parse("secret:9fvb66662rqormfsip9g").unwrap();
         assert_eq!(short.id(), "9fvb66662rqormfsip9g");
         assert_eq!(short.short(), "secret:9fvb66662rqormfsip9g");
-        let full = SecretUri::parse("secret://26e9b4dd-e657-4a2c-8f25-222c879fd45d/9fvb66662rqormfsip9g").unwrap();
+        let full =
+            SecretUri::parse("secret://26e9b4dd-e657-4a2c-8f25-222c879fd45d/9fvb66662rqormfsip9g")
+                .unwrap();
         assert_eq!(full.id(), short.id());
         assert_eq!(
             full.full("ignored"),

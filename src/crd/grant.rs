@@ -1,0 +1,97 @@
+//! `JujuSecretGrant`: which Juju applications may read a secret.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::condition::Condition;
+
+/// View access for Juju applications to one Juju secret. Grants are reconciled per
+/// secret as the union of every JujuSecretGrant naming it; grants made outside the
+/// operator are never revoked.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "secrets.juju.is",
+    version = "v1alpha1",
+    kind = "JujuSecretGrant",
+    namespaced,
+    status = "JujuSecretGrantStatus",
+    shortname = "jsg",
+    category = "juju",
+    printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".status.secretId"}"#,
+    printcolumn = r#"{"name":"Granted","type":"integer","jsonPath":".status.grantedCount"}"#,
+    printcolumn = r#"{"name":"Wanted","type":"integer","jsonPath":".status.wantedCount"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.secretRef) != has(self.external)",
+     "message": "exactly one of secretRef or external is required"}
+]))]
+pub struct JujuSecretGrantSpec {
+    /// A JujuSecret in the same namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalSecretRef>,
+    /// A Juju secret made outside the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSecret>,
+    /// Juju application names that may read the secret.
+    #[schemars(length(min = 1))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub applications: Vec<String>,
+}
+
+/// A JujuSecret in the grant's namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LocalSecretRef {
+    /// `metadata.name` of the JujuSecret.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// A Juju secret not managed by the operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.name) != has(self.uri)", "message": "exactly one of name or uri is required"}
+]))]
+pub struct ExternalSecret {
+    /// The model: name, `owner/name` or UUID.
+    #[schemars(length(min = 1))]
+    pub model: String,
+    /// The secret's name (label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The secret's URI, `secret:<id>` or `secret://<model-uuid>/<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+/// What the operator last saw and did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JujuSecretGrantStatus {
+    /// Short URI of the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
+    /// Applications that hold the grant.
+    #[serde(default)]
+    pub granted_applications: Vec<String>,
+    /// Applications that do not exist yet; retried with backoff.
+    #[serde(default)]
+    pub pending_applications: Vec<String>,
+    /// Number of granted applications (for `kubectl get`).
+    #[serde(default)]
+    pub granted_count: u32,
+    /// Number of wanted applications (for `kubectl get`).
+    #[serde(default)]
+    pub wanted_count: u32,
+    /// `metadata.generation` of the spec this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions, keyed by type.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
