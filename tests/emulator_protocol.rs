@@ -1,5 +1,8 @@
 //! Wire-level tests of the Juju controller emulator, driven by a raw TLS websocket client.
 
+// The helpers below are test code too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -240,6 +240,8 @@ fn reject(status: StatusCode, text: &str) -> ErrorResponse {
     resp
 }
 
+// The handshake callback's error type is fixed by tungstenite.
+#[allow(clippy::result_large_err)]
 async fn handle_tcp(
     tcp: TcpStream,
     peer: SocketAddr,
