@@ -49,7 +49,7 @@ class Emulator:
     """One running juju-emulator process and what its connection.json says."""
 
     state_dir: Path
-    frame_log: Path
+    frame_log: Path | None  # None: no --frame-log (JUJU_EMULATOR_FRAME_LOG may apply)
     seed: Path | None = None
     env: dict | None = None
     proc: subprocess.Popen | None = None
@@ -79,9 +79,9 @@ class Emulator:
             "127.0.0.1:0",
             "--state-dir",
             str(self.state_dir),
-            "--frame-log",
-            str(self.frame_log),
         ]
+        if self.frame_log is not None:
+            cmd += ["--frame-log", str(self.frame_log)]
         if self.seed:
             cmd += ["--seed", str(self.seed)]
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:

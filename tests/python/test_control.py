@@ -75,9 +75,15 @@ async def test_control_unknown_request(emulator):
     assert ei.value.message
 
 
-async def test_control_needs_no_login_but_rpc_paths_do(emulator):
-    # a normal API path does not accept the Emulator facade
+async def test_rpc_paths_do_not_serve_the_control_facade(emulator):
+    # On /api the controller-facade restriction runs first (juju-api.md §1.1), so any
+    # facade outside the controller set, unknown ones included, is "not supported".
     async with RawConn.open(emulator, "/api") as c:
+        await c.login(emulator)
+        reply, _ = await c.call("Emulator", 1, "CallCounts", {})
+        assert reply.get("error") == 'facade "Emulator" not supported for controller API connection'
+        assert reply.get("error-code") == "not supported"
+    async with RawConn.open(emulator, f"/model/{emulator.model_uuid}/api") as c:
         await c.login(emulator)
         reply, _ = await c.call("Emulator", 1, "CallCounts", {})
         assert reply.get("error") == 'unknown object type "Emulator"'

@@ -66,24 +66,33 @@ def test_session_frame_logs_validate(schemas):
     assert rep.validated > 0
 
 
-def test_env_frame_log_dir(frame_log_dir, tmp_path):
-    """JUJU_EMULATOR_FRAME_LOG=<dir> makes an emulator write <dir>/<random>.jsonl."""
+def test_env_frame_log_dir(tmp_path, schemas):
+    """JUJU_EMULATOR_FRAME_LOG=<dir> makes an emulator started without --frame-log
+    write <dir>/<random>.jsonl (an explicit --frame-log takes precedence)."""
     import asyncio
 
     envdir = tmp_path / "envlogs"
     envdir.mkdir()
+    (tmp_path / "state").mkdir()
 
     async def ping(emu):
         async with RawConn.open(emu, "/api") as c:
             await c.login(emu)
             await c.call("Pinger", 1, "Ping")
 
-    with conftest.running_emulator(frame_log_dir, env={"JUJU_EMULATOR_FRAME_LOG": str(envdir)}) as emu:
+    emu = conftest.Emulator(state_dir=tmp_path / "state", frame_log=None,
+                            env={"JUJU_EMULATOR_FRAME_LOG": str(envdir)})
+    try:
+        emu.start()
         asyncio.run(ping(emu))
+    finally:
+        emu.stop()
     files = list(envdir.glob("*.jsonl"))
-    assert files, "no <random>.jsonl written under JUJU_EMULATOR_FRAME_LOG"
-    entries = [json.loads(line) for f in files for line in f.read_text().splitlines() if line]
+    assert len(files) == 1, f"expected one <random>.jsonl under JUJU_EMULATOR_FRAME_LOG: {files}"
+    entries = [json.loads(line) for line in files[0].read_text().splitlines() if line]
     assert any(e.get("type") == "Pinger" and e.get("conn") == "controller" for e in entries)
+    rep = frames.validate_files(files, schemas)
+    assert not rep.problems, rep.problems
 
 
 # ---------------------------------------------------------------------------- (b)
