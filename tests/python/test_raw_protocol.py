@@ -584,3 +584,93 @@ async def test_backend_names_filter_and_counts(fresh_emulator):
         assert keys == sorted(keys)
         reply, _ = await c.call("ModelManager", 10, "ListModels", {"tag": "foo"})
         assert _err(reply) == ('"foo" is not a valid user tag', None)
+
+
+async def _backend_call(c: RawConn, method: str, args: list) -> list:
+    reply, text = await c.call("SecretBackends", 1, method, {"args": args})
+    _assert_envelope(reply, text)
+    assert "error" not in reply, reply
+    return reply["response"]["results"]
+
+
+async def test_backend_wire_validation(emulator):
+    v = unique("bw")
+    ep = "https://127.0.0.1:8200"
+    await emulator.control("SetBackendReachable", {"name": v, "reachable": True})
+    async with RawConn.open(emulator, "/api") as c:
+        await c.login(emulator)
+        r = await _backend_call(c, "AddSecretBackends", [
+            {"name": "", "backend-type": "vault", "config": {"endpoint": ep}},
+            {"name": v, "backend-type": "vault", "config": {"endpoint": ep},
+             "token-rotate-interval": 600 * 10**9},
+            {"name": v, "backend-type": "vault", "config": {"endpoint": ep},
+             "token-rotate-interval": 0},
+            {"name": v, "backend-type": "vault",
+             "config": {"endpoint": ep, "client-cert": "PEM"}},
+            {"name": v, "backend-type": "vault",
+             "config": {"endpoint": ep, "mount-path": "secrets", "namespace": "ns"},
+             "token-rotate-interval": 3600 * 10**9},
+        ])
+        assert r[0]["error"] == {"message": "missing backend name not valid", "code": "not valid"}
+        assert r[1]["error"] == {"message": 'token rotate interval "10m0s" less than 1h not valid',
+                                 "code": "not valid"}
+        assert r[2]["error"] == {"message": "secret backend missing next rotate time not valid",
+                                 "code": "not valid"}
+        assert r[3]["error"]["message"].startswith('invalid config for provider "vault": ')
+        assert r[3]["error"]["message"].endswith("vault config missing client key not valid")
+        assert r[4] == {}, "mount-path is a valid vault key on 3.6.12+"
+
+        reply, _ = await c.call("SecretBackends", 1, "ListSecretBackends",
+                                {"names": [v], "reveal": True})
+        (b,) = reply["response"]["results"]
+        assert b["result"]["token-rotate-interval"] == 3600 * 10**9
+        assert b["result"]["config"] == {"endpoint": ep, "mount-path": "secrets", "namespace": "ns"}
+
+        # reset deletes keys; immutable keys stay immutable (namespace from 3.6.12)
+        r = await _backend_call(c, "UpdateSecretBackends", [
+            {"name": v, "config": {"tls-server-name": "x"}, "token-rotate-interval": None},
+        ])
+        assert r == [{}]
+        r = await _backend_call(c, "UpdateSecretBackends", [
+            {"name": v, "reset": ["tls-server-name"], "token-rotate-interval": None},
+            {"name": v, "config": {"namespace": "other"}, "token-rotate-interval": None},
+            {"name": v, "config": {"mount-path": "other"}, "token-rotate-interval": None},
+            {"name": "", "token-rotate-interval": None},
+        ])
+        assert r[0] == {}
+        assert r[1]["error"]["message"] == \
+            'invalid config for provider "vault": cannot change immutable field "namespace"'
+        assert r[2]["error"]["message"] == \
+            'invalid config for provider "vault": cannot change immutable field "mount-path"'
+        assert r[3]["error"] == {"message": "missing backend name not valid", "code": "not valid"}
+        reply, _ = await c.call("SecretBackends", 1, "ListSecretBackends",
+                                {"names": [v], "reveal": True})
+        assert "tls-server-name" not in reply["response"]["results"][0]["result"]["config"]
+
+        r = await _backend_call(c, "RemoveSecretBackends", [
+            {"name": "auto"}, {"name": ""}, {"name": v}])
+        assert r[0]["error"] == {"message": "backend %!q(MISSING) not valid", "code": "not valid"}
+        assert r[1]["error"] == {"message": "missing backend name not valid", "code": "not valid"}
+        assert r[2] == {}
+
+
+async def test_kubernetes_backend_rules(emulator):
+    k = unique("k8s")
+    await emulator.control("SetBackendReachable", {"name": k, "reachable": True})
+    async with RawConn.open(emulator, "/api") as c:
+        await c.login(emulator)
+        cfg = {"endpoint": "https://127.0.0.1:6443", "namespace": "secrets"}
+        r = await _backend_call(c, "AddSecretBackends", [
+            {"name": k, "backend-type": "kubernetes", "config": cfg,
+             "token-rotate-interval": 3600 * 10**9},
+            {"name": k, "backend-type": "kubernetes", "config": {"endpoint": cfg["endpoint"]}},
+            {"name": k, "backend-type": "kubernetes", "config": cfg | {"token": "t"}},
+        ])
+        assert r[0]["error"]["message"].endswith("k8s config missing service account not valid")
+        assert r[1]["error"]["message"].startswith('invalid config for provider "kubernetes": ')
+        assert r[2] == {}
+        reply, _ = await c.call("SecretBackends", 1, "ListSecretBackends",
+                                {"names": [k], "reveal": False})
+        (b,) = reply["response"]["results"]
+        assert b["result"]["backend-type"] == "kubernetes"
+        assert b["result"]["config"] == cfg, "token is hidden without reveal"
