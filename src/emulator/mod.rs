@@ -129,15 +129,21 @@ impl EmulatorConfig {
     }
 }
 
-/// A running emulator. Dropping it without [`Emulator::shutdown`] stops accepting
-/// connections when the runtime drops the server task.
+/// A running emulator. Dropping it without [`Emulator::shutdown`] also stops the server
+/// and closes its connections, in the background.
 pub struct Emulator {
     info: ConnectionInfo,
     endpoint: SocketAddr,
     faults: Faults,
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+    }
 }
 
 impl std::fmt::Debug for Emulator {
@@ -222,7 +228,7 @@ impl Emulator {
             faults,
             shared,
             shutdown_tx,
-            server,
+            server: Some(server),
         })
     }
 
@@ -255,9 +261,11 @@ impl Emulator {
     }
 
     /// Stops listening, closes every connection and writes the state out.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown_tx.send(true);
-        if let Err(e) = self.server.await {
+        if let Some(server) = self.server.take()
+            && let Err(e) = server.await
+        {
             tracing::warn!(error = %e, "emulator server task failed");
         }
         self.shared.flush();

@@ -393,7 +393,6 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<(), Emulato
     }
     let mut file = options.open(&tmp).map_err(io_err)?;
     file.write_all(bytes).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(io_err)
 }
