@@ -674,3 +674,31 @@ async def test_kubernetes_backend_rules(emulator):
         (b,) = reply["response"]["results"]
         assert b["result"]["backend-type"] == "kubernetes"
         assert b["result"]["config"] == cfg, "token is hidden without reveal"
+
+
+async def test_create_with_supplied_uri(fresh_emulator):
+    """3.3 – 3.6.14 use a supplied URI as the new secret's ID (3.6.15+ reject it)."""
+    emulator = fresh_emulator
+    given = "secret:9fvb66662rqormfsip9g"
+    async with RawConn.open(emulator, _model_path(emulator)) as c:
+        await c.login(emulator)
+        reply = await _create(c, unique("given"), {"a": b64("1")}, uri=given)
+        assert reply["response"]["results"] == [{"result": given}]
+        (s,) = await _list(c, emulator, uri=given)
+        assert s["uri"] == given
+
+
+async def test_reader_login_and_second_login_on_api(emulator):
+    reader = emulator.user_with_access("read")
+    async with RawConn.open(emulator, _model_path(emulator)) as c:
+        reply = await c.login(emulator, user=reader)
+        ui = reply["response"]["user-info"]
+        assert ui["identity"] == f"user-{reader}"
+        assert ui["model-access"] == "read"
+        assert ui["controller-access"] == "login"
+    async with RawConn.open(emulator, "/api") as c:
+        await c.login(emulator)
+        reply = await c.login(emulator)
+        # [inferred] in juju-api.md §2.3
+        assert _err(reply) == ('facade "Admin" not supported for controller API connection',
+                               "not supported")
