@@ -40,7 +40,9 @@
 //!
 //! With [`EmulatorConfig::frame_log`] set, or with the environment variable
 //! `JUJU_EMULATOR_FRAME_LOG=<dir>` (then each instance writes `<dir>/<random>.jsonl`),
-//! every API call is appended as one JSON line; see [`frame_log`].
+//! every API call is appended as one JSON line; see [`frame_log`]. The log holds requests
+//! and responses verbatim, Login passwords and revealed secret content included, so it is
+//! meant for test runs only. Tracing output never contains secret values.
 
 mod facades;
 mod faults;
@@ -232,7 +234,8 @@ impl Emulator {
         })
     }
 
-    /// What clients need to connect (the content of `connection.json`, as at start).
+    /// What clients need to connect: the content of `connection.json`, as written at start
+    /// (applications added later are not reflected).
     pub fn connection_info(&self) -> &ConnectionInfo {
         &self.info
     }
