@@ -3,6 +3,8 @@
 //!
 //! Every emulator here logs its frames under `target/tmp/frame-logs/`; the Python suite
 //! validates those frames against Juju's facade schemas.
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
@@ -219,7 +221,10 @@ async fn secret_lifecycle_create_update_rename_prune_remove() {
         secret: SecretSelector::Uri(uri.clone()),
         revisions: None,
     };
-    client.remove_secrets(m, &[removal.clone()]).await.unwrap()[0]
+    client
+        .remove_secrets(m, std::slice::from_ref(&removal))
+        .await
+        .unwrap()[0]
         .clone()
         .unwrap();
     assert!(

@@ -57,6 +57,12 @@ impl fmt::Debug for SecretValue {
     }
 }
 
+impl From<Vec<u8>> for SecretValue {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
 impl From<&str> for SecretValue {
     fn from(s: &str) -> Self {
         Self::new(s.as_bytes().to_vec())
