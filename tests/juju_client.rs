@@ -608,6 +608,56 @@ async fn secret_backends_add_list_update_assign_and_remove() {
 }
 
 #[tokio::test]
+async fn a_misspelled_token_key_never_comes_back_in_an_error() {
+    let env = start("misspelled_token").await;
+    let client = env.client("admin");
+    let mut config = BackendConfig::default();
+    config.insert("endpoint", "https://vault.example:8200");
+    config.insert("Token", "s.leaky-token-value");
+    let err = client
+        .add_secret_backends(&[NewBackend {
+            name: "typo".into(),
+            backend_type: "vault".into(),
+            token_rotate_interval: None,
+            config,
+        }])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap_err();
+    assert!(err.message.contains("unknown key \"Token\""), "{err}");
+    assert!(!err.to_string().contains("leaky"), "{err}");
+    assert!(!format!("{err:?}").contains("leaky"));
+}
+
+#[tokio::test]
+async fn an_empty_revision_list_is_refused_before_sending() {
+    let env = start("empty_revisions").await;
+    let client = env.client("admin");
+    let m = env.model_uuid.as_str();
+    client
+        .create_secrets(m, &[new_secret("keep-me", &[("value", "v")])])
+        .await
+        .unwrap();
+    let removal = SecretRemoval {
+        secret: SecretSelector::Label("keep-me".into()),
+        revisions: Some(vec![]),
+    };
+    assert!(matches!(
+        client.remove_secrets(m, &[removal]).await,
+        Err(Error::Config(_))
+    ));
+    assert_eq!(
+        client
+            .list_secrets(m, &SecretFilter::user_secrets(m), false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_backend_is_reported_and_refused() {
     let env = start("unreachable_backend").await;
     let client = env.client("admin");
@@ -842,16 +892,23 @@ async fn calls_time_out_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn a_hundred_concurrent_requests_share_one_connection() {
     let env = start("concurrency").await;
-    let client = env.client("admin");
+    let mut options = env.options("admin");
+    options.call_timeout = Duration::from_secs(5);
+    let client = JujuClient::new(options).unwrap();
     let m = env.model_uuid.as_str();
     let batch: Vec<NewSecret> = (0..10)
         .map(|i| new_secret(&format!("c-{i}"), &[("value", "v")]))
         .collect();
     client.create_secrets(m, &batch).await.unwrap();
     let logins_before = env.emulator.call_count("Admin", "Login");
-    // Responses come back out of order when the server is slow on some of them.
-    env.emulator.faults().set_delay(Duration::from_millis(20));
-    let calls = (0..100).map(|i| {
+    // Every ListSecrets answer is held 200 ms while ModelGet answers at once, so
+    // answers arrive out of order; one call at a time would need 20 s and time out.
+    env.emulator.faults().set_delay_for(
+        Some("Secrets"),
+        Some("ListSecrets"),
+        Duration::from_millis(200),
+    );
+    let lists = (0..100).map(|i| {
         let client = client.clone();
         async move {
             let label = format!("c-{}", i % 10);
@@ -868,7 +925,15 @@ async fn a_hundred_concurrent_requests_share_one_connection() {
             Ok::<_, Error>((label, found))
         }
     });
-    let results = futures::future::join_all(calls).await;
+    let gets = (0..20).map(|_| client.secret_backend(m));
+    let (results, backends) = futures::future::join(
+        futures::future::join_all(lists),
+        futures::future::join_all(gets),
+    )
+    .await;
+    for backend in backends {
+        assert_eq!(backend.unwrap(), AUTO_BACKEND);
+    }
     for r in results {
         let (label, found) = r.unwrap();
         assert_eq!(found.len(), 1);

@@ -66,6 +66,11 @@ impl JujuClient {
 
     /// The connection to `/model/<uuid>/api`, opened on first use.
     pub fn model(&self, model_uuid: &str) -> Result<Connection> {
+        if !super::facade::model_manager::is_uuid(model_uuid) {
+            return Err(super::error::Error::ModelNotFound {
+                model: model_uuid.to_owned(),
+            });
+        }
         self.connection(Target::Model(model_uuid.to_owned()))
     }
 
@@ -80,6 +85,13 @@ impl JujuClient {
     /// Counters of the calls made so far, per `Facade.Method`.
     pub fn stats(&self) -> &CallStats {
         &self.stats
+    }
+
+    /// The content size limits for secrets of one model, from the version the model's
+    /// connection reported at login.
+    pub async fn model_content_limits(&self, model_uuid: &str) -> Result<ContentLimits> {
+        let version = self.model(model_uuid)?.server_version().await?;
+        Ok(ContentLimits::for_server_version(&version))
     }
 
     /// The content size limits Juju's own client applies for this controller's version.

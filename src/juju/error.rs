@@ -118,6 +118,13 @@ pub(crate) struct WireError {
     pub code: String,
 }
 
+impl WireError {
+    /// True when the object reports an error: Juju may leave either field empty.
+    pub fn is_error(&self) -> bool {
+        !self.message.is_empty() || !self.code.is_empty()
+    }
+}
+
 impl From<WireError> for ApiError {
     fn from(e: WireError) -> Self {
         ApiError::new(&e.code, e.message)
@@ -190,7 +197,8 @@ pub enum Error {
         /// The model as the caller gave it.
         model: String,
     },
-    /// A bare model name matches models of several owners; write `owner/name`.
+    /// A bare model name matches no model of the logged-in user, but models of other
+    /// owners; write `owner/name`.
     #[error("model name {model:?} is ambiguous: write one of {candidates:?}")]
     AmbiguousModel {
         /// The model as the caller gave it.

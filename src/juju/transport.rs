@@ -306,21 +306,23 @@ impl Session {
         })?;
         let (tx, rx) = oneshot::channel();
         self.lock_pending().insert(request_id, tx);
+        // Removes the entry however this call ends: answered, timed out, or dropped by
+        // its caller mid-flight.
+        let _pending = PendingGuard {
+            session: self,
+            request_id,
+        };
         if self.is_closed() || self.outgoing.send(Message::text(text)).is_err() {
-            self.lock_pending().remove(&request_id);
             return Err(Error::ConnectionLost { facade, method });
         }
         let started = Instant::now();
         let outcome = tokio::time::timeout_at(deadline, rx).await;
         match outcome {
-            Err(_) => {
-                self.lock_pending().remove(&request_id);
-                Err(Error::Timeout {
-                    facade,
-                    method,
-                    after: timeout,
-                })
-            }
+            Err(_) => Err(Error::Timeout {
+                facade,
+                method,
+                after: timeout,
+            }),
             Ok(Err(_)) => Err(Error::ConnectionLost { facade, method }),
             Ok(Ok(reply)) => {
                 debug!(facade, method, request_id, elapsed = ?started.elapsed(), ok = reply.is_ok(), "juju call");
@@ -355,14 +357,29 @@ impl Session {
             );
             return;
         };
-        let reply = match frame.error {
-            Some(message) if !message.is_empty() => Err(ApiError::new(
-                frame.error_code.as_deref().unwrap_or(""),
-                message,
-            )),
-            _ => Ok(frame.response.unwrap_or(Value::Object(Default::default()))),
+        let code = frame.error_code.unwrap_or_default();
+        let message = frame.error.unwrap_or_default();
+        let reply = if message.is_empty() && code.is_empty() {
+            Ok(frame.response.unwrap_or(Value::Object(Default::default())))
+        } else if code.is_empty() && message.starts_with("no such request ") {
+            // Juju's own RPC client gives this code to codeless "no such request" errors.
+            Err(ApiError::new("not implemented", message))
+        } else {
+            Err(ApiError::new(&code, message))
         };
         let _ = waiter.send(reply);
+    }
+}
+
+/// Removes a call's entry from the pending map when the call ends.
+struct PendingGuard<'a> {
+    session: &'a Session,
+    request_id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.session.lock_pending().remove(&self.request_id);
     }
 }
 
@@ -429,6 +446,15 @@ impl Connection {
         if options.endpoints.is_empty() {
             return Err(Error::Config("no Juju controller endpoint given".into()));
         }
+        for (name, d) in [
+            ("call timeout", options.call_timeout),
+            ("connect timeout", options.connect_timeout),
+            ("ping interval", options.ping_interval),
+        ] {
+            if d.is_zero() {
+                return Err(Error::Config(format!("{name} must be greater than zero")));
+            }
+        }
         let tls = options.tls_config()?;
         let (state, _) = watch::channel(State::Connecting);
         let shared = Arc::new(Shared {
@@ -493,7 +519,7 @@ impl Connection {
         params: &P,
     ) -> Result<R> {
         let timeout = self.shared.options.call_timeout;
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let session = self.session(deadline).await?;
         let version = session.facade_version(facade, versions)?;
         self.shared.stats.record(facade, method);
@@ -503,15 +529,31 @@ impl Connection {
         serde_json::from_value(value).map_err(|e| Error::Protocol {
             facade,
             method,
-            detail: e.to_string(),
+            detail: decode_failure(&e),
         })
     }
 
     /// The controller version reported at login, once connected.
     pub async fn server_version(&self) -> Result<String> {
-        let deadline = Instant::now() + self.shared.options.call_timeout;
+        let deadline = deadline_after(self.shared.options.call_timeout);
         Ok(self.session(deadline).await?.server_version.clone())
     }
+}
+
+/// Describes a decoding failure without quoting the data: serde's messages can contain
+/// the value that did not fit, and answers carry secret content.
+pub(crate) fn decode_failure(e: &serde_json::Error) -> String {
+    format!(
+        "answer does not have the expected shape ({:?} error)",
+        e.classify()
+    )
+}
+
+/// `now + d`, saturating far in the future instead of overflowing.
+fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 async fn supervise(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -524,6 +566,14 @@ async fn supervise(shared: Arc<Shared>, shutdown: CancellationToken) {
                 () = shutdown.cancelled() => break,
             }
         }
+        // Calls made while this attempt runs wait for its outcome.
+        shared.state.send_if_modified(|state| match state {
+            State::Failed(Failure::Connect { .. }) => {
+                *state = State::Connecting;
+                true
+            }
+            _ => false,
+        });
         let established = tokio::select! {
             r = establish(&shared) => r,
             () = shutdown.cancelled() => break,
@@ -695,9 +745,10 @@ async fn dial_and_login(
     if let Target::Model(uuid) = &shared.target {
         let expected = format!("model-{uuid}");
         if result.model_tag.as_deref() != Some(expected.as_str()) {
-            return Err(connect_failure(
-                "mismatched model tag in login result".into(),
-            ));
+            return Err(Failure::Login {
+                target,
+                source: ApiError::new("", "mismatched model tag in login result"),
+            });
         }
     }
     session.facades = result
@@ -759,7 +810,8 @@ async fn dial_and_login(
     let stats = shared.stats.clone();
     let ping_closed = closed.clone();
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+        let mut ticker = tokio::time::interval_at(deadline_after(ping_interval), ping_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -772,7 +824,7 @@ async fn dial_and_login(
                 continue;
             };
             stats.record("Pinger", "Ping");
-            let deadline = Instant::now() + ping_timeout;
+            let deadline = deadline_after(ping_timeout);
             let ping = session
                 .request(
                     "Pinger",

@@ -399,7 +399,7 @@ pub struct ModelConfigResults {
     pub config: BTreeMap<String, ConfigValue>,
 }
 
-#[derive(Deserialize, Clone, Debug)]
+#[derive(Deserialize, Clone)]
 pub struct ConfigValue {
     #[serde(default)]
     pub value: Value,

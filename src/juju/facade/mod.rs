@@ -38,7 +38,7 @@ fn error_results(
     Ok(results
         .into_iter()
         .map(|r| match r.error {
-            Some(e) if !e.message.is_empty() || !e.code.is_empty() => Err(e.into()),
+            Some(e) if e.is_error() => Err(e.into()),
             _ => Ok(()),
         })
         .collect())
@@ -55,7 +55,7 @@ fn string_results(
     Ok(results
         .into_iter()
         .map(|r| match r.error {
-            Some(e) if !e.message.is_empty() || !e.code.is_empty() => Err(e.into()),
+            Some(e) if e.is_error() => Err(e.into()),
             _ => Ok(r.result),
         })
         .collect())

@@ -19,13 +19,23 @@ pub const SECRET_BACKEND_KEY: &str = "secret-backend";
 /// `<model>-local` on Kubernetes models). Juju's ModelSet accepts `auto`, not `internal`.
 pub const AUTO_BACKEND: &str = "auto";
 
-/// A config attribute and where its value comes from.
-#[derive(Clone, Debug)]
+/// A config attribute and where its value comes from. `Debug` leaves the value out:
+/// model admins get secret attributes back.
+#[derive(Clone)]
 pub struct ConfigAttribute {
     /// The value (any JSON).
     pub value: Value,
     /// `default`, `controller`, `region` or `model`.
     pub source: String,
+}
+
+impl std::fmt::Debug for ConfigAttribute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigAttribute")
+            .field("value", &"<redacted>")
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl JujuClient {

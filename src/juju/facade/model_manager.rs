@@ -1,7 +1,7 @@
 //! ModelManager (v9/v10, controller connection): finding a model's UUID.
 
 use crate::juju::JujuClient;
-use crate::juju::error::{Error, Result};
+use crate::juju::error::{Error, Result, WireError};
 use crate::juju::wire;
 
 const FACADE: &str = "ModelManager";
@@ -121,7 +121,7 @@ impl JujuClient {
             .into_iter()
             .next()
             .ok_or_else(|| protocol("no result"))?;
-        if let Some(e) = item.error.filter(|e| !e.message.is_empty()) {
+        if let Some(e) = item.error.filter(WireError::is_error) {
             return Err(Error::Api {
                 facade: FACADE,
                 method: "ModelInfo",
@@ -144,9 +144,9 @@ impl JujuClient {
 
     /// Resolves a model given as UUID, `owner/name` or bare name to the model.
     ///
-    /// A bare name means the logged-in user's model of that name, as in the Juju CLI;
-    /// when the user owns none, a single model of that name owned by someone else is
-    /// accepted, and several are [`Error::AmbiguousModel`].
+    /// A bare name means the logged-in user's model of that name, as in the Juju CLI.
+    /// When the user owns none but other owners do, the answer is
+    /// [`Error::AmbiguousModel`] listing their `owner/name` forms, never a guess.
     pub async fn resolve_model(&self, spec: &str) -> Result<Model> {
         let models = self.list_models().await?;
         let not_found = || Error::ModelNotFound {
@@ -170,13 +170,14 @@ impl JujuClient {
                 {
                     return Ok(matches.swap_remove(own));
                 }
-                match matches.len() {
-                    0 => Err(not_found()),
-                    1 => Ok(matches.swap_remove(0)),
-                    _ => Err(Error::AmbiguousModel {
+                // Never guess another owner's model: name the candidates instead.
+                if matches.is_empty() {
+                    Err(not_found())
+                } else {
+                    Err(Error::AmbiguousModel {
                         model: spec.to_owned(),
                         candidates: matches.iter().map(Model::qualified_name).collect(),
-                    }),
+                    })
                 }
             }
         }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::error_results;
 use crate::juju::JujuClient;
-use crate::juju::error::{ApiError, Result};
+use crate::juju::error::{ApiError, Result, WireError};
 use crate::juju::wire;
 
 const FACADE: &str = "SecretBackends";
@@ -90,6 +90,43 @@ pub struct BackendInfo {
     pub error: Option<ApiError>,
 }
 
+/// Juju quotes config values in some messages (`unknown key "Token" (value "s.abc")`,
+/// schema type errors). A token under a misspelled key must not reach a status or a log
+/// through such a message, so every value that was sent is masked, and so is Juju's
+/// `(value ...)` part.
+fn redact_config_values(mut error: ApiError, config: Option<&BackendConfig>) -> ApiError {
+    if let Some(start) = error.message.find("(value ")
+        && let Some(end) = error.message.rfind(')')
+        && end > start
+    {
+        error
+            .message
+            .replace_range(start..=end, "(value <redacted>)");
+    }
+    for value in config.into_iter().flat_map(|c| c.0.values()) {
+        let shown = match value {
+            Value::String(s) => s.clone(),
+            Value::Null | Value::Bool(_) => continue,
+            other => other.to_string(),
+        };
+        if shown.len() >= 3 {
+            error.message = error.message.replace(&shown, "<redacted>");
+        }
+    }
+    error
+}
+
+fn redact_results(
+    results: Vec<std::result::Result<(), ApiError>>,
+    configs: impl Iterator<Item = Option<BackendConfig>>,
+) -> Vec<std::result::Result<(), ApiError>> {
+    results
+        .into_iter()
+        .zip(configs)
+        .map(|(r, config)| r.map_err(|e| redact_config_values(e, config.as_ref())))
+        .collect()
+}
+
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -120,7 +157,11 @@ impl JujuClient {
             .controller()?
             .call(FACADE, VERSIONS, "AddSecretBackends", &params)
             .await?;
-        error_results(FACADE, "AddSecretBackends", answer, backends.len())
+        let results = error_results(FACADE, "AddSecretBackends", answer, backends.len())?;
+        Ok(redact_results(
+            results,
+            backends.iter().map(|b| Some(b.config.clone())),
+        ))
     }
 
     /// Lists backends (all when `names` is empty), sorted by ID as Juju does. With
@@ -151,7 +192,7 @@ impl JujuClient {
                 num_secrets: r.num_secrets,
                 status: r.status,
                 message: r.message.filter(|m| !m.is_empty()),
-                error: r.error.filter(|e| !e.message.is_empty()).map(Into::into),
+                error: r.error.filter(WireError::is_error).map(Into::into),
             })
             .collect())
     }
@@ -178,7 +219,11 @@ impl JujuClient {
             .controller()?
             .call(FACADE, VERSIONS, "UpdateSecretBackends", &params)
             .await?;
-        error_results(FACADE, "UpdateSecretBackends", answer, updates.len())
+        let results = error_results(FACADE, "UpdateSecretBackends", answer, updates.len())?;
+        Ok(redact_results(
+            results,
+            updates.iter().map(|u| u.config.clone()),
+        ))
     }
 
     /// Removes backends by name; an unknown name succeeds. A backend that still holds
@@ -216,6 +261,31 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(shown.contains("token"));
+    }
+
+    #[test]
+    fn juju_messages_never_carry_sent_config_values() {
+        let mut c = BackendConfig::default();
+        c.insert("endpoint", "https://vault.example:8200");
+        c.insert("Token", "s.very-secret-token");
+        let e = ApiError::new(
+            "",
+            "invalid config for provider \"vault\": unknown key \"Token\" (value \"s.very-secret-token\")",
+        );
+        let e = redact_config_values(e, Some(&c));
+        assert_eq!(
+            e.message,
+            "invalid config for provider \"vault\": unknown key \"Token\" (value <redacted>)"
+        );
+        let e = ApiError::new(
+            "",
+            "backend not reachable: token s.very-secret-token refused",
+        );
+        assert!(
+            !redact_config_values(e, Some(&c))
+                .message
+                .contains("very-secret")
+        );
     }
 
     #[test]

@@ -253,7 +253,7 @@ impl SecretInfo {
         let value = match r.value {
             None => None,
             Some(v) => Some(match (v.error, v.data) {
-                (Some(e), _) if !e.message.is_empty() => Err(e.into()),
+                (Some(e), _) if e.is_error() => Err(e.into()),
                 (_, data) => SecretContent::from_wire(&data.unwrap_or_default()).map_err(
                     |e: ContentError| {
                         ApiError::new("not valid", format!("content of {} from Juju: {e}", r.uri))
@@ -295,7 +295,7 @@ impl JujuClient {
         model_uuid: &str,
         secrets: &[NewSecret],
     ) -> Result<Vec<std::result::Result<SecretUri, ApiError>>> {
-        let limits = self.content_limits().await?;
+        let limits = self.model_content_limits(model_uuid).await?;
         for s in secrets {
             s.content.validate(limits)?;
         }
@@ -340,7 +340,7 @@ impl JujuClient {
         model_uuid: &str,
         updates: &[SecretUpdate],
     ) -> Result<Vec<std::result::Result<(), ApiError>>> {
-        let limits: ContentLimits = self.content_limits().await?;
+        let limits: ContentLimits = self.model_content_limits(model_uuid).await?;
         for u in updates {
             if let Some(content) = &u.content {
                 content.validate(limits)?;
@@ -377,6 +377,16 @@ impl JujuClient {
         model_uuid: &str,
         removals: &[SecretRemoval],
     ) -> Result<Vec<std::result::Result<(), ApiError>>> {
+        // An empty list would read as "no revisions given" and remove the whole secret.
+        if removals
+            .iter()
+            .any(|r| r.revisions.as_ref().is_some_and(Vec::is_empty))
+        {
+            return Err(Error::Config(
+                "an empty revision list would remove the whole secret; pass None to mean that"
+                    .into(),
+            ));
+        }
         let params = wire::DeleteSecretArgs {
             args: removals
                 .iter()
