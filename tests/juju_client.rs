@@ -985,3 +985,98 @@ async fn the_ca_is_the_only_trust_anchor() {
         other => panic!("expected a TLS failure, got {other}"),
     }
 }
+
+#[tokio::test]
+async fn a_call_in_flight_when_the_connection_drops_fails_as_lost_not_as_timeout() {
+    let env = start("in_flight_drop").await;
+    let client = env.client("admin");
+    let m = env.model_uuid.clone();
+    client
+        .list_secrets(&m, &SecretFilter::default(), false)
+        .await
+        .unwrap();
+    env.emulator.faults().set_delay_for(
+        Some("Secrets"),
+        Some("ListSecrets"),
+        Duration::from_secs(5),
+    );
+    let pending = {
+        let client = client.clone();
+        let m = m.clone();
+        tokio::spawn(async move {
+            client
+                .list_secrets(&m, &SecretFilter::default(), false)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    env.emulator.faults().drop_connections();
+    let err = pending.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ConnectionLost {
+                facade: "Secrets",
+                method: "ListSecrets"
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_recovers_when_the_controller_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Emulator::start(EmulatorConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let info = first.connection_info().clone();
+    let admin = info.users.iter().find(|u| u.username == "admin").unwrap();
+    let mut options = ConnectOptions::new(
+        vec![info.endpoint.clone()],
+        info.ca_cert.clone(),
+        "admin",
+        Password::new(admin.password.clone()),
+    );
+    options.call_timeout = Duration::from_secs(2);
+    options.backoff.initial = Duration::from_millis(50);
+    options.backoff.max = Duration::from_millis(300);
+    let client = JujuClient::new(options).unwrap();
+    let m = info.models[0].uuid.clone();
+    client
+        .create_secrets(&m, &[new_secret("survivor", &[("value", "v")])])
+        .await
+        .unwrap();
+
+    let listen = first.endpoint();
+    first.shutdown().await;
+    let err = client
+        .list_secrets(&m, &SecretFilter::default(), false)
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+
+    // Same state directory and address: the same controller, back after a restart.
+    let mut config = EmulatorConfig::new(dir.path());
+    config.listen = listen;
+    let _second = Emulator::start(config).await.unwrap();
+    let mut recovered = None;
+    for _ in 0..100 {
+        match client
+            .list_secrets(&m, &SecretFilter::user_secrets(&m), false)
+            .await
+        {
+            Ok(listed) => {
+                recovered = Some(listed);
+                break;
+            }
+            Err(e) => {
+                assert!(e.is_transient(), "{e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let listed = recovered.expect("the client reconnected");
+    assert_eq!(listed.len(), 1, "state survived and nothing was duplicated");
+    assert_eq!(listed[0].label.as_deref(), Some("survivor"));
+}
