@@ -4,7 +4,8 @@
 #
 #   scripts/kube-apiserver.sh build          install packages, build once (cached)
 #   scripts/kube-apiserver.sh start RUN_DIR  start etcd + apiserver, write RUN_DIR/kubeconfig
-#   scripts/kube-apiserver.sh stop RUN_DIR   stop both by PID
+#   scripts/kube-apiserver.sh stop RUN_DIR   stop both by PID (waits until they are gone)
+#   scripts/kube-apiserver.sh path           print where the built binary is (or will be)
 #
 # The build lives outside the repository, under $KUBE_CACHE (default
 # ~/.cache/juju-secrets-operator/kube-<version>), keyed by the pinned version, so a
@@ -119,9 +120,17 @@ KC
 
 stop() {
   local d=${1:?run directory}
+  local p pid n
   for p in apiserver etcd; do
     if [ -f "$d/$p.pid" ]; then
-      kill "$(cat "$d/$p.pid")" 2>/dev/null || true
+      pid=$(cat "$d/$p.pid")
+      kill "$pid" 2>/dev/null || true
+      # Wait (bounded) so a caller may delete the run directory right after.
+      for n in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
       rm -f "$d/$p.pid"
     fi
   done
@@ -131,5 +140,6 @@ case "${1:-}" in
   build) build ;;
   start) start "${2:-}" ;;
   stop) stop "${2:-}" ;;
-  *) echo "usage: $0 build | start RUN_DIR | stop RUN_DIR" >&2; exit 2 ;;
+  path) echo "$apiserver" ;;
+  *) echo "usage: $0 build | start RUN_DIR | stop RUN_DIR | path" >&2; exit 2 ;;
 esac
