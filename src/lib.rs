@@ -8,6 +8,7 @@
 //!   tests and by the local development environment.
 #![forbid(unsafe_code)]
 
+pub mod controller;
 pub mod crd;
 pub mod emulator;
 pub mod juju;

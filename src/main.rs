@@ -1,10 +1,13 @@
 //! Command-line entry point: a thin layer over the library.
 #![forbid(unsafe_code)]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use juju_secrets_operator::controller::{self, RunConfig};
 
 /// Manage Juju user secrets, grants and secret backends from Kubernetes.
 #[derive(Parser)]
@@ -14,8 +17,43 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator.
+    Run {
+        /// Kubeconfig file (default: in-cluster configuration, else ~/.kube/config).
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        /// The Kubernetes Secret holding the Juju connection, as NAMESPACE/NAME, with
+        /// keys `endpoints` (comma-separated host:port), `ca-cert`, `username`, `password`.
+        #[arg(long, env = "JUJU_CONNECTION_SECRET")]
+        juju_connection_secret: String,
+        /// Namespaces to watch, comma-separated (default: all).
+        #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+        namespaces: Vec<String>,
+        /// Tenancy policy file mapping namespaces to the Juju models they may use
+        /// (default: every namespace may use every model).
+        #[arg(long, env = "TENANCY_POLICY")]
+        tenancy_policy: Option<PathBuf>,
+        /// Default interval for re-reading Juju to correct drift (e.g. 30s, 10m, 1h).
+        #[arg(long, env = "REFRESH_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+        refresh_interval: Duration,
+        /// Log format.
+        #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+        log_format: LogFormat,
+        /// Log filter (tracing EnvFilter syntax, e.g. `info` or `info,juju_secrets_operator=debug`).
+        #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+        log_level: String,
+        /// Address of /metrics, /healthz and /readyz.
+        #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:8080")]
+        metrics_addr: SocketAddr,
+    },
     /// Print the CustomResourceDefinitions as YAML, or write one file per kind into a
     /// directory (how `crds/` is generated).
     Crds {
@@ -23,18 +61,81 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Print a Kubernetes Secret with the Juju connection, made from the emulator's (or
+    /// any) connection.json, for `kubectl apply -f -`.
+    ConnectionSecret {
+        /// connection.json as written by juju-emulator.
+        #[arg(long)]
+        from_emulator: PathBuf,
+        /// The Juju user whose credentials go into the Secret.
+        #[arg(long, default_value = "admin")]
+        user: String,
+        /// Namespace of the Secret.
+        #[arg(long)]
+        namespace: String,
+        /// Name of the Secret.
+        #[arg(long, default_value = "juju-connection")]
+        name: String,
+    },
+}
+
+fn init_logging(format: LogFormat, filter: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| format!("invalid log level: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Crds { out_dir } => match write_crds(out_dir) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match cli.command {
+        Command::Crds { out_dir } => write_crds(out_dir),
+        Command::ConnectionSecret {
+            from_emulator,
+            user,
+            namespace,
+            name,
+        } => connection_secret(&from_emulator, &user, &namespace, &name),
+        Command::Run {
+            kubeconfig,
+            juju_connection_secret,
+            namespaces,
+            tenancy_policy,
+            refresh_interval,
+            log_format,
+            log_level,
+            metrics_addr,
+        } => init_logging(log_format, &log_level)
+            .map_err(Into::into)
+            .and_then(|()| {
+                let config = RunConfig {
+                    kubeconfig,
+                    connection_secret: juju_connection_secret,
+                    namespaces: namespaces.into_iter().filter(|n| !n.is_empty()).collect(),
+                    tenancy_policy,
+                    refresh_interval,
+                    metrics_addr,
+                };
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?;
+                runtime
+                    .block_on(controller::run(config))
+                    .map_err(Into::into)
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -53,5 +154,34 @@ fn write_crds(out_dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>
             }
         }
     }
+    Ok(())
+}
+
+fn connection_secret(
+    path: &PathBuf,
+    user: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let info: juju_secrets_operator::emulator::ConnectionInfo =
+        serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let account = info
+        .users
+        .iter()
+        .find(|u| u.username == user)
+        .ok_or_else(|| format!("user {user:?} not in {}", path.display()))?;
+    let secret = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": {
+            "endpoints": info.endpoint,
+            "ca-cert": info.ca_cert,
+            "username": account.username,
+            "password": account.password,
+        },
+    });
+    print!("{}", serde_yaml_ng::to_string(&secret)?);
     Ok(())
 }

@@ -23,14 +23,19 @@ use super::secret::DeletionPolicy;
     printcolumn = r#"{"name":"Juju Status","type":"string","jsonPath":".status.status"}"#,
     printcolumn = r#"{"name":"Secrets","type":"integer","jsonPath":".status.secretCount"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    doc = "A Juju secret backend on the controller, and the models using it.",
+    validation = Rule::new(
+        "has(self.spec.name) || (self.metadata.name != 'internal' && self.metadata.name != 'auto')"
+    )
+    .message("internal and auto are reserved backend names: set spec.name")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct JujuSecretBackendSpec {
     /// Backend name in Juju; defaults to `metadata.name`. Not `internal` or `auto`.
     /// Juju renames a backend only while it stores no revisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [
+    #[schemars(length(min = 1), extend("x-kubernetes-validations" = [
         {"rule": "self != 'internal' && self != 'auto'", "message": "internal and auto are reserved backend names"}
     ]))]
     pub name: Option<String>,
@@ -44,10 +49,16 @@ pub struct JujuSecretBackendSpec {
     /// backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_secret_ref: Option<NamespacedSecretRef>,
-    /// Token rotation interval, e.g. `24h`; `0` disables rotation. Juju's minimum is
-    /// `1h`.
+    /// Token rotation interval: whole numbers with the units `ms`, `s`, `m`, `h`, e.g.
+    /// `24h`; `0` disables rotation. Juju's minimum is `1h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$"))]
+    #[schemars(
+        regex(pattern = r"^(0|([0-9]+(ms|s|m|h))+)$"),
+        extend("x-kubernetes-validations" = [
+            {"rule": "self == '0' || duration(self) == duration('0s') || duration(self) >= duration('1h')",
+             "message": "tokenRotateInterval must be 0 (no rotation) or at least 1h"}
+        ])
+    )]
     pub token_rotate_interval: Option<String>,
     /// Models (name, `owner/name` or UUID) whose `secret-backend` points at this backend.
     /// A model removed from the list goes back to `auto`.

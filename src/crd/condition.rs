@@ -66,6 +66,12 @@ pub mod reason {
     pub const SUSPENDED: &str = "Suspended";
     /// A granted application does not exist (yet).
     pub const APPLICATION_NOT_FOUND: &str = "ApplicationNotFound";
+    /// `ObserveOnly`: the secret to observe does not exist in Juju.
+    pub const NOT_FOUND: &str = "NotFound";
+    /// Juju refused a call for another reason (the message says which).
+    pub const JUJU_ERROR: &str = "JujuError";
+    /// The Kubernetes API failed.
+    pub const KUBERNETES_ERROR: &str = "KubernetesError";
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use super::condition::Condition;
     printcolumn = r#"{"name":"Granted","type":"integer","jsonPath":".status.grantedCount"}"#,
     printcolumn = r#"{"name":"Wanted","type":"integer","jsonPath":".status.wantedCount"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    doc = "View access for Juju applications to one Juju secret."
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [

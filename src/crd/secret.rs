@@ -26,11 +26,12 @@ pub const KEY_RULE: &str = "^([a-z](?:-?[a-z0-9]){2,})$";
     printcolumn = r#"{"name":"Revision","type":"integer","jsonPath":".status.revision"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    doc = "A Juju user secret, declared in Kubernetes and kept in sync by the operator."
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "has(self.data) || has(self.secretRef) || has(self.generate)",
+    {"rule": "(has(self.data) && size(self.data) > 0) || has(self.secretRef) || (has(self.generate) && size(self.generate) > 0)",
      "message": "at least one content source is required: data, secretRef or generate"}
 ]))]
 pub struct JujuSecretSpec {
@@ -54,9 +55,9 @@ pub struct JujuSecretSpec {
 
     /// Literal content: key → string value. Keys must match Juju's rule
     /// `^([a-z](?:-?[a-z0-9]){2,})$` (lower-case letters, digits, single hyphens, at
-    /// least three letters or digits).
+    /// least three letters or digits). At most 256 keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [
+    #[schemars(extend("maxProperties" = 256, "x-kubernetes-validations" = [
         {"rule": "self.all(k, k.matches('^([a-z](?:-?[a-z0-9]){2,})$'))",
          "message": "keys must match Juju's rule ^([a-z](?:-?[a-z0-9]){2,})$"}
     ]))]
@@ -68,11 +69,9 @@ pub struct JujuSecretSpec {
     pub secret_ref: Option<SecretSource>,
 
     /// Generated values (random passwords), kept stable until a rotation is asked for.
+    /// At most 64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.all(g, g.key.matches('^([a-z](?:-?[a-z0-9]){2,})$'))",
-         "message": "keys must match Juju's rule ^([a-z](?:-?[a-z0-9]){2,})$"}
-    ]))]
+    #[schemars(length(max = 64))]
     pub generate: Option<Vec<Generator>>,
 
     /// Let Juju delete revisions no consumer tracks any more.
@@ -97,10 +96,11 @@ pub struct JujuSecretSpec {
     #[serde(default)]
     pub suspend: bool,
 
-    /// How often Juju is re-read to detect and correct drift, e.g. `10m`, `1h`.
+    /// How often Juju is re-read to detect and correct drift: whole numbers with the
+    /// units `ms`, `s`, `m`, `h`, e.g. `10m`, `1h30m`.
     /// Defaults to the operator's `--refresh-interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub refresh_interval: Option<String>,
 }
 
@@ -116,8 +116,9 @@ pub struct SecretSource {
     #[schemars(length(min = 1))]
     pub name: String,
     /// Keys to take and the Juju key each becomes. Empty or absent: every key, under
-    /// its own name.
+    /// its own name. At most 256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub keys: Option<Vec<KeyMapping>>,
 }
 
@@ -126,11 +127,11 @@ pub struct SecretSource {
 #[serde(rename_all = "camelCase")]
 pub struct KeyMapping {
     /// Key in the Kubernetes Secret.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
     pub key: String,
     /// Key in the Juju secret; defaults to `key`. Must match Juju's key rule.
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [
+    #[schemars(length(max = 253), extend("x-kubernetes-validations" = [
         {"rule": "self.matches('^([a-z](?:-?[a-z0-9]){2,})$')",
          "message": "keys must match Juju's rule ^([a-z](?:-?[a-z0-9]){2,})$"}
     ]))]
@@ -141,7 +142,11 @@ pub struct KeyMapping {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Generator {
-    /// Juju key of the generated value.
+    /// Juju key of the generated value. Must match Juju's key rule.
+    #[schemars(length(max = 253), extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('^([a-z](?:-?[a-z0-9]){2,})$')",
+         "message": "keys must match Juju's rule ^([a-z](?:-?[a-z0-9]){2,})$"}
+    ]))]
     pub key: String,
     /// Number of characters.
     #[serde(default = "default_length")]
@@ -219,6 +224,14 @@ pub struct JujuSecretStatus {
     /// never the content, never an unkeyed hash of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_mac: Option<String>,
+    /// `autoPrune` as last applied to Juju (Juju does not report it back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_prune: Option<bool>,
+    /// Set just before the operator asks Juju to create the secret, cleared once the
+    /// result is recorded: a restarted operator that finds this set recognizes a
+    /// secret of that name as its own instead of reporting a clash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<String>,
     /// Conditions, keyed by type.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

@@ -1,0 +1,326 @@
+//! Building the desired content of a JujuSecret from its sources: literal `data`, a
+//! referenced Kubernetes Secret, and generated values.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hmac::{Hmac, Mac};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use rand::Rng;
+use rand::distr::Uniform;
+use sha2::Sha256;
+
+use crate::crd::secret::{Charset, Generator, JujuSecret};
+use crate::juju::content::{SecretContent, SecretValue, is_valid_key};
+
+/// Why the content could not be built. Names keys and objects, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentProblem {
+    /// The referenced Secret does not exist.
+    #[error("Secret {namespace}/{name} not found")]
+    SecretMissing {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// A mapped key is not in the referenced Secret.
+    #[error("key {key:?} not found in Secret {namespace}/{name}")]
+    KeyMissing {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Missing key.
+        key: String,
+    },
+    /// A key breaks Juju's key rule, or two sources give the same key.
+    #[error("{0}")]
+    Invalid(String),
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl ContentProblem {
+    /// True for problems the user fixes by creating or changing a source.
+    pub fn is_source_missing(&self) -> bool {
+        matches!(self, Self::SecretMissing { .. } | Self::KeyMissing { .. })
+    }
+}
+
+/// Label on the Secrets that hold generated values.
+pub const GENERATED_LABEL: &str = "secrets.juju.is/generated-for";
+const ROTATION_ANNOTATION_PREFIX: &str = "secrets.juju.is/rotation.";
+
+/// Name of the Secret that keeps the generated values of a JujuSecret.
+pub fn generated_secret_name(jujusecret: &str) -> String {
+    format!("{jujusecret}-juju-generated")
+}
+
+fn add(
+    content: &mut SecretContent,
+    key: &str,
+    value: SecretValue,
+    source: &str,
+) -> Result<(), ContentProblem> {
+    if !is_valid_key(key) {
+        return Err(ContentProblem::Invalid(format!(
+            "key {key:?} from {source} not valid: Juju keys match ^([a-z](?:-?[a-z0-9]){{2,}})$"
+        )));
+    }
+    if content.get(key).is_some() {
+        return Err(ContentProblem::Invalid(format!(
+            "key {key:?} is given by more than one source"
+        )));
+    }
+    content.insert(key, value);
+    Ok(())
+}
+
+/// Collects the desired content. Generated values are created (and stored in the
+/// Kubernetes Secret [`generated_secret_name`]) before they are used, so a crash can
+/// never lose a value that reached Juju.
+pub async fn desired_content(
+    client: &kube::Client,
+    js: &JujuSecret,
+    field_manager: &str,
+) -> Result<SecretContent, ContentProblem> {
+    let namespace = js.namespace().unwrap_or_default();
+    let mut content = SecretContent::new();
+    if let Some(data) = &js.spec.data {
+        for (k, v) in data {
+            add(&mut content, k, SecretValue::from(v.as_str()), "data")?;
+        }
+    }
+    if let Some(source) = &js.spec.secret_ref {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        let secret =
+            api.get_opt(&source.name)
+                .await?
+                .ok_or_else(|| ContentProblem::SecretMissing {
+                    namespace: namespace.clone(),
+                    name: source.name.clone(),
+                })?;
+        let data = secret_data(&secret);
+        let origin = format!("Secret {}", source.name);
+        match source.keys.as_deref() {
+            None | Some([]) => {
+                for (k, v) in data {
+                    add(&mut content, &k, v, &origin)?;
+                }
+            }
+            Some(mappings) => {
+                for m in mappings {
+                    let value =
+                        data.get(&m.key)
+                            .cloned()
+                            .ok_or_else(|| ContentProblem::KeyMissing {
+                                namespace: namespace.clone(),
+                                name: source.name.clone(),
+                                key: m.key.clone(),
+                            })?;
+                    add(
+                        &mut content,
+                        m.as_.as_deref().unwrap_or(&m.key),
+                        value,
+                        &origin,
+                    )?;
+                }
+            }
+        }
+    }
+    if let Some(generators) = js.spec.generate.as_deref().filter(|g| !g.is_empty()) {
+        for (k, v) in generated_values(client, js, generators, field_manager).await? {
+            add(&mut content, &k, v, "generate")?;
+        }
+    }
+    Ok(content)
+}
+
+/// `data` and `stringData` of a Secret as read from the API (the API server folds
+/// `stringData` into `data`; both are read for safety).
+fn secret_data(secret: &Secret) -> BTreeMap<String, SecretValue> {
+    let mut out: BTreeMap<String, SecretValue> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), SecretValue::new(v.0.clone())))
+        .collect();
+    for (k, v) in secret.string_data.iter().flatten() {
+        out.insert(k.clone(), SecretValue::from(v.as_str()));
+    }
+    out
+}
+
+async fn generated_values(
+    client: &kube::Client,
+    js: &JujuSecret,
+    generators: &[Generator],
+    field_manager: &str,
+) -> Result<BTreeMap<String, SecretValue>, ContentProblem> {
+    let namespace = js.namespace().unwrap_or_default();
+    let name = generated_secret_name(&js.name_any());
+    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let existing = api.get_opt(&name).await?;
+    let stored = existing.as_ref().map(secret_data).unwrap_or_default();
+    let annotations = existing
+        .as_ref()
+        .map(|s| s.annotations().clone())
+        .unwrap_or_default();
+
+    let mut values = BTreeMap::new();
+    let mut changed = false;
+    let mut wanted_annotations = BTreeMap::new();
+    let keys: BTreeSet<&str> = generators.iter().map(|g| g.key.as_str()).collect();
+    for g in generators {
+        let marker = rotation_marker(g);
+        let annotation = format!("{ROTATION_ANNOTATION_PREFIX}{}", g.key);
+        let reuse = stored
+            .get(&g.key)
+            .filter(|_| annotations.get(&annotation) == Some(&marker));
+        let value = match reuse {
+            Some(v) => v.clone(),
+            None => {
+                changed = true;
+                generate(g)
+            }
+        };
+        wanted_annotations.insert(annotation, marker);
+        values.insert(g.key.clone(), value);
+    }
+    if stored.keys().any(|k| !keys.contains(k.as_str())) {
+        changed = true;
+    }
+    if changed || existing.is_none() {
+        let owner = js.controller_owner_ref(&()).into_iter().collect::<Vec<_>>();
+        let mut secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace.clone()),
+                owner_references: Some(owner),
+                annotations: Some(wanted_annotations),
+                labels: Some(BTreeMap::from([(
+                    GENERATED_LABEL.to_owned(),
+                    js.name_any(),
+                )])),
+                ..Default::default()
+            },
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        };
+        secret.data = Some(
+            values
+                .iter()
+                .map(|(k, v)| (k.clone(), k8s_openapi::ByteString(v.expose().to_vec())))
+                .collect(),
+        );
+        api.patch(
+            &name,
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(&secret),
+        )
+        .await?;
+    }
+    Ok(values)
+}
+
+/// What decides whether a stored value is still the one wanted: the rotation request
+/// and the shape of the value.
+fn rotation_marker(g: &Generator) -> String {
+    format!(
+        "{}:{}:{:?}",
+        g.rotation.as_deref().unwrap_or(""),
+        g.length,
+        g.charset
+    )
+}
+
+fn alphabet(charset: Charset) -> &'static [u8] {
+    match charset {
+        Charset::Alphanumeric => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        Charset::Symbols => {
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~!@#%^*+="
+        }
+        Charset::Hex => b"0123456789abcdef",
+    }
+}
+
+/// A random value from the OS-seeded thread RNG.
+fn generate(g: &Generator) -> SecretValue {
+    let chars = alphabet(g.charset);
+    let mut rng = rand::rng();
+    let value: Vec<u8> = match Uniform::new(0, chars.len()) {
+        Ok(dist) => (0..g.length).map(|_| chars[rng.sample(dist)]).collect(),
+        Err(_) => Vec::new(),
+    };
+    SecretValue::new(value)
+}
+
+/// Keyed MAC of content (HMAC-SHA256 over the Juju checksum input), recorded in status
+/// to tell "content the operator wrote" from drift, without revealing the content.
+pub fn content_mac(key: &[u8], content: &SecretContent) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(content.juju_checksum().as_bytes());
+    format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Derives the MAC key from an operator-held secret (the Juju password), so it is
+/// stable across restarts and never stored.
+pub fn mac_key(operator_secret: &[u8]) -> Vec<u8> {
+    match Hmac::<Sha256>::new_from_slice(operator_secret) {
+        Ok(mut mac) => {
+            mac.update(b"juju-secrets-operator/content-mac/v1");
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_values_follow_length_and_alphabet() {
+        let g = Generator {
+            key: "password".into(),
+            length: 40,
+            charset: Charset::Hex,
+            rotation: None,
+        };
+        let v = generate(&g);
+        assert_eq!(v.expose().len(), 40);
+        assert!(v.expose().iter().all(|b| b"0123456789abcdef".contains(b)));
+        assert_ne!(generate(&g), v, "two draws differ");
+    }
+
+    #[test]
+    fn the_mac_is_keyed_and_does_not_reveal_the_content() {
+        let mut c = SecretContent::new();
+        c.insert("password", "hunter2");
+        let a = content_mac(&mac_key(b"key-one"), &c);
+        let b = content_mac(&mac_key(b"key-two"), &c);
+        assert_ne!(a, b);
+        assert!(a.starts_with("hmac-sha256:"));
+        assert!(!a.contains(&c.juju_checksum()));
+        assert_eq!(a, content_mac(&mac_key(b"key-one"), &c));
+    }
+
+    #[test]
+    fn rotation_marker_changes_with_rotation_and_shape() {
+        let mut g = Generator {
+            key: "password".into(),
+            length: 32,
+            charset: Charset::Alphanumeric,
+            rotation: None,
+        };
+        let first = rotation_marker(&g);
+        g.rotation = Some("2026-11".into());
+        assert_ne!(rotation_marker(&g), first);
+    }
+}

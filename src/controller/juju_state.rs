@@ -1,0 +1,417 @@
+//! What the controllers know of Juju, shared between reconciles so that thousands of
+//! objects cost few Juju round trips:
+//!
+//! - [`ModelDirectory`]: the model list, read once and kept briefly, to resolve the
+//!   names users write to UUIDs;
+//! - [`SecretListings`]: one `ListSecrets` per model serves the drift check of every
+//!   JujuSecret in that model until it is older than the refresh interval; the
+//!   operator's own writes are applied to it in place;
+//! - [`WriteBatcher`]: creates and updates for one model that arrive while a call is
+//!   in flight go out together in the next bulk call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::juju::{
+    self, ApiError, JujuClient, Model, NewSecret, SecretFilter, SecretInfo, SecretUpdate, SecretUri,
+};
+
+/// A Juju failure that can be handed to many waiters.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SharedFailure {
+    /// What kind of failure, for conditions.
+    pub kind: FailureKind,
+    /// The error text (never contains secret values).
+    pub message: String,
+}
+
+/// Kinds of Juju failures the controllers distinguish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Unreachable, dropped, timed out: retry later.
+    Unavailable,
+    /// Credentials or permission refused.
+    Unauthorized,
+    /// The model does not exist or is not visible.
+    ModelNotFound,
+    /// Content refused before sending.
+    InvalidContent,
+    /// Anything else Juju said.
+    Other,
+}
+
+impl From<&juju::Error> for SharedFailure {
+    fn from(e: &juju::Error) -> Self {
+        let kind = match e {
+            juju::Error::ModelNotFound { .. } | juju::Error::AmbiguousModel { .. } => {
+                FailureKind::ModelNotFound
+            }
+            juju::Error::InvalidContent(_) => FailureKind::InvalidContent,
+            e if e.is_transient() => FailureKind::Unavailable,
+            e if e.is_unauthorized() => FailureKind::Unauthorized,
+            e if e.code() == Some(&juju::ErrorCode::ModelNotFound) => FailureKind::ModelNotFound,
+            _ => FailureKind::Other,
+        };
+        Self {
+            kind,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<juju::Error> for SharedFailure {
+    fn from(e: juju::Error) -> Self {
+        Self::from(&e)
+    }
+}
+
+/// Resolves model names to models, from a model list kept for a short while.
+pub struct ModelDirectory {
+    juju: JujuClient,
+    max_age: Duration,
+    cache: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Model>>)>>,
+}
+
+impl ModelDirectory {
+    /// A directory that re-reads the model list when it is older than `max_age`.
+    pub fn new(juju: JujuClient, max_age: Duration) -> Self {
+        Self {
+            juju,
+            max_age,
+            cache: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn models(&self, force: bool) -> Result<Arc<Vec<Model>>, SharedFailure> {
+        let mut cache = self.cache.lock().await;
+        if let Some((at, models)) = cache.as_ref()
+            && !force
+            && at.elapsed() < self.max_age
+        {
+            return Ok(models.clone());
+        }
+        let models = Arc::new(self.juju.list_models().await?);
+        *cache = Some((Instant::now(), models.clone()));
+        Ok(models)
+    }
+
+    /// Resolves a model as users write it (name, `owner/name`, UUID). A miss re-reads
+    /// the list once, so models created a moment ago are found.
+    pub async fn resolve(&self, spec: &str) -> Result<Model, SharedFailure> {
+        let user = self.juju.options().username.clone();
+        for force in [false, true] {
+            let models = self.models(force).await?;
+            match resolve_in(&models, spec, &user) {
+                Ok(model) => return Ok(model),
+                Err(e) if force => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        Err(SharedFailure {
+            kind: FailureKind::ModelNotFound,
+            message: format!("model {spec:?} not found"),
+        })
+    }
+}
+
+/// The model-resolution rule of [`JujuClient::resolve_model`], on a list at hand.
+fn resolve_in(models: &[Model], spec: &str, user: &str) -> Result<Model, juju::Error> {
+    let not_found = || juju::Error::ModelNotFound {
+        model: spec.to_owned(),
+    };
+    match juju::ModelSpec::parse(spec) {
+        juju::ModelSpec::Uuid(uuid) => models
+            .iter()
+            .find(|m| m.uuid == uuid)
+            .cloned()
+            .ok_or_else(not_found),
+        juju::ModelSpec::Qualified { owner, name } => models
+            .iter()
+            .find(|m| m.owner == owner && m.name == name)
+            .cloned()
+            .ok_or_else(not_found),
+        juju::ModelSpec::Name(name) => {
+            let matches: Vec<&Model> = models.iter().filter(|m| m.name == name).collect();
+            if let Some(own) = matches.iter().find(|m| m.owner == user) {
+                return Ok((*own).clone());
+            }
+            if matches.is_empty() {
+                Err(not_found())
+            } else {
+                Err(juju::Error::AmbiguousModel {
+                    model: spec.to_owned(),
+                    candidates: matches.iter().map(|m| m.qualified_name()).collect(),
+                })
+            }
+        }
+    }
+}
+
+/// What the operator knows of one Juju secret, without its content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretSummary {
+    /// URI.
+    pub uri: SecretUri,
+    /// Label (name).
+    pub label: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Latest revision.
+    pub latest_revision: u64,
+    /// Juju 3.6's checksum of the latest content.
+    pub checksum: Option<String>,
+}
+
+impl From<&SecretInfo> for SecretSummary {
+    fn from(s: &SecretInfo) -> Self {
+        Self {
+            uri: s.uri.clone(),
+            label: s.label.clone(),
+            description: s.description.clone(),
+            latest_revision: s.latest_revision,
+            checksum: s.latest_revision_checksum.clone(),
+        }
+    }
+}
+
+/// The user secrets of one model as last listed, with the operator's own writes
+/// applied.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    by_id: HashMap<String, SecretSummary>,
+}
+
+impl Listing {
+    /// The secret with this URI.
+    pub fn by_uri(&self, uri: &SecretUri) -> Option<&SecretSummary> {
+        self.by_id.get(uri.id())
+    }
+
+    /// The secret with this label.
+    pub fn by_label(&self, label: &str) -> Option<&SecretSummary> {
+        self.by_id
+            .values()
+            .find(|s| s.label.as_deref() == Some(label))
+    }
+
+    /// Number of secrets.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// True when the model has no user secrets.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct ModelListing {
+    fetched_at: Option<Instant>,
+    listing: Listing,
+}
+
+/// Per-model secret listings shared by all reconciles.
+pub struct SecretListings {
+    juju: JujuClient,
+    models: Mutex<HashMap<String, Arc<tokio::sync::Mutex<ModelListing>>>>,
+}
+
+impl SecretListings {
+    /// Empty listings.
+    pub fn new(juju: JujuClient) -> Self {
+        Self {
+            juju,
+            models: Mutex::default(),
+        }
+    }
+
+    fn entry(&self, model_uuid: &str) -> Arc<tokio::sync::Mutex<ModelListing>> {
+        self.models
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(model_uuid.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The model's listing, read again from Juju when older than `max_age`.
+    /// Concurrent callers wait for one read.
+    pub async fn get(&self, model_uuid: &str, max_age: Duration) -> Result<Listing, SharedFailure> {
+        let entry = self.entry(model_uuid);
+        let mut state = entry.lock().await;
+        let fresh = state.fetched_at.is_some_and(|at| at.elapsed() < max_age);
+        if !fresh {
+            let listed = self
+                .juju
+                .list_secrets(model_uuid, &SecretFilter::user_secrets(model_uuid), false)
+                .await?;
+            state.listing = Listing {
+                by_id: listed
+                    .iter()
+                    .map(|s| (s.uri.id().to_owned(), SecretSummary::from(s)))
+                    .collect(),
+            };
+            state.fetched_at = Some(Instant::now());
+        }
+        Ok(state.listing.clone())
+    }
+
+    /// Records a secret the operator created or changed.
+    pub async fn record(&self, model_uuid: &str, secret: SecretSummary) {
+        let entry = self.entry(model_uuid);
+        let mut state = entry.lock().await;
+        state
+            .listing
+            .by_id
+            .insert(secret.uri.id().to_owned(), secret);
+    }
+
+    /// Records a removal.
+    pub async fn forget(&self, model_uuid: &str, uri: &SecretUri) {
+        let entry = self.entry(model_uuid);
+        let mut state = entry.lock().await;
+        state.listing.by_id.remove(uri.id());
+    }
+
+    /// Makes the next `get` read Juju again (after a surprise such as a name clash).
+    pub async fn invalidate(&self, model_uuid: &str) {
+        let entry = self.entry(model_uuid);
+        entry.lock().await.fetched_at = None;
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<Result<T, ApiError>, SharedFailure>>;
+
+enum Write {
+    Create(NewSecret, Reply<SecretUri>),
+    Update(SecretUpdate, Reply<()>),
+}
+
+/// Most items one bulk call carries.
+const MAX_BATCH: usize = 200;
+
+/// Sends the creates and updates of one model in bulk calls.
+pub struct WriteBatcher {
+    juju: JujuClient,
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Write>>>,
+}
+
+impl WriteBatcher {
+    /// A batcher over `juju`.
+    pub fn new(juju: JujuClient) -> Self {
+        Self {
+            juju,
+            queues: Mutex::default(),
+        }
+    }
+
+    fn queue(&self, model_uuid: &str) -> mpsc::UnboundedSender<Write> {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = queues.get(model_uuid).filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(drain(self.juju.clone(), model_uuid.to_owned(), rx));
+        queues.insert(model_uuid.to_owned(), tx.clone());
+        tx
+    }
+
+    /// Creates one secret, in a bulk call with whatever else is waiting.
+    pub async fn create(
+        &self,
+        model_uuid: &str,
+        secret: NewSecret,
+    ) -> Result<Result<SecretUri, ApiError>, SharedFailure> {
+        let (tx, rx) = oneshot::channel();
+        self.send(model_uuid, Write::Create(secret, tx))?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Updates one secret, in a bulk call with whatever else is waiting.
+    pub async fn update(
+        &self,
+        model_uuid: &str,
+        update: SecretUpdate,
+    ) -> Result<Result<(), ApiError>, SharedFailure> {
+        let (tx, rx) = oneshot::channel();
+        self.send(model_uuid, Write::Update(update, tx))?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    fn send(&self, model_uuid: &str, write: Write) -> Result<(), SharedFailure> {
+        self.queue(model_uuid).send(write).map_err(|_| closed())
+    }
+}
+
+fn closed() -> SharedFailure {
+    SharedFailure {
+        kind: FailureKind::Unavailable,
+        message: "the Juju write queue is shut down".into(),
+    }
+}
+
+/// Takes everything queued, sends creates and updates as one call each, answers each
+/// waiter, and repeats.
+async fn drain(juju: JujuClient, model_uuid: String, mut rx: mpsc::UnboundedReceiver<Write>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let mut creates = Vec::new();
+        let mut updates = Vec::new();
+        for w in batch {
+            match w {
+                Write::Create(s, reply) => creates.push((s, reply)),
+                Write::Update(u, reply) => updates.push((u, reply)),
+            }
+        }
+        if !creates.is_empty() {
+            let (items, replies): (Vec<_>, Vec<_>) = creates.into_iter().unzip();
+            let outcome = juju.create_secrets(&model_uuid, &items).await;
+            answer(outcome, replies);
+        }
+        if !updates.is_empty() {
+            let (items, replies): (Vec<_>, Vec<_>) = updates.into_iter().unzip();
+            let outcome = juju.update_secrets(&model_uuid, &items).await;
+            match outcome {
+                // One bad item may fail a bulk update as a whole (Juju 3.6.15+); send
+                // the items one by one so the others still go through.
+                Err(e) if items.len() > 1 && !e.is_transient() => {
+                    for (item, reply) in items.into_iter().zip(replies) {
+                        let one = juju
+                            .update_secrets(&model_uuid, std::slice::from_ref(&item))
+                            .await;
+                        answer(one, vec![reply]);
+                    }
+                }
+                outcome => answer(outcome, replies),
+            }
+        }
+    }
+}
+
+fn answer<T>(outcome: juju::Result<Vec<Result<T, ApiError>>>, replies: Vec<Reply<T>>) {
+    match outcome {
+        Ok(results) => {
+            for (result, reply) in results.into_iter().zip(replies) {
+                let _ = reply.send(Ok(result));
+            }
+        }
+        Err(e) => {
+            let failure = SharedFailure::from(&e);
+            for reply in replies {
+                let _ = reply.send(Err(failure.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,756 @@
+//! The JujuSecret controller: one Juju user secret per JujuSecret.
+//!
+//! A pass reads the inputs (tenancy, model, content), compares them with what the
+//! model's shared listing says about the secret, applies the difference through the
+//! per-model write batcher, and writes the status with server-side apply. Juju
+//! problems become a `Ready=False` condition with a specific reason and a Warning
+//! event, never a crash loop; transient ones are retried with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use super::content::{ContentProblem, content_mac, desired_content};
+use super::juju_state::{FailureKind, SecretSummary, SharedFailure};
+use super::{Context, Error, now_rfc3339};
+use crate::crd::condition::{Condition, READY, reason};
+use crate::crd::secret::{DeletionPolicy, JujuSecret, JujuSecretStatus, ManagementPolicy};
+use crate::juju::{
+    ErrorCode, NewSecret, SecretFilter, SecretRemoval, SecretSelector, SecretUpdate, SecretUri,
+};
+
+/// Finalizer that lets the operator remove the Juju secret before the object goes.
+pub const FINALIZER: &str = "secrets.juju.is/cleanup";
+
+/// Why a pass could not bring Juju to the desired state.
+#[derive(Debug)]
+struct Problem {
+    reason: &'static str,
+    message: String,
+    /// Retry with backoff (the cause may go away by itself).
+    transient: bool,
+}
+
+impl Problem {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    fn transient(mut self) -> Self {
+        self.transient = true;
+        self
+    }
+}
+
+impl From<SharedFailure> for Problem {
+    fn from(f: SharedFailure) -> Self {
+        match f.kind {
+            FailureKind::Unavailable => {
+                Problem::new(reason::JUJU_UNAVAILABLE, f.message).transient()
+            }
+            FailureKind::Unauthorized => Problem::new(reason::UNAUTHORIZED, f.message),
+            FailureKind::ModelNotFound => Problem::new(reason::MODEL_NOT_FOUND, f.message),
+            FailureKind::InvalidContent => Problem::new(reason::INVALID_CONTENT, f.message),
+            FailureKind::Other => Problem::new(reason::JUJU_ERROR, f.message).transient(),
+        }
+    }
+}
+
+impl From<ContentProblem> for Problem {
+    fn from(p: ContentProblem) -> Self {
+        match p {
+            ContentProblem::Kube(e) => {
+                Problem::new(reason::KUBERNETES_ERROR, e.to_string()).transient()
+            }
+            p if p.is_source_missing() => Problem::new(reason::SOURCE_NOT_FOUND, p.to_string()),
+            p => Problem::new(reason::INVALID_CONTENT, p.to_string()),
+        }
+    }
+}
+
+/// A successful pass.
+struct Synced {
+    model_uuid: String,
+    uri: Option<SecretUri>,
+    revision: Option<u64>,
+    content_mac: Option<String>,
+    auto_prune: Option<bool>,
+    reason: &'static str,
+    message: String,
+    /// Whether Juju was written.
+    wrote: bool,
+}
+
+/// Entry point for the kube-runtime controller.
+pub async fn reconcile(js: Arc<JujuSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, js, |event| async {
+        match event {
+            Finalizer::Apply(js) => apply(&js, &ctx).await,
+            Finalizer::Cleanup(js) => cleanup(&js, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The Juju name of the secret.
+fn juju_name(js: &JujuSecret) -> String {
+    js.spec.name.clone().unwrap_or_else(|| js.name_any())
+}
+
+fn refresh_interval(js: &JujuSecret, ctx: &Context) -> Duration {
+    js.spec
+        .refresh_interval
+        .as_deref()
+        .and_then(|s| humantime::parse_duration(s).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(ctx.refresh_interval)
+}
+
+#[instrument(skip_all, fields(namespace = js.namespace().unwrap_or_default(), name = js.name_any()))]
+async fn apply(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
+    let previous = js.status.clone().unwrap_or_default();
+    let key = object_key(js);
+    let outcome = sync(js, ctx, &previous).await;
+    let interval = refresh_interval(js, ctx);
+    let (status, action) = match outcome {
+        Ok(synced) => {
+            ctx.backoff.reset(&key);
+            let status = synced_status(js, &previous, &synced);
+            (status, Action::requeue(interval))
+        }
+        Err(problem) => {
+            let delay = if problem.transient {
+                ctx.backoff.next(&key)
+            } else {
+                interval
+            };
+            let changed = previous
+                .conditions
+                .iter()
+                .find(|c| c.type_ == READY)
+                .is_none_or(|c| c.reason != problem.reason || c.message != problem.message);
+            if changed {
+                warn!(reason = problem.reason, message = %problem.message, "JujuSecret not synced");
+                ctx.publish(
+                    js,
+                    EventType::Warning,
+                    problem.reason,
+                    "Sync",
+                    Some(problem.message.clone()),
+                )
+                .await;
+            }
+            (
+                problem_status(js, &previous, &problem),
+                Action::requeue(delay),
+            )
+        }
+    };
+    write_status(js, ctx, &previous, status).await?;
+    Ok(action)
+}
+
+async fn sync(
+    js: &JujuSecret,
+    ctx: &Context,
+    previous: &JujuSecretStatus,
+) -> Result<Synced, Problem> {
+    let namespace = js.namespace().unwrap_or_default();
+    let spec = &js.spec;
+    let label = juju_name(js);
+
+    // Tenancy comes first: a forbidden object causes no call on its model.
+    let precheck = ctx
+        .policy
+        .precheck(&namespace, &spec.model, &ctx.juju.options().username);
+    if precheck == Some(false) {
+        return Err(forbidden(&namespace, &spec.model));
+    }
+    let model = ctx.models.resolve(&spec.model).await?;
+    if precheck.is_none() && !ctx.policy.allows_model(&namespace, &model) {
+        return Err(forbidden(&namespace, &spec.model));
+    }
+
+    let observe_only = spec.management_policy == ManagementPolicy::ObserveOnly;
+    let content = if observe_only {
+        None
+    } else {
+        let content = desired_content(&ctx.client, js, super::FIELD_MANAGER).await?;
+        let limits = ctx
+            .juju
+            .model_content_limits(&model.uuid)
+            .await
+            .map_err(SharedFailure::from)?;
+        content
+            .validate(limits)
+            .map_err(|e| Problem::new(reason::INVALID_CONTENT, e.to_string()))?;
+        Some(content)
+    };
+    let mac = content.as_ref().map(|c| content_mac(&ctx.mac_key, c));
+
+    let interval = refresh_interval(js, ctx);
+    let listing = ctx.listings.get(&model.uuid, interval).await?;
+    let recorded_uri = previous
+        .secret_id
+        .as_deref()
+        .filter(|_| previous.model_uuid.as_deref() == Some(model.uuid.as_str()))
+        .and_then(|id| SecretUri::parse(id).ok());
+
+    let mut adopted = false;
+    let current = match recorded_uri.as_ref().and_then(|uri| listing.by_uri(uri)) {
+        Some(found) => Some(found.clone()),
+        None => match listing.by_label(&label) {
+            None => None,
+            Some(found) => {
+                let ours = previous.pending_create.is_some();
+                if !ours && !spec.adopt && !observe_only {
+                    return Err(Problem::new(
+                        reason::CONFLICT,
+                        format!(
+                            "a Juju secret named {label:?} ({}) already exists in model {} and was not created by this resource; set spec.adopt to take it over",
+                            found.uri,
+                            model.qualified_name()
+                        ),
+                    ));
+                }
+                adopted = !ours && spec.adopt;
+                Some(found.clone())
+            }
+        },
+    };
+
+    let Some(current) = current else {
+        if observe_only {
+            return Err(Problem::new(
+                reason::NOT_FOUND,
+                format!(
+                    "no Juju secret named {label:?} in model {}",
+                    model.qualified_name()
+                ),
+            ));
+        }
+        let content = content.unwrap_or_default();
+        if spec.suspend {
+            return Ok(Synced {
+                model_uuid: model.uuid,
+                uri: None,
+                revision: None,
+                content_mac: previous.content_mac.clone(),
+                auto_prune: previous.auto_prune,
+                reason: reason::SUSPENDED,
+                message: "the secret does not exist in Juju; not created while suspended".into(),
+                wrote: false,
+            });
+        }
+        // Record the intent first: if the operator dies after Juju creates the secret
+        // but before its URI is recorded, the next pass knows the secret is its own.
+        let mut pending = previous.clone();
+        pending.pending_create = Some(now_rfc3339());
+        pending.model_uuid = Some(model.uuid.clone());
+        write_status(js, ctx, previous, pending)
+            .await
+            .map_err(|e| Problem::new(reason::KUBERNETES_ERROR, e.to_string()).transient())?;
+
+        let checksum = content.juju_checksum();
+        let created = ctx
+            .writes
+            .create(
+                &model.uuid,
+                NewSecret {
+                    label: Some(label.clone()),
+                    description: spec.description.clone(),
+                    content,
+                },
+            )
+            .await?;
+        let uri = match created {
+            Ok(uri) => uri,
+            Err(e) if e.code == ErrorCode::AlreadyExists => {
+                // Someone (or an earlier attempt of ours) created it since the listing
+                // was read: read again and decide on the next pass.
+                ctx.listings.invalidate(&model.uuid).await;
+                return Err(Problem::new(reason::JUJU_ERROR, e.to_string()).transient());
+            }
+            Err(e) => return Err(Problem::new(reason::JUJU_ERROR, e.to_string())),
+        };
+        ctx.listings
+            .record(
+                &model.uuid,
+                SecretSummary {
+                    uri: uri.clone(),
+                    label: Some(label.clone()),
+                    description: spec.description.clone(),
+                    latest_revision: 1,
+                    checksum: Some(checksum),
+                },
+            )
+            .await;
+        if spec.auto_prune {
+            let mut prune = SecretUpdate::of(SecretSelector::Uri(uri.clone()));
+            prune.auto_prune = Some(true);
+            ctx.writes
+                .update(&model.uuid, prune)
+                .await?
+                .map_err(|e| Problem::new(reason::JUJU_ERROR, e.to_string()).transient())?;
+        }
+        info!(secret = %uri, model = %model.uuid, "created Juju secret");
+        ctx.publish(
+            js,
+            EventType::Normal,
+            "Created",
+            "Create",
+            Some(format!(
+                "created Juju secret {label:?} ({uri}) in model {}",
+                model.qualified_name()
+            )),
+        )
+        .await;
+        return Ok(Synced {
+            model_uuid: model.uuid,
+            uri: Some(uri),
+            revision: Some(1),
+            content_mac: mac,
+            auto_prune: Some(spec.auto_prune),
+            reason: reason::SYNCED,
+            message: "created in Juju".into(),
+            wrote: true,
+        });
+    };
+
+    if adopted {
+        ctx.publish(
+            js,
+            EventType::Normal,
+            "Adopted",
+            "Adopt",
+            Some(format!(
+                "took over existing Juju secret {label:?} ({})",
+                current.uri
+            )),
+        )
+        .await;
+    }
+
+    let observed = |message: &str| Synced {
+        model_uuid: model.uuid.clone(),
+        uri: Some(current.uri.clone()),
+        revision: Some(current.latest_revision),
+        content_mac: previous.content_mac.clone(),
+        auto_prune: previous.auto_prune,
+        reason: reason::SYNCED,
+        message: message.to_owned(),
+        wrote: false,
+    };
+    match spec.management_policy {
+        ManagementPolicy::ObserveOnly => {
+            return Ok(observed("observed; the operator never writes this secret"));
+        }
+        ManagementPolicy::CreateOnly => {
+            return Ok(observed(
+                "exists in Juju; the operator does not overwrite it",
+            ));
+        }
+        ManagementPolicy::Full => {}
+    }
+    let content = content.unwrap_or_default();
+    let desired_checksum = content.juju_checksum();
+
+    let mut update = SecretUpdate::of(SecretSelector::Uri(current.uri.clone()));
+    let mut changes = Vec::new();
+    if current.label.as_deref() != Some(label.as_str()) {
+        update.label = Some(label.clone());
+        changes.push("name");
+    }
+    if let Some(description) = &spec.description
+        && current.description.as_ref() != Some(description)
+    {
+        update.description = Some(description.clone());
+        changes.push("description");
+    }
+    let content_differs = match &current.checksum {
+        Some(checksum) => *checksum != desired_checksum,
+        None => juju_content_differs(ctx, &model.uuid, &current.uri, &content).await?,
+    };
+    if content_differs {
+        update.content = Some(content);
+        changes.push("content");
+    }
+    if previous.auto_prune != Some(spec.auto_prune) || content_differs {
+        update.auto_prune = Some(spec.auto_prune);
+    }
+    let drift = content_differs
+        && previous.content_mac.is_some()
+        && previous.content_mac == mac
+        && recorded_uri.as_ref() == Some(&current.uri);
+
+    if spec.suspend {
+        let message = if changes.is_empty() {
+            "suspended; Juju matches the spec".to_owned()
+        } else {
+            format!(
+                "suspended; Juju differs from the spec in: {}",
+                changes.join(", ")
+            )
+        };
+        return Ok(Synced {
+            reason: reason::SUSPENDED,
+            ..observed(&message)
+        });
+    }
+    if update.label.is_none()
+        && update.description.is_none()
+        && update.content.is_none()
+        && update.auto_prune.is_none()
+    {
+        let mut synced = observed("in sync");
+        synced.content_mac = mac;
+        synced.auto_prune = Some(spec.auto_prune);
+        return Ok(synced);
+    }
+
+    match ctx.writes.update(&model.uuid, update).await? {
+        Ok(()) => {}
+        Err(e) if e.code == ErrorCode::AlreadyExists => {
+            return Err(Problem::new(
+                reason::CONFLICT,
+                format!("cannot rename to {label:?}: {}", e.message),
+            ));
+        }
+        Err(e) if e.code == ErrorCode::NotFound => {
+            ctx.listings.invalidate(&model.uuid).await;
+            return Err(Problem::new(reason::JUJU_ERROR, e.to_string()).transient());
+        }
+        Err(e) => return Err(Problem::new(reason::JUJU_ERROR, e.to_string())),
+    }
+    let revision = current.latest_revision + u64::from(content_differs);
+    ctx.listings
+        .record(
+            &model.uuid,
+            SecretSummary {
+                uri: current.uri.clone(),
+                label: Some(label.clone()),
+                description: spec.description.clone().or(current.description.clone()),
+                latest_revision: revision,
+                checksum: Some(desired_checksum),
+            },
+        )
+        .await;
+    if drift {
+        ctx.publish(
+            js,
+            EventType::Warning,
+            "DriftCorrected",
+            "Update",
+            Some(format!(
+                "the content of Juju secret {label:?} ({}) was changed outside the operator; restored as revision {revision}",
+                current.uri
+            )),
+        )
+        .await;
+    }
+    if !changes.is_empty() {
+        let what = changes.join(", ");
+        let reason = if changes == ["name"] {
+            "Renamed"
+        } else {
+            "Updated"
+        };
+        info!(secret = %current.uri, changed = %what, "updated Juju secret");
+        ctx.publish(
+            js,
+            EventType::Normal,
+            reason,
+            "Update",
+            Some(format!(
+                "updated {what} of Juju secret {label:?} ({}); revision {revision}",
+                current.uri
+            )),
+        )
+        .await;
+    }
+    Ok(Synced {
+        model_uuid: model.uuid,
+        uri: Some(current.uri),
+        revision: Some(revision),
+        content_mac: mac,
+        auto_prune: Some(spec.auto_prune),
+        reason: reason::SYNCED,
+        message: "in sync".into(),
+        wrote: true,
+    })
+}
+
+/// For controllers older than Juju 3.6, which report no checksum: compare the content
+/// itself (needs model admin).
+async fn juju_content_differs(
+    ctx: &Context,
+    model_uuid: &str,
+    uri: &SecretUri,
+    desired: &crate::juju::SecretContent,
+) -> Result<bool, Problem> {
+    let filter = SecretFilter {
+        uri: Some(uri.clone()),
+        ..SecretFilter::default()
+    };
+    let listed = ctx
+        .juju
+        .list_secrets(model_uuid, &filter, true)
+        .await
+        .map_err(SharedFailure::from)?;
+    Ok(match listed.first().and_then(|s| s.value.clone()) {
+        Some(Ok(content)) => content != *desired,
+        _ => true,
+    })
+}
+
+fn forbidden(namespace: &str, model: &str) -> Problem {
+    Problem::new(
+        reason::FORBIDDEN,
+        format!(
+            "the tenancy policy does not allow namespace {namespace:?} to use Juju model {model:?}"
+        ),
+    )
+}
+
+fn object_key(js: &JujuSecret) -> String {
+    format!("{}/{}", js.namespace().unwrap_or_default(), js.name_any())
+}
+
+fn ready_condition(
+    js: &JujuSecret,
+    previous: &JujuSecretStatus,
+    ok: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
+    Condition::carry_transition_time(
+        Condition {
+            type_: READY.into(),
+            status: if ok { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: now_rfc3339(),
+            observed_generation: js.metadata.generation,
+        },
+        &previous.conditions,
+    )
+}
+
+fn synced_status(js: &JujuSecret, previous: &JujuSecretStatus, s: &Synced) -> JujuSecretStatus {
+    let ok = s.reason == reason::SYNCED;
+    let condition = ready_condition(js, previous, ok, s.reason, &s.message);
+    let condition_changed =
+        previous.conditions.iter().find(|c| c.type_ == READY) != Some(&condition);
+    JujuSecretStatus {
+        secret_id: s
+            .uri
+            .as_ref()
+            .map(SecretUri::short)
+            .or(previous.secret_id.clone()),
+        secret_uri: s
+            .uri
+            .as_ref()
+            .map(|u| u.full(&s.model_uuid))
+            .or(previous.secret_uri.clone()),
+        model_uuid: Some(s.model_uuid.clone()),
+        revision: s.revision.or(previous.revision),
+        observed_generation: js.metadata.generation,
+        last_sync_time: if s.wrote || condition_changed || previous.last_sync_time.is_none() {
+            Some(now_rfc3339())
+        } else {
+            previous.last_sync_time.clone()
+        },
+        content_mac: s.content_mac.clone(),
+        auto_prune: s.auto_prune,
+        pending_create: None,
+        conditions: vec![condition],
+    }
+}
+
+fn problem_status(js: &JujuSecret, previous: &JujuSecretStatus, p: &Problem) -> JujuSecretStatus {
+    JujuSecretStatus {
+        observed_generation: js.metadata.generation,
+        conditions: vec![ready_condition(js, previous, false, p.reason, &p.message)],
+        ..previous.clone()
+    }
+}
+
+/// Writes the status with server-side apply, unless nothing changed.
+async fn write_status(
+    js: &JujuSecret,
+    ctx: &Context,
+    previous: &JujuSecretStatus,
+    status: JujuSecretStatus,
+) -> Result<(), Error> {
+    if js.status.is_some() && *previous == status {
+        return Ok(());
+    }
+    let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({
+        "apiVersion": JujuSecret::api_version(&()),
+        "kind": JujuSecret::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &js.name_any(),
+        &PatchParams::apply(super::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+#[instrument(skip_all, fields(namespace = js.namespace().unwrap_or_default(), name = js.name_any()))]
+async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
+    let spec = &js.spec;
+    let label = juju_name(js);
+    if spec.deletion_policy == DeletionPolicy::Retain
+        || spec.management_policy == ManagementPolicy::ObserveOnly
+    {
+        ctx.publish(
+            js,
+            EventType::Normal,
+            "Retained",
+            "Delete",
+            Some(format!("left Juju secret {label:?} in place")),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let status = js.status.clone().unwrap_or_default();
+    let Some(model_uuid) = status.model_uuid.clone() else {
+        return Ok(Action::await_change());
+    };
+    let selector = match status.secret_id.as_deref().map(SecretUri::parse) {
+        Some(Ok(uri)) => SecretSelector::Uri(uri),
+        // Created but not recorded (the operator stopped in between): by name.
+        _ if status.pending_create.is_some() => SecretSelector::Label(label.clone()),
+        _ => return Ok(Action::await_change()),
+    };
+    let namespace = js.namespace().unwrap_or_default();
+    if ctx
+        .policy
+        .precheck(&namespace, &model_uuid, &ctx.juju.options().username)
+        == Some(false)
+    {
+        ctx.publish(
+            js,
+            EventType::Warning,
+            reason::FORBIDDEN,
+            "Delete",
+            Some("the tenancy policy no longer allows this namespace to use the model; the Juju secret was left in place".into()),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let removal = SecretRemoval {
+        secret: selector,
+        revisions: None,
+    };
+    let result = ctx.juju.remove_secrets(&model_uuid, &[removal]).await;
+    let outcome = match result {
+        Ok(results) => results.into_iter().next().unwrap_or(Ok(())),
+        Err(e) => {
+            let failure = SharedFailure::from(&e);
+            if failure.kind == FailureKind::ModelNotFound {
+                // The model is gone, and the secret with it.
+                Ok(())
+            } else {
+                let problem = Problem::from(failure);
+                let previous = status.clone();
+                let mut status = problem_status(js, &previous, &problem);
+                status.conditions[0].message =
+                    format!("cannot remove the Juju secret yet: {}", problem.message);
+                ctx.publish(
+                    js,
+                    EventType::Warning,
+                    problem.reason,
+                    "Delete",
+                    Some(problem.message.clone()),
+                )
+                .await;
+                write_status(js, ctx, &previous, status).await?;
+                return Err(Error::Cleanup(problem.message));
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => {}
+        Err(e) if e.code == ErrorCode::NotFound => {}
+        Err(e) => {
+            ctx.publish(
+                js,
+                EventType::Warning,
+                reason::JUJU_ERROR,
+                "Delete",
+                Some(e.to_string()),
+            )
+            .await;
+            return Err(Error::Cleanup(e.to_string()));
+        }
+    }
+    if let SecretSelector::Uri(uri) = &removal_uri(&status) {
+        ctx.listings.forget(&model_uuid, uri).await;
+    } else {
+        ctx.listings.invalidate(&model_uuid).await;
+    }
+    ctx.publish(
+        js,
+        EventType::Normal,
+        "Deleted",
+        "Delete",
+        Some(format!("removed Juju secret {label:?}")),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+fn removal_uri(status: &JujuSecretStatus) -> SecretSelector {
+    match status.secret_id.as_deref().map(SecretUri::parse) {
+        Some(Ok(uri)) => SecretSelector::Uri(uri),
+        _ => SecretSelector::Label(String::new()),
+    }
+}
+
+/// Builds the event the recorder publishes.
+pub(crate) fn event(
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: Option<String>,
+) -> KubeEvent {
+    KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: note.map(|n| truncate(n, 1024)),
+        action: action.into(),
+        secondary: None,
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}

@@ -1,0 +1,405 @@
+//! The controllers, and the context they share.
+//!
+//! [`run`] starts the operator: it checks the CRDs are installed, connects to Juju with
+//! the credentials from a Kubernetes Secret, and runs the JujuSecret controller until
+//! SIGTERM/SIGINT, serving `/metrics`, `/healthz` and `/readyz` meanwhile.
+
+pub mod content;
+pub mod juju_state;
+pub mod jujusecret;
+pub mod metrics;
+pub mod tenancy;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::crd::secret::JujuSecret;
+use crate::juju::{self, ConnectOptions, JujuClient, Password};
+use juju_state::{ModelDirectory, SecretListings, WriteBatcher};
+use tenancy::TenancyPolicy;
+
+/// Field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "juju-secrets-operator";
+
+/// Errors that end a reconcile pass (Juju problems become conditions instead).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A namespaced object arrived without a namespace.
+    #[error("object has no namespace")]
+    NotNamespaced,
+    /// Removing the Juju secret failed; deletion waits and retries.
+    #[error("cleanup: {0}")]
+    Cleanup(String),
+}
+
+impl Error {
+    /// A stable PascalCase label for metrics and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesError",
+            Error::Finalizer(_) => "FinalizerError",
+            Error::NotNamespaced => "NotNamespaced",
+            Error::Cleanup(_) => "CleanupError",
+        }
+    }
+}
+
+/// Per-object exponential backoff for retries.
+#[derive(Default)]
+pub struct Backoff {
+    attempts: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    const INITIAL: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(300);
+
+    /// The next delay for `key`: 1 s, 2 s, 4 s ... up to 5 minutes.
+    pub fn next(&self, key: &str) -> Duration {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = attempts.entry(key.to_owned()).or_default();
+        let delay = Self::INITIAL
+            .saturating_mul(2u32.saturating_pow((*n).min(16)))
+            .min(Self::MAX);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    /// Forgets `key` after a success.
+    pub fn reset(&self, key: &str) {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Juju client.
+    pub juju: JujuClient,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Tenancy policy.
+    pub policy: TenancyPolicy,
+    /// Model name resolution.
+    pub models: ModelDirectory,
+    /// Per-model secret listings.
+    pub listings: SecretListings,
+    /// Per-model write batching.
+    pub writes: WriteBatcher,
+    /// Key of the content MAC.
+    pub mac_key: Vec<u8>,
+    /// Default drift-check interval.
+    pub refresh_interval: Duration,
+    /// Retry backoff.
+    pub backoff: Backoff,
+    /// Metrics.
+    pub metrics: metrics::Metrics,
+}
+
+impl Context {
+    /// Publishes an event about `js`; failures to publish are logged, not fatal.
+    pub async fn publish<K>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: Option<String>,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let event = jujusecret::event(type_, reason, action, note);
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+}
+
+/// Current time, RFC 3339 with second precision (UTC).
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
+}
+
+/// How to run the operator.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Kubeconfig file; `None` for in-cluster or the default kubeconfig.
+    pub kubeconfig: Option<PathBuf>,
+    /// `namespace/name` of the Secret with the Juju connection.
+    pub connection_secret: String,
+    /// Namespaces to watch; empty for all.
+    pub namespaces: Vec<String>,
+    /// Tenancy policy file.
+    pub tenancy_policy: Option<PathBuf>,
+    /// Default refresh interval.
+    pub refresh_interval: Duration,
+    /// Address of the metrics and health server.
+    pub metrics_addr: SocketAddr,
+}
+
+/// Why the operator could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Kubernetes client setup failed.
+    #[error("cannot set up the Kubernetes client: {0}")]
+    KubeConfig(String),
+    /// The CRDs are not installed.
+    #[error(
+        "the CustomResourceDefinition {crd} is not installed ({detail}); install the CRDs with `juju-secrets-operator crds | kubectl apply -f -` (or `kubectl apply -f crds/`, or the Helm chart)"
+    )]
+    CrdsMissing {
+        /// CRD name.
+        crd: String,
+        /// What the API said.
+        detail: String,
+    },
+    /// The Juju connection Secret is missing or incomplete.
+    #[error("Juju connection Secret {secret}: {detail}")]
+    Connection {
+        /// `namespace/name`.
+        secret: String,
+        /// What is wrong (never a value).
+        detail: String,
+    },
+    /// The tenancy policy is invalid.
+    #[error(transparent)]
+    Policy(#[from] tenancy::PolicyError),
+    /// The Juju client could not be built.
+    #[error("Juju client: {0}")]
+    Juju(#[from] juju::Error),
+    /// The metrics server could not start.
+    #[error("metrics server on {addr}: {source}")]
+    Metrics {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<Client, RunError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| RunError::KubeConfig(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| RunError::KubeConfig(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| RunError::KubeConfig(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(|e| RunError::KubeConfig(e.to_string()))
+}
+
+/// Reads the Juju connection (endpoints, CA, username, password) from a Secret.
+pub async fn connection_options(client: &Client, secret: &str) -> Result<ConnectOptions, RunError> {
+    let fail = |detail: String| RunError::Connection {
+        secret: secret.to_owned(),
+        detail,
+    };
+    let (namespace, name) = secret
+        .split_once('/')
+        .ok_or_else(|| fail("expected namespace/name".into()))?;
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let found = api
+        .get_opt(name)
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("not found".into()))?;
+    let data = found.data.unwrap_or_default();
+    let field = |key: &str| -> Result<String, RunError> {
+        let bytes = data
+            .get(key)
+            .ok_or_else(|| fail(format!("key {key:?} missing")))?;
+        String::from_utf8(bytes.0.clone()).map_err(|_| fail(format!("key {key:?} is not UTF-8")))
+    };
+    let endpoints: Vec<String> = field("endpoints")?
+        .split([',', '\n', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if endpoints.is_empty() {
+        return Err(fail("key \"endpoints\" lists no address".into()));
+    }
+    Ok(ConnectOptions::new(
+        endpoints,
+        field("ca-cert")?,
+        field("username")?.trim(),
+        Password::new(field("password")?),
+    ))
+}
+
+async fn check_crd_installed(client: &Client) -> Result<(), RunError> {
+    let api: Api<JujuSecret> = Api::all(client.clone());
+    api.list(&ListParams::default().limit(1))
+        .await
+        .map(|_| ())
+        .map_err(|e| RunError::CrdsMissing {
+            crd: format!("{}.{}", JujuSecret::plural(&()), JujuSecret::group(&())),
+            detail: e.to_string(),
+        })
+}
+
+/// Runs the operator until SIGTERM or SIGINT.
+pub async fn run(config: RunConfig) -> Result<(), RunError> {
+    let client = kube_client(config.kubeconfig.as_ref()).await?;
+    check_crd_installed(&client).await?;
+    let policy = match &config.tenancy_policy {
+        Some(path) => TenancyPolicy::load(path)?,
+        None => TenancyPolicy::AllowAll,
+    };
+    let options = connection_options(&client, &config.connection_secret).await?;
+    let mac_key = content::mac_key(options.password_bytes());
+    let juju = JujuClient::new(options)?;
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let metrics = metrics::Metrics::new(juju.clone());
+    let listener = tokio::net::TcpListener::bind(config.metrics_addr)
+        .await
+        .map_err(|source| RunError::Metrics {
+            addr: config.metrics_addr,
+            source,
+        })?;
+    tokio::spawn(metrics::serve(listener, metrics.clone(), ready.clone()));
+
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        policy,
+        models: ModelDirectory::new(juju.clone(), Duration::from_secs(30)),
+        listings: SecretListings::new(juju.clone()),
+        writes: WriteBatcher::new(juju.clone()),
+        juju,
+        mac_key,
+        refresh_interval: config.refresh_interval,
+        backoff: Backoff::default(),
+        metrics: metrics.clone(),
+    });
+
+    info!(namespaces = ?config.namespaces, "starting the JujuSecret controller");
+    let runs = if config.namespaces.is_empty() {
+        vec![run_jujusecrets(
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            ctx.clone(),
+            ready.clone(),
+        )]
+    } else {
+        config
+            .namespaces
+            .iter()
+            .map(|ns| {
+                run_jujusecrets(
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                    ctx.clone(),
+                    ready.clone(),
+                )
+            })
+            .collect()
+    };
+    futures::future::join_all(runs).await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn run_jujusecrets(
+    api: Api<JujuSecret>,
+    secrets: Api<Secret>,
+    ctx: Arc<Context>,
+    ready: Arc<AtomicBool>,
+) {
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller
+        .watches(
+            secrets,
+            watcher::Config::default().any_semantic(),
+            move |secret: Secret| {
+                // A source Secret changed: reconcile every JujuSecret that reads it.
+                let namespace = secret.namespace();
+                let name = secret.name_any();
+                let generated_for = secret.labels().get(content::GENERATED_LABEL).cloned();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|js| js.namespace() == namespace)
+                    .filter(|js| {
+                        js.spec.secret_ref.as_ref().is_some_and(|r| r.name == name)
+                            || generated_for.as_deref() == Some(js.name_any().as_str())
+                    })
+                    .map(|js| ObjectRef::from_obj(&*js))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(jujusecret::reconcile, error_policy, ctx.clone())
+        .for_each(|result| {
+            let ctx = ctx.clone();
+            let ready = ready.clone();
+            async move {
+                ready.store(true, Ordering::Relaxed);
+                match result {
+                    Ok((obj, _)) => ctx.metrics.reconciled(&obj.name, None),
+                    Err(e) => {
+                        warn!(error = %e, "reconcile failed");
+                        ctx.metrics.reconciled("", Some(error_label(&e)));
+                    }
+                }
+            }
+        })
+        .await;
+}
+
+fn error_label<E: std::error::Error>(
+    e: &kube::runtime::controller::Error<Error, E>,
+) -> &'static str {
+    match e {
+        kube::runtime::controller::Error::ReconcilerFailed(err, _) => err.category(),
+        kube::runtime::controller::Error::ObjectNotFound(_) => "ObjectNotFound",
+        kube::runtime::controller::Error::QueueError(_) => "QueueError",
+        _ => "Other",
+    }
+}
+
+fn error_policy(js: Arc<JujuSecret>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!("{}/{}", js.namespace().unwrap_or_default(), js.name_any());
+    let delay = ctx.backoff.next(&key);
+    warn!(namespace = js.namespace().unwrap_or_default(), name = js.name_any(), error = %error, retry_in = ?delay, "reconcile error");
+    Action::requeue(delay)
+}
