@@ -21,7 +21,6 @@ pub struct Condition {
     /// A CamelCase reason, e.g. `Synced`, `Conflict`, `ModelNotFound`.
     pub reason: String,
     /// A human-readable explanation. Never contains a secret value.
-    #[serde(default)]
     pub message: String,
     /// When `status` last changed (RFC 3339).
     pub last_transition_time: String,
