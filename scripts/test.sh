@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the Rust unit and integration tests (the Juju client
-# against the in-process emulator), then the Python conformance suite (python-libjuju
+# against the in-process emulator; the operator binary end to end against a real
+# kube-apiserver and the emulator), then the Python conformance suite (python-libjuju
 # against the emulator binary), which also validates every frame the Rust tests logged
 # against Juju's facade schemas. README.md documents this command; .ci/run calls it.
 set -euo pipefail
@@ -26,6 +27,11 @@ if [ ! -x "$venv/bin/pytest" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
 fi
+
+echo "== real kube-apiserver for the end-to-end tests (built once, cached)"
+bash scripts/kube-apiserver.sh build
+# The end-to-end tests fail, rather than skip, when their environment cannot start.
+export JSO_REQUIRE_E2E=1
 
 echo "== building"
 cargo build --locked --bins
