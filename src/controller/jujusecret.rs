@@ -754,3 +754,88 @@ fn truncate(mut s: String, max: usize) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::secret::JujuSecretSpec;
+
+    fn jujusecret(generation: i64, status: Option<JujuSecretStatus>) -> JujuSecret {
+        let spec: JujuSecretSpec =
+            serde_json::from_value(json!({"model": "dev", "data": {"password": "x"}})).unwrap();
+        let mut js = JujuSecret::new("db", spec);
+        js.metadata.namespace = Some("team-a".into());
+        js.metadata.generation = Some(generation);
+        js.status = status;
+        js
+    }
+
+    fn synced(wrote: bool) -> Synced {
+        Synced {
+            model_uuid: "26e9b4dd-e657-4a2c-8f25-222c879fd45d".into(),
+            uri: Some(SecretUri::parse("secret:9fvb66662rqormfsip9g").unwrap()),
+            revision: Some(2),
+            content_mac: Some("hmac-sha256:00".into()),
+            auto_prune: Some(true),
+            reason: reason::SYNCED,
+            message: "in sync".into(),
+            wrote,
+        }
+    }
+
+    #[test]
+    fn a_pass_that_finds_nothing_new_produces_an_identical_status() {
+        let js = jujusecret(1, None);
+        let first = synced_status(&js, &JujuSecretStatus::default(), &synced(true));
+        assert_eq!(
+            first.secret_id.as_deref(),
+            Some("secret:9fvb66662rqormfsip9g")
+        );
+        assert_eq!(
+            first.secret_uri.as_deref(),
+            Some("secret://26e9b4dd-e657-4a2c-8f25-222c879fd45d/9fvb66662rqormfsip9g")
+        );
+        assert_eq!(first.observed_generation, Some(1));
+        assert_eq!(first.conditions[0].status, "True");
+        let js = jujusecret(1, Some(first.clone()));
+        let again = synced_status(&js, &first, &synced(false));
+        assert_eq!(again, first, "no write needed: identical status");
+    }
+
+    #[test]
+    fn a_problem_keeps_the_ids_and_flips_the_condition_once() {
+        let js = jujusecret(1, None);
+        let ok = synced_status(&js, &JujuSecretStatus::default(), &synced(true));
+        let js = jujusecret(2, Some(ok.clone()));
+        let problem = Problem::new(reason::SOURCE_NOT_FOUND, "Secret team-a/src not found");
+        let failed = problem_status(&js, &ok, &problem);
+        assert_eq!(failed.secret_id, ok.secret_id);
+        assert_eq!(failed.revision, Some(2));
+        assert_eq!(failed.observed_generation, Some(2));
+        let c = &failed.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "SourceNotFound")
+        );
+        // The same problem again keeps the transition time: nothing to write.
+        let js = jujusecret(2, Some(failed.clone()));
+        assert_eq!(problem_status(&js, &failed, &problem), failed);
+    }
+
+    #[test]
+    fn success_clears_the_pending_create_marker() {
+        let js = jujusecret(1, None);
+        let pending = JujuSecretStatus {
+            pending_create: Some("2026-11-23T00:00:00Z".into()),
+            ..Default::default()
+        };
+        let done = synced_status(&js, &pending, &synced(true));
+        assert_eq!(done.pending_create, None);
+    }
+
+    #[test]
+    fn event_notes_are_cut_to_the_api_limit() {
+        let e = event(EventType::Warning, "X", "Y", Some("é".repeat(800)));
+        assert!(e.note.unwrap().len() <= 1024);
+    }
+}

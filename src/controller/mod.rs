@@ -72,9 +72,9 @@ pub struct Backoff {
 
 impl Backoff {
     const INITIAL: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(300);
+    const MAX: Duration = Duration::from_secs(60);
 
-    /// The next delay for `key`: 1 s, 2 s, 4 s ... up to 5 minutes.
+    /// The next delay for `key`: 1 s, 2 s, 4 s ... up to a minute.
     pub fn next(&self, key: &str) -> Duration {
         let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
         let n = attempts.entry(key.to_owned()).or_default();
