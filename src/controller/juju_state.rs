@@ -165,6 +165,8 @@ pub struct SecretSummary {
     pub latest_revision: u64,
     /// Juju 3.6's checksum of the latest content.
     pub checksum: Option<String>,
+    /// Applications with view access.
+    pub applications: std::collections::BTreeSet<String>,
 }
 
 impl From<&SecretInfo> for SecretSummary {
@@ -175,6 +177,12 @@ impl From<&SecretInfo> for SecretSummary {
             description: s.description.clone(),
             latest_revision: s.latest_revision,
             checksum: s.latest_revision_checksum.clone(),
+            applications: s
+                .access
+                .iter()
+                .filter_map(|a| a.application())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -270,6 +278,20 @@ impl SecretListings {
             .listing
             .by_id
             .insert(secret.uri.id().to_owned(), secret);
+    }
+
+    /// Records a change of who may read a secret.
+    pub async fn record_access(
+        &self,
+        model_uuid: &str,
+        uri: &SecretUri,
+        applications: std::collections::BTreeSet<String>,
+    ) {
+        let entry = self.entry(model_uuid);
+        let mut state = entry.lock().await;
+        if let Some(s) = state.listing.by_id.get_mut(uri.id()) {
+            s.applications = applications;
+        }
     }
 
     /// Records a removal.

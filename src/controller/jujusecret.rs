@@ -296,6 +296,7 @@ async fn sync(
                     description: spec.description.clone(),
                     latest_revision: 1,
                     checksum: Some(checksum),
+                    applications: Default::default(),
                 },
             )
             .await;
@@ -446,6 +447,7 @@ async fn sync(
                 description: spec.description.clone().or(current.description.clone()),
                 latest_revision: revision,
                 checksum: Some(desired_checksum),
+                applications: current.applications.clone(),
             },
         )
         .await;

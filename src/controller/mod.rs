@@ -5,6 +5,7 @@
 //! SIGTERM/SIGINT, serving `/metrics`, `/healthz` and `/readyz` meanwhile.
 
 pub mod content;
+pub mod grant;
 pub mod juju_state;
 pub mod jujusecret;
 pub mod metrics;
@@ -27,6 +28,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
+use crate::crd::grant::JujuSecretGrant;
 use crate::crd::secret::JujuSecret;
 use crate::juju::{self, ConnectOptions, JujuClient, Password};
 use juju_state::{ModelDirectory, SecretListings, WriteBatcher};
@@ -261,12 +263,21 @@ pub async fn connection_options(client: &Client, secret: &str) -> Result<Connect
 }
 
 async fn check_crd_installed(client: &Client) -> Result<(), RunError> {
-    let api: Api<JujuSecret> = Api::all(client.clone());
-    api.list(&ListParams::default().limit(1))
+    check_kind::<JujuSecret>(client).await?;
+    check_kind::<JujuSecretGrant>(client).await?;
+    check_kind::<crate::crd::backend::JujuSecretBackend>(client).await
+}
+
+async fn check_kind<K>(client: &Client) -> Result<(), RunError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    api.list_metadata(&ListParams::default().limit(1))
         .await
         .map(|_| ())
         .map_err(|e| RunError::CrdsMissing {
-            crd: format!("{}.{}", JujuSecret::plural(&()), JujuSecret::group(&())),
+            crd: format!("{}.{}", K::plural(&()), K::group(&())),
             detail: e.to_string(),
         })
 }
@@ -311,31 +322,41 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         metrics: metrics.clone(),
     });
 
-    info!(namespaces = ?config.namespaces, "starting the JujuSecret controller");
-    let runs = if config.namespaces.is_empty() {
-        vec![run_jujusecrets(
-            Api::all(client.clone()),
-            Api::all(client.clone()),
+    info!(namespaces = ?config.namespaces, "starting the controllers");
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut runs = Vec::new();
+    for scope in scopes {
+        runs.push(tokio::spawn(run_jujusecrets(
+            api_for(&client, scope.as_deref()),
+            api_for(&client, scope.as_deref()),
             ctx.clone(),
             ready.clone(),
-        )]
-    } else {
-        config
-            .namespaces
-            .iter()
-            .map(|ns| {
-                run_jujusecrets(
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                    ctx.clone(),
-                    ready.clone(),
-                )
-            })
-            .collect()
-    };
+        )));
+        runs.push(tokio::spawn(run_grants(
+            api_for(&client, scope.as_deref()),
+            api_for(&client, scope.as_deref()),
+            ctx.clone(),
+        )));
+    }
     futures::future::join_all(runs).await;
     info!("stopped");
     Ok(())
+}
+
+/// An API over all namespaces, or one.
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 async fn run_jujusecrets(
@@ -374,16 +395,74 @@ async fn run_jujusecrets(
             let ready = ready.clone();
             async move {
                 ready.store(true, Ordering::Relaxed);
-                match result {
-                    Ok((obj, _)) => ctx.metrics.reconciled(&obj.name, None),
-                    Err(e) => {
-                        warn!(error = %e, "reconcile failed");
-                        ctx.metrics.reconciled("", Some(error_label(&e)));
-                    }
-                }
+                report(&ctx, result);
             }
         })
         .await;
+}
+
+async fn run_grants(api: Api<JujuSecretGrant>, jujusecrets: Api<JujuSecret>, ctx: Arc<Context>) {
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let gctx = Arc::new(grant::GrantContext {
+        ctx: ctx.clone(),
+        grants: store.clone(),
+    });
+    controller
+        .watches(
+            jujusecrets,
+            watcher::Config::default().any_semantic(),
+            move |js: JujuSecret| {
+                // A JujuSecret became Ready, changed or was recreated: its grants follow.
+                let namespace = js.namespace();
+                let name = js.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|g| g.namespace() == namespace)
+                    .filter(|g| g.spec.secret_ref.as_ref().is_some_and(|r| r.name == name))
+                    .map(|g| ObjectRef::from_obj(&*g))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(grant::reconcile, grant_error_policy, gctx)
+        .for_each(|result| {
+            let ctx = ctx.clone();
+            async move { report(&ctx, result) }
+        })
+        .await;
+}
+
+fn report<K, E>(
+    ctx: &Context,
+    result: Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, E>>,
+) where
+    K: Resource,
+    E: std::error::Error,
+{
+    match result {
+        Ok((obj, _)) => ctx.metrics.reconciled(&obj.name, None),
+        Err(e) => {
+            warn!(error = %e, "reconcile failed");
+            ctx.metrics.reconciled("", Some(error_label(&e)));
+        }
+    }
+}
+
+fn grant_error_policy(
+    g: Arc<JujuSecretGrant>,
+    error: &Error,
+    gctx: Arc<grant::GrantContext>,
+) -> Action {
+    let key = format!(
+        "grant/{}/{}",
+        g.namespace().unwrap_or_default(),
+        g.name_any()
+    );
+    let delay = gctx.ctx.backoff.next(&key);
+    warn!(namespace = g.namespace().unwrap_or_default(), name = g.name_any(), error = %error, retry_in = ?delay, "reconcile error");
+    Action::requeue(delay)
 }
 
 fn error_label<E: std::error::Error>(

@@ -71,6 +71,8 @@ pub mod reason {
     pub const JUJU_ERROR: &str = "JujuError";
     /// The Kubernetes API failed.
     pub const KUBERNETES_ERROR: &str = "KubernetesError";
+    /// The spec is invalid in a way the schema could not catch.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
 }
 
 #[cfg(test)]

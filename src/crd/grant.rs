@@ -76,6 +76,14 @@ pub struct JujuSecretGrantStatus {
     /// Short URI of the secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_id: Option<String>,
+    /// UUID of the model holding the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_uuid: Option<String>,
+    /// Applications whose grant the operator made (and may therefore revoke when no
+    /// JujuSecretGrant lists them any more). Grants that existed before are never
+    /// revoked.
+    #[serde(default)]
+    pub owned_applications: Vec<String>,
     /// Applications that hold the grant.
     #[serde(default)]
     pub granted_applications: Vec<String>,

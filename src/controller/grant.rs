@@ -1,0 +1,579 @@
+//! The JujuSecretGrant controller: which Juju applications may read a secret.
+//!
+//! Grants are reconciled per Juju secret as the union of every JujuSecretGrant naming
+//! it. The operator revokes only grants it made itself (recorded as
+//! `status.ownedApplications`) and only once no JujuSecretGrant lists the application
+//! any more; grants people made outside the operator are never revoked. An
+//! application that does not exist yet is reported as pending and retried with
+//! backoff, without holding back the others.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::Store;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use super::juju_state::{FailureKind, SharedFailure};
+use super::{Context, Error, now_rfc3339};
+use crate::crd::condition::{Condition, READY, reason};
+use crate::crd::grant::{JujuSecretGrant, JujuSecretGrantStatus};
+use crate::crd::secret::JujuSecret;
+use crate::juju::{ErrorCode, SecretSelector, SecretUri};
+
+/// Finalizer that lets the operator revoke before the object goes.
+pub const FINALIZER: &str = "secrets.juju.is/revoke";
+
+/// Reason while the referenced JujuSecret has no Juju secret yet.
+pub const SECRET_NOT_READY: &str = "SecretNotReady";
+
+/// The Juju secret a grant is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Target {
+    model_uuid: String,
+    uri: SecretUri,
+}
+
+#[derive(Debug)]
+struct Problem {
+    reason: &'static str,
+    message: String,
+    transient: bool,
+}
+
+impl Problem {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
+impl From<SharedFailure> for Problem {
+    fn from(f: SharedFailure) -> Self {
+        let (reason, transient) = match f.kind {
+            FailureKind::Unavailable => (reason::JUJU_UNAVAILABLE, true),
+            FailureKind::Unauthorized => (reason::UNAUTHORIZED, false),
+            FailureKind::ModelNotFound => (reason::MODEL_NOT_FOUND, false),
+            FailureKind::InvalidContent | FailureKind::Other => (reason::JUJU_ERROR, true),
+        };
+        Self {
+            reason,
+            message: f.message,
+            transient,
+        }
+    }
+}
+
+/// What the grant controller shares beyond [`Context`].
+pub struct GrantContext {
+    /// The operator-wide context.
+    pub ctx: Arc<Context>,
+    /// Every JujuSecretGrant, for the union of wanted applications.
+    pub grants: Store<JujuSecretGrant>,
+}
+
+/// Entry point for the kube-runtime controller.
+pub async fn reconcile(
+    grant: Arc<JujuSecretGrant>,
+    gctx: Arc<GrantContext>,
+) -> Result<Action, Error> {
+    let namespace = grant.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<JujuSecretGrant> = Api::namespaced(gctx.ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, grant, |event| async {
+        match event {
+            Finalizer::Apply(g) => apply(&g, &gctx).await,
+            Finalizer::Cleanup(g) => cleanup(&g, &gctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn key(grant: &JujuSecretGrant) -> String {
+    format!(
+        "grant/{}/{}",
+        grant.namespace().unwrap_or_default(),
+        grant.name_any()
+    )
+}
+
+fn wanted(grant: &JujuSecretGrant) -> BTreeSet<String> {
+    grant.spec.applications.iter().cloned().collect()
+}
+
+/// Finds the Juju secret the grant names.
+async fn target(grant: &JujuSecretGrant, ctx: &Context) -> Result<Target, Problem> {
+    let namespace = grant.namespace().unwrap_or_default();
+    if let Some(local) = &grant.spec.secret_ref {
+        let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+        let js = api
+            .get_opt(&local.name)
+            .await
+            .map_err(|e| Problem {
+                transient: true,
+                ..Problem::new(reason::KUBERNETES_ERROR, e.to_string())
+            })?
+            .ok_or_else(|| {
+                Problem::new(
+                    SECRET_NOT_READY,
+                    format!("JujuSecret {namespace}/{} not found", local.name),
+                )
+            })?;
+        if js.metadata.deletion_timestamp.is_some() {
+            return Err(Problem::new(
+                SECRET_NOT_READY,
+                format!("JujuSecret {namespace}/{} is being deleted", local.name),
+            ));
+        }
+        let status = js.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.status == "True");
+        return match (
+            ready,
+            status.model_uuid,
+            status.secret_id.as_deref().map(SecretUri::parse),
+        ) {
+            (true, Some(model_uuid), Some(Ok(uri))) => Ok(Target { model_uuid, uri }),
+            _ => Err(Problem::new(
+                SECRET_NOT_READY,
+                format!(
+                    "waiting for JujuSecret {namespace}/{} to be Ready",
+                    local.name
+                ),
+            )),
+        };
+    }
+    let Some(external) = &grant.spec.external else {
+        return Err(Problem::new(
+            reason::INVALID_SPEC,
+            "one of secretRef or external is required",
+        ));
+    };
+    let precheck = ctx
+        .policy
+        .precheck(&namespace, &external.model, &ctx.juju.options().username);
+    if precheck == Some(false) {
+        return Err(forbidden(&namespace, &external.model));
+    }
+    let model = ctx.models.resolve(&external.model).await?;
+    if precheck.is_none() && !ctx.policy.allows_model(&namespace, &model) {
+        return Err(forbidden(&namespace, &external.model));
+    }
+    let listing = ctx.listings.get(&model.uuid, ctx.refresh_interval).await?;
+    let found = match (&external.uri, &external.name) {
+        (Some(uri), _) => {
+            let uri =
+                SecretUri::parse(uri).map_err(|e| Problem::new(reason::INVALID_SPEC, e.message))?;
+            listing.by_uri(&uri).map(|s| s.uri.clone())
+        }
+        (None, Some(name)) => listing.by_label(name).map(|s| s.uri.clone()),
+        (None, None) => {
+            return Err(Problem::new(
+                reason::INVALID_SPEC,
+                "external needs name or uri",
+            ));
+        }
+    };
+    let uri = found.ok_or_else(|| {
+        Problem::new(
+            reason::NOT_FOUND,
+            format!(
+                "the secret is not among the user secrets of model {}",
+                model.qualified_name()
+            ),
+        )
+    })?;
+    Ok(Target {
+        model_uuid: model.uuid,
+        uri,
+    })
+}
+
+fn forbidden(namespace: &str, model: &str) -> Problem {
+    Problem::new(
+        reason::FORBIDDEN,
+        format!(
+            "the tenancy policy does not allow namespace {namespace:?} to use Juju model {model:?}"
+        ),
+    )
+}
+
+/// The other grant objects about the same Juju secret, as last recorded.
+fn others<'a>(
+    all: &'a [Arc<JujuSecretGrant>],
+    me: &JujuSecretGrant,
+    target: &Target,
+) -> Vec<&'a JujuSecretGrant> {
+    all.iter()
+        .map(|g| g.as_ref())
+        .filter(|g| !(g.namespace() == me.namespace() && g.name_any() == me.name_any()))
+        .filter(|g| g.metadata.deletion_timestamp.is_none())
+        .filter(|g| {
+            g.status.as_ref().is_some_and(|s| {
+                s.model_uuid.as_deref() == Some(target.model_uuid.as_str())
+                    && s.secret_id.as_deref() == Some(target.uri.short().as_str())
+            })
+        })
+        .collect()
+}
+
+#[instrument(skip_all, fields(namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
+async fn apply(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, Error> {
+    let ctx = &gctx.ctx;
+    let previous = grant.status.clone().unwrap_or_default();
+    let outcome = sync(grant, gctx, &previous).await;
+    let (status, action) = match outcome {
+        Ok((status, pending)) => {
+            let action = if pending {
+                Action::requeue(ctx.backoff.next(&key(grant)))
+            } else {
+                ctx.backoff.reset(&key(grant));
+                Action::requeue(ctx.refresh_interval)
+            };
+            (status, action)
+        }
+        Err(problem) => {
+            let changed = previous
+                .conditions
+                .iter()
+                .find(|c| c.type_ == READY)
+                .is_none_or(|c| c.reason != problem.reason || c.message != problem.message);
+            if changed {
+                let type_ = if problem.reason == SECRET_NOT_READY {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                };
+                ctx.publish(
+                    grant,
+                    type_,
+                    problem.reason,
+                    "Grant",
+                    Some(problem.message.clone()),
+                )
+                .await;
+            }
+            let delay = if problem.transient || problem.reason == SECRET_NOT_READY {
+                ctx.backoff
+                    .next(&key(grant))
+                    .min(std::time::Duration::from_secs(30))
+            } else {
+                ctx.refresh_interval
+            };
+            let status = JujuSecretGrantStatus {
+                observed_generation: grant.metadata.generation,
+                wanted_count: count(grant.spec.applications.len()),
+                conditions: vec![condition(
+                    grant,
+                    &previous,
+                    false,
+                    problem.reason,
+                    &problem.message,
+                )],
+                ..previous.clone()
+            };
+            (status, Action::requeue(delay))
+        }
+    };
+    write_status(grant, ctx, &previous, status).await?;
+    Ok(action)
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+async fn sync(
+    grant: &JujuSecretGrant,
+    gctx: &GrantContext,
+    previous: &JujuSecretGrantStatus,
+) -> Result<(JujuSecretGrantStatus, bool), Problem> {
+    let ctx = &gctx.ctx;
+    let target = target(grant, ctx).await?;
+    let all = gctx.grants.state();
+    let others = others(&all, grant, &target);
+    let others_want: BTreeSet<String> = others
+        .iter()
+        .flat_map(|g| g.spec.applications.iter().cloned())
+        .collect();
+    let others_own: BTreeSet<String> = others
+        .iter()
+        .flat_map(|g| {
+            g.status
+                .iter()
+                .flat_map(|s| s.owned_applications.iter().cloned())
+        })
+        .collect();
+
+    let listing = ctx
+        .listings
+        .get(&target.model_uuid, ctx.refresh_interval)
+        .await?;
+    let Some(secret) = listing.by_uri(&target.uri) else {
+        ctx.listings.invalidate(&target.model_uuid).await;
+        return Err(Problem {
+            transient: true,
+            ..Problem::new(
+                SECRET_NOT_READY,
+                format!("Juju secret {} not found", target.uri),
+            )
+        });
+    };
+    let mut access = secret.applications.clone();
+    let wanted = wanted(grant);
+    // Ownership follows the secret, not the object: what this object granted before
+    // (if it still points at the same secret), plus what other objects granted.
+    let same_target = previous.secret_id.as_deref() == Some(target.uri.short().as_str());
+    let mut owned: BTreeSet<String> = if same_target {
+        previous.owned_applications.iter().cloned().collect()
+    } else {
+        BTreeSet::new()
+    };
+
+    // Grant what is wanted and missing.
+    let to_grant: Vec<String> = wanted.difference(&access).cloned().collect();
+    let mut pending = BTreeSet::new();
+    let selector = SecretSelector::Uri(target.uri.clone());
+    if !to_grant.is_empty() {
+        let results = ctx
+            .juju
+            .grant_secret(&target.model_uuid, &selector, &to_grant)
+            .await
+            .map_err(SharedFailure::from)?;
+        let mut granted = Vec::new();
+        for (app, result) in to_grant.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    access.insert(app.clone());
+                    owned.insert(app.clone());
+                    granted.push(app.as_str());
+                }
+                Err(e) if e.code == ErrorCode::NotFound => {
+                    pending.insert(app.clone());
+                }
+                Err(e) => return Err(Problem::new(reason::JUJU_ERROR, e.to_string())),
+            }
+        }
+        if !granted.is_empty() {
+            info!(secret = %target.uri, applications = ?granted, "granted");
+            ctx.publish(
+                grant,
+                EventType::Normal,
+                "Granted",
+                "Grant",
+                Some(format!(
+                    "granted {} access to {}",
+                    granted.join(", "),
+                    target.uri
+                )),
+            )
+            .await;
+        }
+    }
+    // Applications that already had access and that another object's grant made count
+    // as the operator's; anything else that already had access was granted by people.
+    for app in wanted.intersection(&others_own) {
+        owned.insert(app.clone());
+    }
+
+    // Revoke what this object made and nobody lists any more.
+    let to_revoke: Vec<String> = owned
+        .iter()
+        .filter(|app| !wanted.contains(*app) && !others_want.contains(*app))
+        .cloned()
+        .collect();
+    if !to_revoke.is_empty() {
+        revoke(ctx, grant, &target, &to_revoke).await?;
+        for app in &to_revoke {
+            access.remove(app);
+        }
+    }
+    owned.retain(|app| wanted.contains(app));
+    ctx.listings
+        .record_access(&target.model_uuid, &target.uri, access.clone())
+        .await;
+
+    let granted: Vec<String> = wanted.intersection(&access).cloned().collect();
+    let (ok, why, message) = if pending.is_empty() {
+        (
+            true,
+            reason::SYNCED,
+            format!("{} of {} applications granted", granted.len(), wanted.len()),
+        )
+    } else {
+        (
+            false,
+            reason::APPLICATION_NOT_FOUND,
+            format!(
+                "applications not found (yet): {}; retrying",
+                pending.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    };
+    if !pending.is_empty()
+        && previous.pending_applications != pending.iter().cloned().collect::<Vec<_>>()
+    {
+        warn!(pending = ?pending, "applications not found");
+        ctx.publish(
+            grant,
+            EventType::Warning,
+            reason::APPLICATION_NOT_FOUND,
+            "Grant",
+            Some(message.clone()),
+        )
+        .await;
+    }
+    let status = JujuSecretGrantStatus {
+        secret_id: Some(target.uri.short()),
+        model_uuid: Some(target.model_uuid.clone()),
+        owned_applications: owned.into_iter().collect(),
+        granted_count: count(granted.len()),
+        granted_applications: granted,
+        pending_applications: pending.iter().cloned().collect(),
+        wanted_count: count(wanted.len()),
+        observed_generation: grant.metadata.generation,
+        conditions: vec![condition(grant, previous, ok, why, &message)],
+    };
+    Ok((status, !pending.is_empty()))
+}
+
+async fn revoke(
+    ctx: &Context,
+    grant: &JujuSecretGrant,
+    target: &Target,
+    apps: &[String],
+) -> Result<(), Problem> {
+    let results = ctx
+        .juju
+        .revoke_secret(
+            &target.model_uuid,
+            &SecretSelector::Uri(target.uri.clone()),
+            apps,
+        )
+        .await
+        .map_err(SharedFailure::from)?;
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        return Err(Problem::new(reason::JUJU_ERROR, e.to_string()));
+    }
+    info!(secret = %target.uri, applications = ?apps, "revoked");
+    ctx.publish(
+        grant,
+        EventType::Normal,
+        "Revoked",
+        "Revoke",
+        Some(format!(
+            "revoked {} access to {}",
+            apps.join(", "),
+            target.uri
+        )),
+    )
+    .await;
+    Ok(())
+}
+
+#[instrument(skip_all, fields(namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
+async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, Error> {
+    let ctx = &gctx.ctx;
+    let status = grant.status.clone().unwrap_or_default();
+    let (Some(model_uuid), Some(Ok(uri))) = (
+        status.model_uuid.clone(),
+        status.secret_id.as_deref().map(SecretUri::parse),
+    ) else {
+        return Ok(Action::await_change());
+    };
+    if status.owned_applications.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let target = Target { model_uuid, uri };
+    let all = gctx.grants.state();
+    let others_want: BTreeSet<String> = others(&all, grant, &target)
+        .iter()
+        .flat_map(|g| g.spec.applications.iter().cloned())
+        .collect();
+    let to_revoke: Vec<String> = status
+        .owned_applications
+        .iter()
+        .filter(|app| !others_want.contains(*app))
+        .cloned()
+        .collect();
+    if to_revoke.is_empty() {
+        return Ok(Action::await_change());
+    }
+    match revoke(ctx, grant, &target, &to_revoke).await {
+        Ok(()) => {
+            ctx.listings.invalidate(&target.model_uuid).await;
+            Ok(Action::await_change())
+        }
+        // The secret or its model is gone: nothing left to revoke.
+        Err(p) if p.reason == reason::MODEL_NOT_FOUND || p.message.contains("not found") => {
+            Ok(Action::await_change())
+        }
+        Err(p) => {
+            ctx.publish(
+                grant,
+                EventType::Warning,
+                p.reason,
+                "Revoke",
+                Some(p.message.clone()),
+            )
+            .await;
+            Err(Error::Cleanup(p.message))
+        }
+    }
+}
+
+fn condition(
+    grant: &JujuSecretGrant,
+    previous: &JujuSecretGrantStatus,
+    ok: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
+    Condition::carry_transition_time(
+        Condition {
+            type_: READY.into(),
+            status: if ok { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: now_rfc3339(),
+            observed_generation: grant.metadata.generation,
+        },
+        &previous.conditions,
+    )
+}
+
+async fn write_status(
+    grant: &JujuSecretGrant,
+    ctx: &Context,
+    previous: &JujuSecretGrantStatus,
+    status: JujuSecretGrantStatus,
+) -> Result<(), Error> {
+    if grant.status.is_some() && *previous == status {
+        return Ok(());
+    }
+    let namespace = grant.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<JujuSecretGrant> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({
+        "apiVersion": JujuSecretGrant::api_version(&()),
+        "kind": JujuSecretGrant::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &grant.name_any(),
+        &PatchParams::apply(super::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
