@@ -4,6 +4,7 @@
 //! the credentials from a Kubernetes Secret, and runs the JujuSecret controller until
 //! SIGTERM/SIGINT, serving `/metrics`, `/healthz` and `/readyz` meanwhile.
 
+pub mod backend;
 pub mod content;
 pub mod grant;
 pub mod juju_state;
@@ -135,7 +136,13 @@ impl Context {
         K: Resource<DynamicType = ()>,
     {
         let event = jujusecret::event(type_, reason, action, note);
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        let mut reference = obj.object_ref(&());
+        // Events about cluster-scoped objects live in `default`; apiservers before 1.22
+        // insist that the reference names the event's namespace.
+        if reference.namespace.is_none() {
+            reference.namespace = Some("default".into());
+        }
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
             warn!(error = %e, reason, "cannot publish event");
         }
     }
@@ -342,6 +349,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             ctx.clone(),
         )));
     }
+    // Backends are cluster-scoped: one controller whatever the namespaces.
+    runs.push(tokio::spawn(run_backends(client.clone(), ctx.clone())));
     futures::future::join_all(runs).await;
     info!("stopped");
     Ok(())
@@ -432,6 +441,45 @@ async fn run_grants(api: Api<JujuSecretGrant>, jujusecrets: Api<JujuSecret>, ctx
             async move { report(&ctx, result) }
         })
         .await;
+}
+
+async fn run_backends(client: Client, ctx: Arc<Context>) {
+    let api: Api<crate::crd::backend::JujuSecretBackend> = Api::all(client.clone());
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let bctx = Arc::new(backend::BackendContext {
+        ctx: ctx.clone(),
+        backends: store.clone(),
+    });
+    controller
+        .watches(
+            Api::<Secret>::all(client),
+            watcher::Config::default().any_semantic(),
+            move |secret: Secret| {
+                // A configSecretRef changed (a rotated token): update the backend.
+                backend::reading_secret(&store, secret.namespace(), &secret.name_any())
+                    .iter()
+                    .map(|b| ObjectRef::from_obj(&**b))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(backend::reconcile, backend_error_policy, bctx)
+        .for_each(|result| {
+            let ctx = ctx.clone();
+            async move { report(&ctx, result) }
+        })
+        .await;
+}
+
+fn backend_error_policy(
+    b: Arc<crate::crd::backend::JujuSecretBackend>,
+    error: &Error,
+    bctx: Arc<backend::BackendContext>,
+) -> Action {
+    let delay = bctx.ctx.backoff.next(&format!("backend/{}", b.name_any()));
+    warn!(name = b.name_any(), error = %error, retry_in = ?delay, "reconcile error");
+    Action::requeue(delay)
 }
 
 fn report<K, E>(

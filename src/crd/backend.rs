@@ -104,9 +104,20 @@ pub struct JujuSecretBackendStatus {
     /// Secrets with a revision stored in the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_count: Option<u64>,
-    /// Models whose `secret-backend` is this backend.
+    /// UUIDs of the models whose `secret-backend` the operator pointed at this backend.
     #[serde(default)]
     pub assigned_models: Vec<String>,
+    /// The backend's name in Juju as last applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Keyed MAC of the configuration last written (sensitive keys included), to
+    /// notice a changed token without reading it back; never the values themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_mac: Option<String>,
+    /// Set just before the operator asks Juju to add the backend, cleared once the
+    /// result is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<String>,
     /// `metadata.generation` of the spec this status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
