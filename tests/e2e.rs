@@ -1,0 +1,1079 @@
+//! End-to-end tests: the operator binary against a real kube-apiserver (1.20, built from
+//! Debian's source by scripts/kube-apiserver.sh) and the Juju emulator.
+//!
+//! One test brings the environment up once and runs the scenarios in sequence; a
+//! scenario that fails is recorded and the next one still runs; the test fails at the end
+//! with every failure. The last step greps the operator's log, every Event and every
+//! JujuSecret status seen for each secret value the test wrote.
+//!
+//! Without a built kube-apiserver the test is skipped with the reason, unless
+//! `JSO_REQUIRE_E2E=1` (CI), where it builds it or fails. Run dir (logs, etcd, kubeconfig):
+//! `target/tmp/e2e/`.
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "e2e/harness.rs"]
+mod harness;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::{
+    Env, MODEL, NS, NS_DENIED, NS_READER, NS_SYSTEM, Operator, REFRESH, SetupError, WAIT,
+    assert_content, b64, content_is, describe, ready, revision, secret_id,
+};
+use juju_secrets_operator::juju::SecretUri;
+use serde_json::json;
+
+type Scenario = fn(Arc<Env>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+macro_rules! scenarios {
+    ($($f:ident),* $(,)?) => {
+        vec![$((stringify!($f), (|env| Box::pin($f(env))) as Scenario)),*]
+    };
+}
+
+/// Bound of one scenario.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end() {
+    let started = Instant::now();
+    let env = match Env::setup().await {
+        Ok(env) => Arc::new(env),
+        Err(SetupError::NoApiServer(why)) => {
+            if harness::required() {
+                panic!("e2e environment cannot be brought up (JSO_REQUIRE_E2E=1): {why}");
+            }
+            eprintln!("e2e SKIPPED: {why}");
+            return;
+        }
+    };
+    eprintln!("e2e: environment up in {:?}", started.elapsed());
+
+    let mut failures: Vec<String> = Vec::new();
+    for (name, scenario) in scenarios![
+        create_update_rename,
+        secret_ref_changes,
+        generator,
+        deletion_policies,
+        create_only,
+        observe_only,
+        conflict_then_adopt,
+        bad_input,
+        tenancy_forbidden,
+        reader_unauthorized,
+        connection_drops,
+        operator_killed,
+        drift,
+    ] {
+        let t0 = Instant::now();
+        let mut task = tokio::spawn(scenario(env.clone()));
+        let outcome = match tokio::time::timeout(SCENARIO_TIMEOUT, &mut task).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) if e.is_panic() => Some(panic_text(e.into_panic())),
+            Ok(Err(e)) => Some(format!("task failed: {e}")),
+            Err(_) => {
+                task.abort();
+                Some(format!("timed out after {SCENARIO_TIMEOUT:?}"))
+            }
+        };
+        match outcome {
+            None => eprintln!("e2e: scenario {name}: ok ({:.1?})", t0.elapsed()),
+            Some(why) => {
+                eprintln!("e2e: scenario {name}: FAILED ({:.1?}): {why}", t0.elapsed());
+                failures.push(format!("{name}: {why}"));
+            }
+        }
+        // A crashed operator would fail every later scenario for the same reason.
+        let mut op = env.operator.lock().await;
+        if let Some(status) = op.exited() {
+            failures.push(format!(
+                "after {name}: the operator had exited ({status}); restarted it. Log tail:\n{}",
+                harness::tail(&op.log, 15)
+            ));
+            op.restart();
+            op.wait_started().await;
+        }
+        drop(op);
+        env.cleanup_all().await;
+    }
+
+    match tokio::spawn(no_values_leaked(env.clone())).await {
+        Ok(()) => eprintln!("e2e: leak check: ok"),
+        Err(e) => failures.push(format!("leak check: {}", panic_text(e.into_panic()))),
+    }
+    match tokio::spawn(only_contract_reasons(env.clone())).await {
+        Ok(()) => eprintln!("e2e: reasons check: ok"),
+        Err(e) => failures.push(format!("reasons check: {}", panic_text(e.into_panic()))),
+    }
+
+    // SIGTERM: a clean shutdown with exit status 0.
+    {
+        let mut op = env.operator.lock().await;
+        match op.terminate(Duration::from_secs(15)) {
+            Some(s) if s.success() => {}
+            Some(s) => failures.push(format!("operator exited with {s} on SIGTERM, not 0")),
+            None => failures.push("operator did not exit within 15 s of SIGTERM".into()),
+        }
+    }
+
+    failures.extend(
+        env.soft_failures
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|f| format!("(soft) {f}")),
+    );
+    eprintln!(
+        "e2e: finished in {:?}; operator log: {}",
+        started.elapsed(),
+        env.dir.join("operator.log").display()
+    );
+    drop(env);
+    assert!(
+        failures.is_empty(),
+        "{} e2e failure(s):\n- {}",
+        failures.len(),
+        failures.join("\n- ")
+    );
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    match p.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p
+            .downcast_ref::<&str>()
+            .map_or_else(|| "panic".to_owned(), |s| (*s).to_owned()),
+    }
+}
+
+fn assert_no_writes(env: &Env, before: (u64, u64), ctx: &str) {
+    let after = env.writes();
+    assert_eq!(
+        after, before,
+        "{ctx}: Juju writes (CreateSecrets, UpdateSecrets) changed from {before:?} to {after:?}"
+    );
+}
+
+// ------------------------------------------------------------------ scenarios
+
+/// create → Ready/Synced, revision 1, content in Juju; edit data → revision 2; rename →
+/// same URI, new label, no new revision.
+async fn create_update_rename(env: Arc<Env>) {
+    let name = "app-db";
+    let (v1, user) = (env.value("pw1"), env.value("user"));
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "description": "e2e database", "data": {"password": v1, "username": user}}),
+    )
+    .await;
+    let obj = env
+        .wait_synced(NS, name, |o| {
+            revision(o) == Some(1) && secret_id(o).is_some()
+        })
+        .await;
+    let status = obj.status.clone().unwrap();
+    let id = status.secret_id.clone().unwrap();
+    let short = id
+        .strip_prefix("secret:")
+        .unwrap_or_else(|| panic!("secretId {id} is not secret:<id>"));
+    assert_eq!(
+        status.secret_uri.as_deref(),
+        Some(format!("secret://{}/{short}", env.model_uuid).as_str()),
+        "secretUri"
+    );
+    assert_eq!(status.model_uuid.as_deref(), Some(env.model_uuid.as_str()));
+    assert!(status.last_sync_time.is_some(), "lastSyncTime missing");
+    assert!(status.content_mac.is_some(), "contentMac missing");
+
+    let info = env.juju_one(name).await;
+    assert_eq!(
+        info.uri.short(),
+        id,
+        "status.secretId names the Juju secret"
+    );
+    assert_eq!(info.latest_revision, 1);
+    assert_eq!(info.description.as_deref(), Some("e2e database"));
+    assert_content(&info, &[("password", &v1), ("username", &user)], "created");
+    env.wait_event(NS, name, "Normal", "Created").await;
+
+    // Edit data → revision 2.
+    let v2 = env.value("pw2");
+    env.patch_jsec(NS, name, json!({"spec": {"data": {"password": v2}}}))
+        .await;
+    let obj = env.wait_synced(NS, name, |o| revision(o) == Some(2)).await;
+    assert_eq!(secret_id(&obj).as_deref(), Some(id.as_str()), "same secret");
+    let info = env.juju_one(name).await;
+    assert_eq!(info.latest_revision, 2);
+    assert_content(&info, &[("password", &v2), ("username", &user)], "edited");
+    env.wait_event(NS, name, "Normal", "Updated").await;
+
+    // Rename → same URI, new label, no new revision.
+    let renamed = "app-db-renamed";
+    env.patch_jsec(NS, name, json!({"spec": {"name": renamed}}))
+        .await;
+    let obj = env.wait_synced(NS, name, |_| true).await;
+    assert_eq!(
+        secret_id(&obj).as_deref(),
+        Some(id.as_str()),
+        "rename keeps the URI"
+    );
+    assert_eq!(revision(&obj), Some(2), "rename makes no revision");
+    let info = env.juju_by_uri(&id).await.expect("renamed secret exists");
+    assert_eq!(info.label.as_deref(), Some(renamed));
+    assert_eq!(info.latest_revision, 2, "rename makes no revision in Juju");
+    assert!(env.juju_by_label(name).await.is_empty(), "old name gone");
+    env.wait_event(NS, name, "Normal", "Renamed").await;
+
+    env.delete_jsec(NS, name).await;
+    assert!(env.juju_by_uri(&id).await.is_none(), "deleted with the CR");
+}
+
+/// secretRef: a source data change → new revision within seconds; labels/annotations
+/// only → no revision; key mapping and all-keys forms.
+async fn secret_ref_changes(env: Arc<Env>) {
+    let (pw1, tok) = (env.value("src-pw1"), env.value("src-token"));
+    env.create_secret(
+        NS,
+        "src-creds",
+        &[("DB_PASSWORD", &pw1), ("api-token", &tok)],
+    )
+    .await;
+    env.create_jsec(
+        NS,
+        "from-ref",
+        json!({"model": MODEL, "secretRef": {"name": "src-creds",
+            "keys": [{"key": "DB_PASSWORD", "as": "db-password"}, {"key": "api-token"}]}}),
+    )
+    .await;
+    let (all1, all2) = (env.value("all-one"), env.value("all-two"));
+    env.create_secret(NS, "src-all", &[("key-one", &all1), ("key-two", &all2)])
+        .await;
+    env.create_jsec(
+        NS,
+        "from-ref-all",
+        json!({"model": MODEL, "secretRef": {"name": "src-all"}}),
+    )
+    .await;
+
+    env.wait_synced(NS, "from-ref", |o| revision(o) == Some(1))
+        .await;
+    assert_content(
+        &env.juju_one("from-ref").await,
+        &[("db-password", &pw1), ("api-token", &tok)],
+        "mapped keys",
+    );
+    env.wait_synced(NS, "from-ref-all", |o| revision(o) == Some(1))
+        .await;
+    assert_content(
+        &env.juju_one("from-ref-all").await,
+        &[("key-one", &all1), ("key-two", &all2)],
+        "all keys",
+    );
+
+    // Source data change → revision 2, well before the refresh interval would matter.
+    let pw2 = env.value("src-pw2");
+    let t0 = Instant::now();
+    env.patch_secret(NS, "src-creds", json!({"stringData": {"DB_PASSWORD": pw2}}))
+        .await;
+    env.wait_jsec(NS, "from-ref", "at revision 2", WAIT, |o| {
+        revision(o) == Some(2)
+    })
+    .await;
+    eprintln!(
+        "e2e: source Secret change reached revision 2 in {:?}",
+        t0.elapsed()
+    );
+    let info = env.juju_one("from-ref").await;
+    assert_eq!(info.latest_revision, 2);
+    assert_content(
+        &info,
+        &[("db-password", &pw2), ("api-token", &tok)],
+        "source edited",
+    );
+
+    // Labels and annotations only → no revision, no Juju write.
+    let before = env.writes();
+    env.patch_secret(
+        NS,
+        "src-creds",
+        json!({"metadata": {"labels": {"team": "e2e"}, "annotations": {"note": "metadata only"}}}),
+    )
+    .await;
+    tokio::time::sleep(REFRESH + Duration::from_secs(2)).await;
+    let obj = env
+        .wait_jsec(NS, "from-ref", "still Ready", WAIT, |o| {
+            ready(o).is_some_and(|(s, _)| s == "True")
+        })
+        .await;
+    assert_eq!(
+        revision(&obj),
+        Some(2),
+        "metadata-only change made a revision"
+    );
+    assert_eq!(env.juju_one("from-ref").await.latest_revision, 2);
+    assert_no_writes(&env, before, "metadata-only change of the source Secret");
+
+    env.cleanup(NS, &["from-ref", "from-ref-all"]).await;
+}
+
+/// generate: a random value of the asked length and alphabet, stable until rotation.
+async fn generator(env: Arc<Env>) {
+    let name = "gen-pass";
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "generate": [{"key": "password", "length": 24, "charset": "Hex"}]}),
+    )
+    .await;
+    env.wait_synced(NS, name, |o| revision(o) == Some(1)).await;
+    let first = generated(&env, name).await;
+    assert_eq!(first.len(), 24, "generated length");
+    assert!(
+        first.bytes().all(|b| b.is_ascii_hexdigit()),
+        "generated value outside the Hex alphabet"
+    );
+
+    // A metadata change and a refresh later: same value, same revision.
+    env.patch_jsec(
+        NS,
+        name,
+        json!({"metadata": {"annotations": {"touched": "yes"}}}),
+    )
+    .await;
+    tokio::time::sleep(REFRESH + Duration::from_secs(1)).await;
+    let info = env.juju_one(name).await;
+    assert_eq!(info.latest_revision, 1, "generated value regenerated");
+    assert_eq!(
+        generated(&env, name).await,
+        first,
+        "generated value not stable"
+    );
+
+    // Rotation → a new value, revision 2.
+    env.patch_jsec(
+        NS,
+        name,
+        json!({"spec": {"generate": [{"key": "password", "length": 24, "charset": "Hex", "rotation": "2026-11"}]}}),
+    )
+    .await;
+    env.wait_synced(NS, name, |o| revision(o) == Some(2)).await;
+    let second = generated(&env, name).await;
+    assert_ne!(second, first, "rotation kept the old value");
+    env.cleanup(NS, &[name]).await;
+}
+
+async fn generated(env: &Env, label: &str) -> String {
+    let info = env.juju_one(label).await;
+    let Some(Ok(c)) = &info.value else {
+        panic!("content of {label} not readable")
+    };
+    let v = String::from_utf8(c.get("password").expect("key password").expose().to_vec())
+        .expect("utf-8 value");
+    env.remember(&v);
+    v
+}
+
+/// deletionPolicy Delete removes the Juju secret; Retain keeps it.
+async fn deletion_policies(env: Arc<Env>) {
+    let (a, b) = (env.value("del"), env.value("retain"));
+    env.create_jsec(
+        NS,
+        "del-delete",
+        json!({"model": MODEL, "deletionPolicy": "Delete", "data": {"value": a}}),
+    )
+    .await;
+    env.create_jsec(
+        NS,
+        "del-retain",
+        json!({"model": MODEL, "deletionPolicy": "Retain", "data": {"value": b}}),
+    )
+    .await;
+    let d = env
+        .wait_synced(NS, "del-delete", |o| revision(o) == Some(1))
+        .await;
+    let r = env
+        .wait_synced(NS, "del-retain", |o| revision(o) == Some(1))
+        .await;
+    let (d_id, r_id) = (secret_id(&d).unwrap(), secret_id(&r).unwrap());
+    assert!(
+        d.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == "secrets.juju.is/cleanup")),
+        "finalizer secrets.juju.is/cleanup missing"
+    );
+
+    env.delete_jsec(NS, "del-delete").await;
+    env.delete_jsec(NS, "del-retain").await;
+    assert!(
+        env.juju_by_uri(&d_id).await.is_none(),
+        "Delete policy: the Juju secret is still there"
+    );
+    let kept = env
+        .juju_by_uri(&r_id)
+        .await
+        .expect("Retain policy: the Juju secret was removed");
+    assert_content(&kept, &[("value", &b)], "retained");
+    env.wait_event(NS, "del-delete", "Normal", "Deleted").await;
+    env.wait_event(NS, "del-retain", "Normal", "Retained").await;
+}
+
+/// CreateOnly: created when missing, then a human's edit in Juju survives refreshes and
+/// spec edits.
+async fn create_only(env: Arc<Env>) {
+    let name = "placeholder";
+    let initial = env.value("placeholder");
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "managementPolicy": "CreateOnly", "data": {"password": initial}}),
+    )
+    .await;
+    env.wait_synced(NS, name, |o| revision(o) == Some(1)).await;
+    let info = env.juju_one(name).await;
+    assert_content(&info, &[("password", &initial)], "placeholder");
+
+    let human = env.value("human");
+    env.juju_set_content(&info.uri, &[("password", &human)])
+        .await;
+    let before = env.writes();
+    let other = env.value("ignored");
+    env.patch_jsec(NS, name, json!({"spec": {"data": {"password": other}}}))
+        .await;
+    tokio::time::sleep(REFRESH * 2 + Duration::from_secs(1)).await;
+    let info = env.juju_one(name).await;
+    assert_eq!(info.latest_revision, 2, "CreateOnly wrote a revision");
+    assert_content(&info, &[("password", &human)], "human edit");
+    assert_no_writes(&env, before, "CreateOnly after creation");
+    let obj = env.wait_synced(NS, name, |_| true).await;
+    eprintln!(
+        "e2e: CreateOnly status after the human edit: {}",
+        describe(&obj)
+    );
+    env.cleanup(NS, &[name]).await;
+}
+
+/// ObserveOnly: reports an existing secret's id and revision; a missing one is NotFound;
+/// never writes, and deleting the CR leaves the Juju secret alone.
+async fn observe_only(env: Arc<Env>) {
+    let ext = "observed-ext";
+    let (v1, v2) = (env.value("ext1"), env.value("ext2"));
+    let uri = env.juju_create(ext, &[("token", &v1)]).await;
+    env.juju_set_content(&uri, &[("token", &v2)]).await;
+
+    let before = env.writes();
+    let mine = env.value("observe-mine");
+    env.create_jsec(
+        NS,
+        ext,
+        json!({"model": MODEL, "managementPolicy": "ObserveOnly", "data": {"token": mine}}),
+    )
+    .await;
+    env.create_jsec(
+        NS,
+        "observed-missing",
+        json!({"model": MODEL, "managementPolicy": "ObserveOnly", "data": {"token": mine}}),
+    )
+    .await;
+    let obj = env.wait_synced(NS, ext, |o| revision(o) == Some(2)).await;
+    assert_eq!(secret_id(&obj), Some(uri.short()), "observed id");
+    env.wait_reason(NS, "observed-missing", "NotFound").await;
+    tokio::time::sleep(REFRESH + Duration::from_secs(1)).await;
+    assert_no_writes(&env, before, "ObserveOnly");
+    let info = env.juju_one(ext).await;
+    assert_eq!(info.latest_revision, 2);
+    assert_content(&info, &[("token", &v2)], "observed secret untouched");
+    assert!(env.juju_by_label("observed-missing").await.is_empty());
+
+    env.delete_jsec(NS, ext).await;
+    env.delete_jsec(NS, "observed-missing").await;
+    assert!(
+        env.juju_by_uri(&uri.short()).await.is_some(),
+        "deleting an ObserveOnly CR removed the Juju secret"
+    );
+    let calls = env.emulator.call_count("Secrets", "RemoveSecrets");
+    eprintln!("e2e: RemoveSecrets calls so far: {calls}");
+}
+
+/// A name clash without adopt → Conflict, the existing secret untouched; adopt → taken
+/// over (same URI, new revision with our content).
+async fn conflict_then_adopt(env: Arc<Env>) {
+    let name = "clash";
+    let theirs = env.value("theirs");
+    let uri = env.juju_create(name, &[("password", &theirs)]).await;
+    let before = env.writes();
+    let ours = env.value("ours");
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "data": {"password": ours}}),
+    )
+    .await;
+    env.wait_reason(NS, name, "Conflict").await;
+    env.wait_event(NS, name, "Warning", "Conflict").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A CreateSecrets that Juju refuses ("already exists") changes nothing; an update
+    // would overwrite the other owner's secret.
+    let after = env.writes();
+    assert_eq!(after.1, before.1, "Conflict: UpdateSecrets was called");
+    if after.0 != before.0 {
+        eprintln!(
+            "e2e: note: Conflict was found by a refused CreateSecrets ({} call(s))",
+            after.0 - before.0
+        );
+    }
+    let info = env.juju_one(name).await;
+    assert_eq!(info.latest_revision, 1);
+    assert_content(&info, &[("password", &theirs)], "clashing secret untouched");
+
+    env.patch_jsec(NS, name, json!({"spec": {"adopt": true}}))
+        .await;
+    let obj = env.wait_synced(NS, name, |o| revision(o) == Some(2)).await;
+    assert_eq!(
+        secret_id(&obj),
+        Some(uri.short()),
+        "adopted the existing URI"
+    );
+    let info = env.juju_one(name).await;
+    assert_content(&info, &[("password", &ours)], "adopted");
+    env.wait_event(NS, name, "Normal", "Adopted").await;
+    env.cleanup(NS, &[name]).await;
+}
+
+/// Invalid key, oversized content, missing source Secret, unknown model: each its own
+/// reason and Warning event, no Juju write; a missing source that appears → Ready.
+async fn bad_input(env: Arc<Env>) {
+    let before = env.writes();
+    let v = env.value("bad-key");
+    env.create_jsec(
+        NS,
+        "bad-key",
+        json!({"model": MODEL, "data": {"Bad_Key": v}}),
+    )
+    .await;
+    // ~800 KB: fits in a Kubernetes Secret, but its base64 (~1.07 MB) breaks Juju's
+    // 1,000,000-byte limit.
+    let unit = env.value("big");
+    let big = unit.repeat(800_000 / unit.len() + 1);
+    env.create_secret(NS, "big-src", &[("blob", &big)]).await;
+    drop(big);
+    env.create_jsec(
+        NS,
+        "too-big",
+        json!({"model": MODEL, "secretRef": {"name": "big-src"}}),
+    )
+    .await;
+    env.create_jsec(
+        NS,
+        "no-source",
+        json!({"model": MODEL, "secretRef": {"name": "not-yet"}}),
+    )
+    .await;
+    let v = env.value("no-model");
+    env.create_jsec(
+        NS,
+        "no-model",
+        json!({"model": "admin/nope", "data": {"value": v}}),
+    )
+    .await;
+
+    let mut problems = Vec::new();
+    for (name, reason) in [
+        ("bad-key", "InvalidContent"),
+        ("too-big", "InvalidContent"),
+        ("no-source", "SourceNotFound"),
+        ("no-model", "ModelNotFound"),
+    ] {
+        // Collect instead of stopping at the first: each input is its own check.
+        let env2 = env.clone();
+        let r = tokio::spawn(async move {
+            env2.wait_reason(NS, name, reason).await;
+            env2.wait_event(NS, name, "Warning", reason).await;
+        })
+        .await;
+        if let Err(e) = r {
+            problems.push(panic_text(e.into_panic()));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_no_writes(&env, before, "bad input");
+    for label in ["bad-key", "too-big", "no-source", "no-model"] {
+        assert!(
+            env.juju_by_label(label).await.is_empty(),
+            "{label} reached Juju"
+        );
+    }
+
+    // The missing source appears → Ready without touching the CR.
+    let v = env.value("late-source");
+    env.create_secret(NS, "not-yet", &[("late-key", &v)]).await;
+    env.wait_synced(NS, "no-source", |o| revision(o) == Some(1))
+        .await;
+    assert_content(
+        &env.juju_one("no-source").await,
+        &[("late-key", &v)],
+        "late source",
+    );
+
+    env.cleanup(NS, &["bad-key", "too-big", "no-source", "no-model"])
+        .await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A namespace whose tenancy policy does not allow the model → Forbidden, and no Juju
+/// call at all (nor on deletion).
+async fn tenancy_forbidden(env: Arc<Env>) {
+    // Let anything still settling from earlier scenarios settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = env.all_calls();
+    let v = env.value("forbidden");
+    env.create_jsec(
+        NS_DENIED,
+        "forbidden",
+        json!({"model": MODEL, "data": {"value": v}}),
+    )
+    .await;
+    env.wait_reason(NS_DENIED, "forbidden", "Forbidden").await;
+    env.wait_event(NS_DENIED, "forbidden", "Warning", "Forbidden")
+        .await;
+    env.delete_jsec(NS_DENIED, "forbidden").await;
+    let after = env.all_calls();
+    assert_eq!(
+        after, before,
+        "a Forbidden object caused Juju calls (before → after)"
+    );
+    assert!(env.juju_by_label("forbidden").await.is_empty());
+}
+
+/// An operator logged in as the read-only `reader` → Unauthorized; SIGTERM exits 0.
+async fn reader_unauthorized(env: Arc<Env>) {
+    let mut args = env.common_args.clone();
+    args.extend([
+        "--juju-connection-secret".into(),
+        format!("{NS_SYSTEM}/juju-reader"),
+        "--namespaces".into(),
+        NS_READER.into(),
+    ]);
+    let log = env.dir.join("operator-reader.log");
+    env.logs.lock().unwrap().push(log.clone());
+    let mut reader = Operator::start("reader", args, log);
+    reader.wait_started().await;
+    let v = env.value("reader");
+    env.create_jsec(
+        NS_READER,
+        "as-reader",
+        json!({"model": MODEL, "data": {"value": v}}),
+    )
+    .await;
+    env.wait_reason(NS_READER, "as-reader", "Unauthorized")
+        .await;
+    env.wait_event(NS_READER, "as-reader", "Warning", "Unauthorized")
+        .await;
+    assert!(env.juju_by_label("as-reader").await.is_empty());
+    env.delete_jsec(NS_READER, "as-reader").await;
+    let status = reader.terminate(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "reader operator on SIGTERM: {status:?} (expected exit 0)"
+    );
+}
+
+/// Connections dropped by the controller mid-run: recovery, no duplicates, including a
+/// CreateSecrets call lost in flight.
+async fn connection_drops(env: Arc<Env>) {
+    let faults = env.emulator.faults();
+    let a1 = env.value("drop-a1");
+    env.create_jsec(NS, "drop-a", json!({"model": MODEL, "data": {"value": a1}}))
+        .await;
+    env.wait_synced(NS, "drop-a", |o| revision(o) == Some(1))
+        .await;
+
+    faults.drop_connections();
+    let a2 = env.value("drop-a2");
+    env.patch_jsec(NS, "drop-a", json!({"spec": {"data": {"value": a2}}}))
+        .await;
+    let b = env.value("drop-b");
+    env.create_jsec(NS, "drop-b", json!({"model": MODEL, "data": {"value": b}}))
+        .await;
+    faults.drop_connections();
+    env.wait_synced(NS, "drop-a", |o| revision(o) == Some(2))
+        .await;
+    env.wait_synced(NS, "drop-b", |o| revision(o) == Some(1))
+        .await;
+    assert_content(
+        &env.juju_one("drop-a").await,
+        &[("value", &a2)],
+        "after drop",
+    );
+    assert_content(
+        &env.juju_one("drop-b").await,
+        &[("value", &b)],
+        "after drop",
+    );
+
+    // A CreateSecrets in flight when the connection drops is lost; the retry must not
+    // make a second secret.
+    faults.set_delay_for(
+        Some("Secrets"),
+        Some("CreateSecrets"),
+        Duration::from_millis(1500),
+    );
+    let creates = env.emulator.call_count("Secrets", "CreateSecrets");
+    let c = env.value("drop-c");
+    env.create_jsec(NS, "drop-c", json!({"model": MODEL, "data": {"value": c}}))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while env.emulator.call_count("Secrets", "CreateSecrets") == creates {
+        assert!(Instant::now() < deadline, "drop-c: no CreateSecrets call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    faults.drop_connections();
+    faults.set_delay_for(Some("Secrets"), Some("CreateSecrets"), Duration::ZERO);
+    env.wait_synced(NS, "drop-c", |o| revision(o) == Some(1))
+        .await;
+    assert_content(
+        &env.juju_one("drop-c").await,
+        &[("value", &c)],
+        "lost create",
+    );
+
+    env.cleanup(NS, &["drop-a", "drop-b", "drop-c"]).await;
+}
+
+/// The operator SIGKILLed: changes made while it is down are applied after restart, and
+/// a kill right after Juju received a create/update leaves one secret with the latest
+/// content.
+async fn operator_killed(env: Arc<Env>) {
+    let a1 = env.value("crash-a1");
+    env.create_jsec(
+        NS,
+        "crash-a",
+        json!({"model": MODEL, "data": {"value": a1}}),
+    )
+    .await;
+    env.wait_synced(NS, "crash-a", |o| revision(o) == Some(1))
+        .await;
+
+    // Down: edit one, create another; restart.
+    env.operator.lock().await.kill();
+    let a2 = env.value("crash-a2");
+    env.patch_jsec(NS, "crash-a", json!({"spec": {"data": {"value": a2}}}))
+        .await;
+    let b = env.value("crash-b");
+    env.create_jsec(NS, "crash-b", json!({"model": MODEL, "data": {"value": b}}))
+        .await;
+    env.operator.lock().await.restart();
+    env.wait_synced(NS, "crash-a", |o| revision(o) == Some(2))
+        .await;
+    env.wait_synced(NS, "crash-b", |o| revision(o) == Some(1))
+        .await;
+    assert_content(
+        &env.juju_one("crash-a").await,
+        &[("value", &a2)],
+        "edited while down",
+    );
+    assert_content(
+        &env.juju_one("crash-b").await,
+        &[("value", &b)],
+        "created while down",
+    );
+
+    // Killed right after CreateSecrets reached Juju (before the status write, usually).
+    let c1 = env.value("crash-c1");
+    kill_after_call(&env, "CreateSecrets", async {
+        env.create_jsec(
+            NS,
+            "crash-c",
+            json!({"model": MODEL, "data": {"value": c1}}),
+        )
+        .await;
+    })
+    .await;
+    let obj = env
+        .wait_synced(NS, "crash-c", |o| revision(o) == Some(1))
+        .await;
+    let info = env.juju_one("crash-c").await;
+    assert_eq!(secret_id(&obj), Some(info.uri.short()));
+    assert_content(&info, &[("value", &c1)], "create interrupted by a kill");
+
+    // Killed right after UpdateSecrets reached Juju.
+    let c2 = env.value("crash-c2");
+    kill_after_call(&env, "UpdateSecrets", async {
+        env.patch_jsec(NS, "crash-c", json!({"spec": {"data": {"value": c2}}}))
+            .await;
+    })
+    .await;
+    env.wait_synced(NS, "crash-c", |o| revision(o) == Some(2))
+        .await;
+    let info = env.juju_one("crash-c").await;
+    assert_eq!(info.latest_revision, 2, "one revision per change");
+    assert_content(&info, &[("value", &c2)], "update interrupted by a kill");
+
+    env.cleanup(NS, &["crash-a", "crash-b", "crash-c"]).await;
+}
+
+/// Runs `change`, SIGKILLs the operator as soon as the emulator counts a `method` call,
+/// then restarts it.
+async fn kill_after_call(env: &Env, method: &str, change: impl Future<Output = ()>) {
+    let count = env.emulator.call_count("Secrets", method);
+    change.await;
+    let deadline = Instant::now() + WAIT;
+    while env.emulator.call_count("Secrets", method) == count {
+        assert!(
+            Instant::now() < deadline,
+            "no {method} call within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut op = env.operator.lock().await;
+    op.kill();
+    eprintln!("e2e: operator killed right after {method}");
+    op.restart();
+}
+
+/// Someone changes the secret in Juju (the Rust client, then python-libjuju when its
+/// environment is available) → restored within the refresh interval, Warning
+/// DriftCorrected.
+async fn drift(env: Arc<Env>) {
+    let name = "drifty";
+    let mine = env.value("drift-mine");
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "description": "drift test", "data": {"password": mine}}),
+    )
+    .await;
+    env.wait_synced(NS, name, |o| revision(o) == Some(1)).await;
+    let uri = env.juju_one(name).await.uri;
+
+    let theirs = env.value("drift-rust");
+    env.juju_set_content(&uri, &[("password", &theirs)]).await;
+    wait_restored(&env, &uri, &mine, "drift by the Rust client").await;
+    env.wait_event(NS, name, "Warning", "DriftCorrected").await;
+
+    match python_with_libjuju() {
+        None => eprintln!("e2e: python-libjuju not available; drift via python skipped"),
+        Some(python) => {
+            let theirs = env.value("drift-python");
+            libjuju_update(&env, &python, name, "password", &theirs, "drift test");
+            wait_restored(&env, &uri, &mine, "drift by python-libjuju").await;
+            let info = env.juju_by_uri(&uri.short()).await.unwrap();
+            assert_eq!(info.label.as_deref(), Some(name), "label restored");
+            assert_eq!(info.description.as_deref(), Some("drift test"));
+        }
+    }
+    env.cleanup(NS, &[name]).await;
+}
+
+async fn wait_restored(env: &Env, uri: &SecretUri, mine: &str, ctx: &str) {
+    let t0 = Instant::now();
+    let within = REFRESH * 3;
+    loop {
+        let info = env.juju_by_uri(&uri.short()).await.expect("secret exists");
+        if content_is(&info, &[("password", mine)]) {
+            eprintln!("e2e: {ctx}: restored in {:?}", t0.elapsed());
+            return;
+        }
+        assert!(
+            t0.elapsed() < within,
+            "{ctx}: not corrected within {within:?} (revision {})",
+            info.latest_revision
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The Python of the conformance suite's virtual environment, if it has python-libjuju:
+/// `JSO_E2E_PYTHON`, else `~/.cache/juju-secrets-operator/venv-*/bin/python`.
+fn python_with_libjuju() -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = match std::env::var_os("JSO_E2E_PYTHON") {
+        Some(p) => vec![p.into()],
+        None => {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?
+                .join("juju-secrets-operator");
+            std::fs::read_dir(cache)
+                .ok()?
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("venv-"))
+                .map(|e| e.path().join("bin/python"))
+                .collect()
+        }
+    };
+    candidates.into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import juju.model"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// `Model.update_secret` through python-libjuju, the value passed on stdin.
+fn libjuju_update(env: &Env, python: &PathBuf, label: &str, key: &str, value: &str, info: &str) {
+    use std::io::Write;
+    const SCRIPT: &str = r#"
+import asyncio, json, sys
+from juju.model import Model
+
+async def main():
+    info = json.load(open(sys.argv[1]))
+    label, key, desc = sys.argv[2:5]
+    value = sys.stdin.read()
+    admin = next(u for u in info["users"] if u["username"] == "admin")
+    model = Model()
+    await asyncio.wait_for(model.connect(endpoint=info["endpoint"], uuid=info["models"][0]["uuid"],
+        username="admin", password=admin["password"], cacert=info["ca-cert"], retries=0), 20)
+    try:
+        # libjuju sends label and info on every update: pass both, or they are cleared.
+        await asyncio.wait_for(model.update_secret(label, data_args=[f"{key}={value}"],
+            new_name=label, info=desc), 15)
+    finally:
+        await asyncio.wait_for(model.disconnect(), 10)
+
+asyncio.run(main())
+"#;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", SCRIPT])
+        .arg(env.dir.join("juju/connection.json"))
+        .args([label, key, info])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(value.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python-libjuju update_secret failed: {}",
+        harness_tail(&String::from_utf8_lossy(&out.stderr))
+    );
+}
+
+fn harness_tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+// ------------------------------------------------------------------ leak check
+
+/// No value the test wrote (nor a Juju password) appears, raw or base64, in the
+/// operators' logs, in any Event, or in any JujuSecret status/metadata seen now.
+async fn no_values_leaked(env: Arc<Env>) {
+    let values = env.remembered();
+    assert!(!values.is_empty(), "the scenarios registered no values");
+    let info = env.emulator.connection_info();
+    let passwords: Vec<String> = info.users.iter().map(|u| u.password.clone()).collect();
+
+    let mut places: Vec<(String, String)> = Vec::new();
+    for log in env.logs.lock().unwrap().iter() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(!text.is_empty(), "operator log {} is empty", log.display());
+        places.push((format!("log {}", log.display()), text));
+    }
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::all(env.kube.clone());
+    let events = events.list(&Default::default()).await.unwrap();
+    eprintln!("e2e: leak check over {} events", events.items.len());
+    places.push(("events".into(), serde_json::to_string(&events).unwrap()));
+    let jsecs: kube::Api<juju_secrets_operator::crd::secret::JujuSecret> =
+        kube::Api::all(env.kube.clone());
+    for o in jsecs.list(&Default::default()).await.unwrap() {
+        places.push((
+            format!("JujuSecret {}", o.metadata.name.clone().unwrap_or_default()),
+            serde_json::to_string(&(&o.status, &o.metadata.annotations, &o.metadata.labels))
+                .unwrap(),
+        ));
+    }
+    places.push(("statuses seen".into(), env.statuses_seen()));
+
+    let mut leaks = Vec::new();
+    for (what, text) in &places {
+        for (i, v) in values.iter().enumerate() {
+            if text.contains(v.as_str()) || text.contains(&b64(v)) {
+                leaks.push(format!("secret value #{i} appears in {what}"));
+            }
+        }
+        for p in &passwords {
+            if text.contains(p.as_str()) {
+                leaks.push(format!("a Juju password appears in {what}"));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "leaks:\n{}", leaks.join("\n"));
+}
+
+// ------------------------------------------------------------------ reasons
+
+/// Ready reasons of the contract.
+const CONDITION_REASONS: &[&str] = &[
+    "Synced",
+    "Conflict",
+    "ModelNotFound",
+    "SourceNotFound",
+    "InvalidContent",
+    "JujuUnavailable",
+    "Unauthorized",
+    "Forbidden",
+    "Suspended",
+    "NotFound",
+];
+/// Normal/Warning event reasons of the contract besides the condition reasons.
+const EVENT_REASONS: &[&str] = &[
+    "Created",
+    "Updated",
+    "Renamed",
+    "Adopted",
+    "Deleted",
+    "Retained",
+    "DriftCorrected",
+];
+
+/// Every JujuSecret event and every Ready reason the waits saw use the contract's
+/// reasons (a user's alerting keys on them).
+async fn only_contract_reasons(env: Arc<Env>) {
+    let mut odd = std::collections::BTreeSet::new();
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::all(env.kube.clone());
+    for e in events.list(&Default::default()).await.unwrap() {
+        if e.involved_object.kind.as_deref() != Some("JujuSecret") {
+            continue;
+        }
+        let reason = e.reason.clone().unwrap_or_default();
+        let type_ = e.type_.clone().unwrap_or_default();
+        let ok = match type_.as_str() {
+            "Normal" => EVENT_REASONS.contains(&reason.as_str()),
+            "Warning" => {
+                reason == "DriftCorrected"
+                    || (reason != "Synced" && CONDITION_REASONS.contains(&reason.as_str()))
+            }
+            _ => false,
+        };
+        if !ok {
+            odd.insert(format!(
+                "event {type_}/{reason} on {}/{}",
+                e.involved_object.namespace.unwrap_or_default(),
+                e.involved_object.name.unwrap_or_default()
+            ));
+        }
+    }
+    for reason in env.ready_reasons_seen() {
+        if !CONDITION_REASONS.contains(&reason.as_str()) {
+            odd.insert(format!("Ready reason {reason}"));
+        }
+    }
+    assert!(
+        odd.is_empty(),
+        "reasons outside the operator contract: {odd:?}"
+    );
+}

@@ -1,0 +1,998 @@
+//! The end-to-end environment: a real kube-apiserver (scripts/kube-apiserver.sh), the
+//! Juju emulator in-process (faults, call counts), the CRDs, the connection Secrets and
+//! the operator binary as a child process; plus the helpers the scenarios use.
+//!
+//! Every wait is bounded. Assertion messages name keys and revisions, never values.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use juju_secrets_operator::crd::condition::READY;
+use juju_secrets_operator::crd::secret::JujuSecret;
+use juju_secrets_operator::emulator::{Emulator, EmulatorConfig};
+use juju_secrets_operator::juju::{
+    ConnectOptions, JujuClient, Password, SecretContent, SecretFilter, SecretInfo, SecretUri,
+};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+/// Default bound of every wait for the operator.
+pub const WAIT: Duration = Duration::from_secs(30);
+/// The operator's `--refresh-interval`.
+pub const REFRESH: Duration = Duration::from_secs(5);
+/// Namespace of the main scenarios.
+pub const NS: &str = "e2e";
+/// Namespace the tenancy policy allows no access to `admin/dev`.
+pub const NS_DENIED: &str = "e2e-denied";
+/// Namespace watched by the operator that logs in as `reader`.
+pub const NS_READER: &str = "e2e-reader";
+/// Namespace of the connection Secrets.
+pub const NS_SYSTEM: &str = "e2e-system";
+/// The model every scenario uses (the emulator's default seed).
+pub const MODEL: &str = "admin/dev";
+
+const POLL: Duration = Duration::from_millis(200);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn kube_script() -> PathBuf {
+    repo().join("scripts/kube-apiserver.sh")
+}
+
+/// Whether CI asked for the suite to never skip.
+pub fn required() -> bool {
+    std::env::var("JSO_REQUIRE_E2E").is_ok_and(|v| v == "1")
+}
+
+/// A random tag making names and values unique per run.
+pub fn tag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
+}
+
+// ------------------------------------------------------------------ kube-apiserver
+
+/// etcd + kube-apiserver started by scripts/kube-apiserver.sh; stopped on drop.
+pub struct ApiServer {
+    run_dir: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+impl ApiServer {
+    /// Starts the apiserver in `run_dir`. Without `JSO_REQUIRE_E2E=1` a missing build is
+    /// not built here (it takes minutes): the error says how to build it.
+    pub fn start(run_dir: &Path) -> Result<Self, String> {
+        let script = kube_script();
+        if !required() {
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg("path")
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+            let bin = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if !Path::new(&bin).is_file() {
+                return Err(format!(
+                    "kube-apiserver is not built ({bin} missing); run `scripts/kube-apiserver.sh build` \
+                     once (about 6 minutes), or set JSO_REQUIRE_E2E=1 to build it from the test"
+                ));
+            }
+        }
+        std::fs::create_dir_all(run_dir).map_err(|e| e.to_string())?;
+        let log = run_dir.join("kube-apiserver-script.log");
+        let out = File::create(&log).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(run_dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        let server = ApiServer {
+            run_dir: run_dir.to_owned(),
+            kubeconfig: run_dir.join("kubeconfig"),
+        };
+        if !status.success() {
+            return Err(format!(
+                "`scripts/kube-apiserver.sh start` failed ({status}):\n{}",
+                tail(&log, 30)
+            ));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(kube_script())
+            .arg("stop")
+            .arg(&self.run_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// The last `lines` lines of a file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+// ------------------------------------------------------------------ operator process
+
+/// One operator instance (the real binary) as a child process; its stdout and stderr
+/// are appended to `log`. Killed on drop.
+pub struct Operator {
+    pub name: String,
+    args: Vec<String>,
+    pub log: PathBuf,
+    pub metrics_port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+impl Operator {
+    /// Starts `juju-secrets-operator run` with `args` plus `--metrics-addr` on a free port.
+    pub fn start(name: &str, args: Vec<String>, log: PathBuf) -> Operator {
+        let mut op = Operator {
+            name: name.to_owned(),
+            args,
+            log,
+            metrics_port: free_port(),
+            child: None,
+        };
+        op.spawn();
+        op
+    }
+
+    fn spawn(&mut self) {
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let _ = writeln!(log, "### e2e: starting {}", self.name);
+        let err = log.try_clone().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_juju-secrets-operator"))
+            .arg("run")
+            .args(&self.args)
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{}", self.metrics_port))
+            .env_remove("KUBECONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// `Some(status)` when the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the process again with the same arguments (after `kill`).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Polls `GET {path}` until it answers 200, the process exits, or `within` passes.
+    pub async fn wait_http_ok(&mut self, path: &str, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exited() {
+                return Err(format!(
+                    "operator {} exited ({status}); log tail:\n{}",
+                    self.name,
+                    tail(&self.log, 20)
+                ));
+            }
+            if http_get_status(self.metrics_port, path) == Some(200) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "operator {}: {path} did not answer 200 within {within:?}",
+                    self.name
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the process serves `/healthz` (it is up); panics with the log tail
+    /// when it exits or does not come up.
+    pub async fn wait_started(&mut self) {
+        if let Err(e) = self.wait_http_ok("/healthz", WAIT).await {
+            panic!("{e}\nlog tail:\n{}", tail(&self.log, 20));
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP/1.0 GET on loopback; the status code, if any answer came.
+pub fn http_get_status(port: u16, path: &str) -> Option<u16> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    let _ = s.take(4096).read_to_end(&mut buf);
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+// ------------------------------------------------------------------ the environment
+
+/// Everything the scenarios share. Field order is drop order: operators first, the
+/// apiserver last.
+pub struct Env {
+    pub operator: tokio::sync::Mutex<Operator>,
+    pub emulator: Emulator,
+    pub juju: JujuClient,
+    pub kube: Client,
+    pub model_uuid: String,
+    pub dir: PathBuf,
+    /// Arguments every operator instance shares (kubeconfig, refresh, logging).
+    pub common_args: Vec<String>,
+    /// Every secret value the tests wrote anywhere (the leak check greps for them).
+    values: Mutex<Vec<String>>,
+    /// Operator logs to grep at the end.
+    pub logs: Mutex<Vec<PathBuf>>,
+    /// Every distinct JujuSecret status (with annotations and labels) the waits saw.
+    statuses: Mutex<std::collections::BTreeSet<String>>,
+    reasons: Mutex<std::collections::BTreeSet<String>>,
+    /// Problems that do not stop a scenario (reported at the end).
+    pub soft_failures: Mutex<Vec<String>>,
+    /// Kept for its `Drop` (stops etcd and the apiserver).
+    _apiserver: ApiServer,
+}
+
+/// Why the environment did not come up: skip (or fail under CI) vs. always fail.
+pub enum SetupError {
+    /// The kube-apiserver could not be built or started.
+    NoApiServer(String),
+}
+
+impl Env {
+    /// Brings up the environment; panics on anything but a missing apiserver.
+    pub async fn setup() -> Result<Env, SetupError> {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e");
+        // A previous run killed hard may have left its apiserver running.
+        if dir.join("kube").exists() {
+            let _ = Command::new("bash")
+                .arg(kube_script())
+                .arg("stop")
+                .arg(dir.join("kube"))
+                .stdout(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        eprintln!("e2e: run directory {}", dir.display());
+
+        let t0 = Instant::now();
+        let apiserver = ApiServer::start(&dir.join("kube")).map_err(SetupError::NoApiServer)?;
+        eprintln!("e2e: kube-apiserver ready in {:?}", t0.elapsed());
+        let kubeconfig = Kubeconfig::read_from(&apiserver.kubeconfig).unwrap();
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+        let kube = Client::try_from(config).unwrap();
+
+        // The emulator, in-process; its frames go where the Python suite validates them.
+        let mut config = EmulatorConfig::new(dir.join("juju"));
+        let frame_logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("frame-logs");
+        std::fs::create_dir_all(&frame_logs).unwrap();
+        let frame_log = frame_logs.join("e2e.jsonl");
+        let _ = std::fs::remove_file(&frame_log);
+        config.frame_log = Some(frame_log);
+        let emulator = Emulator::start(config).await.unwrap();
+        let info = emulator.connection_info().clone();
+        let model_uuid = info.models[0].uuid.clone();
+        let password = |user: &str| {
+            info.users
+                .iter()
+                .find(|u| u.username == user)
+                .map(|u| u.password.clone())
+                .unwrap()
+        };
+        let mut options = ConnectOptions::new(
+            vec![info.endpoint.clone()],
+            info.ca_cert.clone(),
+            "admin",
+            Password::new(password("admin")),
+        );
+        options.call_timeout = Duration::from_secs(10);
+        options.backoff.initial = Duration::from_millis(50);
+        options.backoff.max = Duration::from_millis(500);
+        let juju = JujuClient::new(options).unwrap();
+
+        // Namespaces, connection Secrets, CRDs.
+        for ns in [NS, NS_DENIED, NS_READER, NS_SYSTEM] {
+            let api: Api<Namespace> = Api::all(kube.clone());
+            let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+            api.create(&PostParams::default(), &obj).await.unwrap();
+        }
+        let secrets: Api<Secret> = Api::namespaced(kube.clone(), NS_SYSTEM);
+        for (name, user) in [("juju-admin", "admin"), ("juju-reader", "reader")] {
+            let obj: Secret = serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "stringData": {
+                    "endpoints": info.endpoint,
+                    "ca-cert": info.ca_cert,
+                    "username": user,
+                    "password": password(user),
+                }
+            }))
+            .unwrap();
+            secrets.create(&PostParams::default(), &obj).await.unwrap();
+        }
+        apply_crds(&kube).await;
+
+        // The tenancy policy of the main operator: NS_DENIED may use another model only.
+        let policy = dir.join("tenancy.yaml");
+        std::fs::write(
+            &policy,
+            format!(
+                "namespaces:\n  {NS}: [\"{MODEL}\"]\n  {NS_DENIED}: [\"admin/elsewhere\"]\n  \"*\": []\n"
+            ),
+        )
+        .unwrap();
+
+        let common_args: Vec<String> = vec![
+            "--kubeconfig".into(),
+            apiserver.kubeconfig.display().to_string(),
+            "--refresh-interval".into(),
+            format!("{}s", REFRESH.as_secs()),
+            "--log-format".into(),
+            "json".into(),
+            "--log-level".into(),
+            "info,juju_secrets_operator=debug".into(),
+        ];
+        let mut args = common_args.clone();
+        args.extend([
+            "--juju-connection-secret".into(),
+            format!("{NS_SYSTEM}/juju-admin"),
+            "--namespaces".into(),
+            format!("{NS},{NS_DENIED}"),
+            "--tenancy-policy".into(),
+            policy.display().to_string(),
+        ]);
+        let log = dir.join("operator.log");
+        let t0 = Instant::now();
+        let mut operator = Operator::start("main", args, log.clone());
+        let mut soft = Vec::new();
+        operator.wait_started().await;
+        eprintln!("e2e: operator serving /healthz after {:?}", t0.elapsed());
+        // Nothing to reconcile yet: an operator must still become ready (its watches
+        // are synced and Juju answered).
+        if let Err(e) = operator
+            .wait_http_ok("/readyz", Duration::from_secs(10))
+            .await
+        {
+            soft.push(format!("setup, no JujuSecret objects yet: {e}"));
+        }
+
+        let env = Env {
+            operator: tokio::sync::Mutex::new(operator),
+            emulator,
+            juju,
+            kube,
+            model_uuid,
+            dir,
+            common_args,
+            values: Mutex::new(Vec::new()),
+            logs: Mutex::new(vec![log]),
+            statuses: Mutex::default(),
+            reasons: Mutex::default(),
+            soft_failures: Mutex::new(soft),
+            _apiserver: apiserver,
+        };
+        env.check_connection_secret_helper().await;
+        Ok(env)
+    }
+
+    /// `juju-secrets-operator connection-secret --from-emulator` must print a Secret
+    /// with the keys the operator reads (a soft check: the scenarios do not rely on it).
+    async fn check_connection_secret_helper(&self) {
+        let out = Command::new(env!("CARGO_BIN_EXE_juju-secrets-operator"))
+            .args(["connection-secret", "--from-emulator"])
+            .arg(self.dir.join("juju/connection.json"))
+            .args(["--user", "admin", "--namespace", NS_SYSTEM, "--name", "x"])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            self.soft_fail(format!(
+                "`connection-secret --from-emulator` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            return;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let secret: Result<Secret, _> = serde_yaml_ng::from_str(&text);
+        match secret {
+            Ok(s) => {
+                let mut keys: Vec<String> = s.data.unwrap_or_default().into_keys().collect();
+                keys.extend(s.string_data.unwrap_or_default().into_keys());
+                keys.sort();
+                let want = ["ca-cert", "endpoints", "password", "username"];
+                if keys != want {
+                    self.soft_fail(format!(
+                        "`connection-secret` printed keys {keys:?}, expected {want:?}"
+                    ));
+                }
+                if s.metadata.namespace.as_deref() != Some(NS_SYSTEM) {
+                    self.soft_fail("`connection-secret` ignored --namespace".into());
+                }
+            }
+            Err(e) => self.soft_fail(format!("`connection-secret` output is not a Secret: {e}")),
+        }
+    }
+
+    pub fn soft_fail(&self, msg: String) {
+        eprintln!("e2e: SOFT FAILURE: {msg}");
+        self.soft_failures.lock().unwrap().push(msg);
+    }
+
+    // -------------------------------------------------------------- secret values
+
+    /// A fresh, unique value, remembered for the leak check.
+    pub fn value(&self, what: &str) -> String {
+        let v = format!("sv-{what}-{}{}", tag(), tag());
+        self.remember(&v);
+        v
+    }
+
+    /// Remembers a value the tests did not choose (generated ones) for the leak check.
+    pub fn remember(&self, v: &str) {
+        self.values.lock().unwrap().push(v.to_owned());
+    }
+
+    pub fn remembered(&self) -> Vec<String> {
+        self.values.lock().unwrap().clone()
+    }
+
+    // -------------------------------------------------------------- Kubernetes
+
+    pub fn jsecs(&self, ns: &str) -> Api<JujuSecret> {
+        Api::namespaced(self.kube.clone(), ns)
+    }
+
+    pub fn secrets(&self, ns: &str) -> Api<Secret> {
+        Api::namespaced(self.kube.clone(), ns)
+    }
+
+    /// Creates a JujuSecret from a spec written as a user would.
+    pub async fn create_jsec(&self, ns: &str, name: &str, spec: Value) -> JujuSecret {
+        let obj: JujuSecret = serde_json::from_value(json!({
+            "apiVersion": "secrets.juju.is/v1alpha1",
+            "kind": "JujuSecret",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.jsecs(ns)
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap()
+    }
+
+    /// JSON merge patch of a JujuSecret (e.g. `{"spec": {...}}`).
+    pub async fn patch_jsec(&self, ns: &str, name: &str, patch: Value) -> JujuSecret {
+        self.jsecs(ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap()
+    }
+
+    /// Creates a Kubernetes Secret with `data`.
+    pub async fn create_secret(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        let mut map = BTreeMap::new();
+        for (k, v) in data {
+            map.insert((*k).to_owned(), ByteString(v.as_bytes().to_vec()));
+        }
+        let obj = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            data: Some(map),
+            ..Default::default()
+        };
+        self.secrets(ns)
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+    }
+
+    pub async fn patch_secret(&self, ns: &str, name: &str, patch: Value) {
+        self.secrets(ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
+    /// Deletes a JujuSecret and waits (bounded) until it is gone, finalizer included.
+    pub async fn delete_jsec(&self, ns: &str, name: &str) {
+        let api = self.jsecs(ns);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return,
+            Err(e) => panic!("delete {ns}/{name}: {e}"),
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match api.get_opt(name).await.unwrap() {
+                None => return,
+                Some(obj) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{ns}/{name} still present {WAIT:?} after delete (finalizers {:?}, status {})",
+                        obj.metadata.finalizers,
+                        describe(&obj)
+                    );
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Best-effort cleanup at a scenario's end: removes the finalizer-free way first
+    /// (delete and wait), then strips a stuck finalizer so later scenarios stay clean.
+    pub async fn cleanup(&self, ns: &str, names: &[&str]) {
+        let api = self.jsecs(ns);
+        for name in names {
+            let _ = api.delete(name, &DeleteParams::default()).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for name in names {
+            loop {
+                match api.get_opt(name).await {
+                    Ok(None) | Err(_) => break,
+                    Ok(Some(_)) if Instant::now() > deadline => {
+                        self.soft_fail(format!(
+                            "cleanup: {ns}/{name} not removed within 15 s; finalizer stripped"
+                        ));
+                        let _ = api
+                            .patch(
+                                name,
+                                &PatchParams::default(),
+                                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                            )
+                            .await;
+                        break;
+                    }
+                    Ok(Some(_)) => tokio::time::sleep(POLL).await,
+                }
+            }
+        }
+    }
+
+    /// Deletes every JujuSecret in the scenario namespaces (what a failed scenario left),
+    /// so that later scenarios start clean.
+    pub async fn cleanup_all(&self) {
+        for ns in [NS, NS_DENIED, NS_READER] {
+            let names: Vec<String> = self
+                .jsecs(ns)
+                .list(&ListParams::default())
+                .await
+                .map(|l| {
+                    l.items
+                        .into_iter()
+                        .filter_map(|o| o.metadata.name)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !names.is_empty() {
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                self.cleanup(ns, &refs).await;
+            }
+        }
+    }
+
+    /// Waits until `pred` holds for the JujuSecret; panics with its status otherwise.
+    pub async fn wait_jsec(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&JujuSecret) -> bool,
+    ) -> JujuSecret {
+        let api = self.jsecs(ns);
+        let deadline = Instant::now() + within;
+        loop {
+            let obj = api.get_opt(name).await.unwrap();
+            if let Some(o) = &obj {
+                self.saw(o);
+            }
+            if let Some(o) = &obj
+                && pred(o)
+            {
+                return o.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{ns}/{name}: not {what} within {within:?}; last seen: {}",
+                    obj.as_ref().map_or("absent".into(), describe)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Records what the operator wrote into an object, for the leak check.
+    fn saw(&self, o: &JujuSecret) {
+        let text = serde_json::to_string(&(&o.status, &o.metadata.annotations, &o.metadata.labels))
+            .unwrap();
+        self.statuses.lock().unwrap().insert(text);
+        if let Some((_, reason)) = ready(o) {
+            self.reasons.lock().unwrap().insert(reason);
+        }
+    }
+
+    /// Every Ready reason the waits saw.
+    pub fn ready_reasons_seen(&self) -> std::collections::BTreeSet<String> {
+        self.reasons.lock().unwrap().clone()
+    }
+
+    /// All statuses seen, as one text.
+    pub fn statuses_seen(&self) -> String {
+        let seen = self.statuses.lock().unwrap();
+        seen.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Waits for Ready=True/Synced for the current generation, and `pred`.
+    pub async fn wait_synced(
+        &self,
+        ns: &str,
+        name: &str,
+        pred: impl Fn(&JujuSecret) -> bool,
+    ) -> JujuSecret {
+        self.wait_jsec(ns, name, "Ready/Synced", WAIT, |o| {
+            ready(o).is_some_and(|(s, r)| s == "True" && r == "Synced") && current(o) && pred(o)
+        })
+        .await
+    }
+
+    /// Waits for Ready=False with `reason` for the current generation.
+    pub async fn wait_reason(&self, ns: &str, name: &str, reason: &str) -> JujuSecret {
+        self.wait_jsec(ns, name, &format!("Ready=False/{reason}"), WAIT, |o| {
+            ready(o).is_some_and(|(s, r)| s == "False" && r == reason) && condition_current(o)
+        })
+        .await
+    }
+
+    /// Events about one object (core/v1 view, which includes events.k8s.io/v1 ones).
+    pub async fn events(&self, ns: &str, name: &str) -> Vec<Event> {
+        let api: Api<Event> = Api::namespaced(self.kube.clone(), ns);
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .collect()
+    }
+
+    /// Waits (bounded) for an event with `reason` (and `type_`) about the object.
+    pub async fn wait_event(&self, ns: &str, name: &str, type_: &str, reason: &str) -> Event {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let events = self.events(ns, name).await;
+            if let Some(e) = events
+                .iter()
+                .find(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some(type_))
+            {
+                return e.clone();
+            }
+            if Instant::now() > deadline {
+                let seen: Vec<String> = events
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}/{}",
+                            e.type_.as_deref().unwrap_or("?"),
+                            e.reason.as_deref().unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                panic!("{ns}/{name}: no {type_} event {reason} within 15 s; events seen: {seen:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    // -------------------------------------------------------------- Juju side
+
+    /// Every user secret of the model, with content.
+    pub async fn juju_all(&self) -> Vec<SecretInfo> {
+        let filter = SecretFilter::user_secrets(&self.model_uuid);
+        self.juju
+            .list_secrets(&self.model_uuid, &filter, true)
+            .await
+            .unwrap()
+    }
+
+    /// The secrets named `label` (more than one would be a bug Juju itself prevents).
+    pub async fn juju_by_label(&self, label: &str) -> Vec<SecretInfo> {
+        self.juju_all()
+            .await
+            .into_iter()
+            .filter(|s| s.label.as_deref() == Some(label))
+            .collect()
+    }
+
+    /// The one secret named `label`; panics when absent or duplicated.
+    pub async fn juju_one(&self, label: &str) -> SecretInfo {
+        let mut found = self.juju_by_label(label).await;
+        assert_eq!(found.len(), 1, "expected one Juju secret named {label}");
+        found.remove(0)
+    }
+
+    pub async fn juju_by_uri(&self, uri: &str) -> Option<SecretInfo> {
+        let uri = SecretUri::parse(uri).unwrap();
+        self.juju_all().await.into_iter().find(|s| s.uri == uri)
+    }
+
+    /// Writes new content into Juju directly (a human using the Juju CLI).
+    pub async fn juju_set_content(&self, uri: &SecretUri, pairs: &[(&str, &str)]) {
+        let mut update = juju_secrets_operator::juju::SecretUpdate::of(
+            juju_secrets_operator::juju::SecretSelector::Uri(uri.clone()),
+        );
+        update.content = Some(content(pairs));
+        let results = self
+            .juju
+            .update_secrets(&self.model_uuid, &[update])
+            .await
+            .unwrap();
+        results.into_iter().next().unwrap().unwrap();
+    }
+
+    /// Creates a secret in Juju directly (made outside the operator).
+    pub async fn juju_create(&self, label: &str, pairs: &[(&str, &str)]) -> SecretUri {
+        let new = juju_secrets_operator::juju::NewSecret {
+            label: Some(label.to_owned()),
+            description: Some("made by hand".into()),
+            content: content(pairs),
+        };
+        let results = self
+            .juju
+            .create_secrets(&self.model_uuid, &[new])
+            .await
+            .unwrap();
+        results.into_iter().next().unwrap().unwrap()
+    }
+
+    /// Calls of the write methods so far: (CreateSecrets, UpdateSecrets).
+    pub fn writes(&self) -> (u64, u64) {
+        (
+            self.emulator.call_count("Secrets", "CreateSecrets"),
+            self.emulator.call_count("Secrets", "UpdateSecrets"),
+        )
+    }
+
+    /// Calls of every method an operator uses for secrets and models.
+    pub fn all_calls(&self) -> BTreeMap<&'static str, u64> {
+        [
+            ("Secrets", "CreateSecrets"),
+            ("Secrets", "UpdateSecrets"),
+            ("Secrets", "RemoveSecrets"),
+            ("Secrets", "ListSecrets"),
+            ("Secrets", "GrantSecret"),
+            ("ModelManager", "ListModels"),
+            ("ModelManager", "ModelInfo"),
+        ]
+        .into_iter()
+        .map(|(f, m)| {
+            (
+                m,
+                self.emulator.call_count(f, m)
+                    + if f == "ModelManager" {
+                        self.emulator.call_count(f, &format!("{m}Summaries"))
+                    } else {
+                        0
+                    },
+            )
+        })
+        .collect()
+    }
+}
+
+// ------------------------------------------------------------------ small helpers
+
+pub fn content(pairs: &[(&str, &str)]) -> SecretContent {
+    let mut c = SecretContent::new();
+    for (k, v) in pairs {
+        c.insert(*k, *v);
+    }
+    c
+}
+
+/// Compares a Juju secret's content with what is expected, naming keys only.
+pub fn assert_content(info: &SecretInfo, expected: &[(&str, &str)], ctx: &str) {
+    let got = match &info.value {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => panic!("{ctx}: content of {} not readable: {e}", info.uri.short()),
+        None => panic!("{ctx}: content of {} not returned", info.uri.short()),
+    };
+    let got_keys: Vec<&str> = got.keys().collect();
+    let want_keys: Vec<&str> = {
+        let mut k: Vec<&str> = expected.iter().map(|(k, _)| *k).collect();
+        k.sort_unstable();
+        k
+    };
+    assert_eq!(got_keys, want_keys, "{ctx}: keys in Juju");
+    for (k, v) in expected {
+        let same = got.get(k).is_some_and(|g| g.expose() == v.as_bytes());
+        assert!(
+            same,
+            "{ctx}: the value of key {k} in Juju is not the one written"
+        );
+    }
+}
+
+/// True when the content in Juju equals `expected`.
+pub fn content_is(info: &SecretInfo, expected: &[(&str, &str)]) -> bool {
+    let Some(Ok(got)) = &info.value else {
+        return false;
+    };
+    got.len() == expected.len()
+        && expected
+            .iter()
+            .all(|(k, v)| got.get(k).is_some_and(|g| g.expose() == v.as_bytes()))
+}
+
+/// Ready condition (status, reason).
+pub fn ready(o: &JujuSecret) -> Option<(String, String)> {
+    o.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// status.observedGeneration is the object's generation.
+pub fn current(o: &JujuSecret) -> bool {
+    o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
+}
+
+/// The Ready condition was computed for the current generation (by the condition's own
+/// observedGeneration, else the status').
+pub fn condition_current(o: &JujuSecret) -> bool {
+    let Some(status) = o.status.as_ref() else {
+        return false;
+    };
+    let cond = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .and_then(|c| c.observed_generation);
+    cond.or(status.observed_generation) == o.metadata.generation
+}
+
+pub fn revision(o: &JujuSecret) -> Option<u64> {
+    o.status.as_ref()?.revision
+}
+
+pub fn secret_id(o: &JujuSecret) -> Option<String> {
+    o.status.as_ref()?.secret_id.clone()
+}
+
+/// A one-line description of an object's status (no values: status never holds any).
+pub fn describe(o: &JujuSecret) -> String {
+    match &o.status {
+        None => format!("generation {:?}, no status", o.metadata.generation),
+        Some(s) => {
+            let cond = s
+                .conditions
+                .iter()
+                .find(|c| c.type_ == READY)
+                .map(|c| format!("{}/{}: {}", c.status, c.reason, c.message))
+                .unwrap_or_else(|| "no Ready condition".into());
+            format!(
+                "generation {:?}, observedGeneration {:?}, secretId {:?}, revision {:?}, Ready {cond}",
+                o.metadata.generation, s.observed_generation, s.secret_id, s.revision
+            )
+        }
+    }
+}
+
+async fn apply_crds(kube: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(kube.clone());
+    let mut names = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let crd: CustomResourceDefinition =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        names.push(crd.metadata.name.clone().unwrap());
+        api.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    for name in names {
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(WAIT, established)
+            .await
+            .unwrap_or_else(|_| panic!("CRD {name} not Established within {WAIT:?}"))
+            .unwrap();
+    }
+}
+
+/// The standard base64 of a value (how it travels to Juju).
+pub fn b64(v: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(v)
+}
