@@ -319,8 +319,8 @@ fn every_rule_in_the_crds_is_one_these_tests_cover() {
             &[
                 (
                     "spec",
-                    "(has(self.data) && size(self.data) > 0) || has(self.secretRef) || \
-                     (has(self.generate) && size(self.generate) > 0)",
+                    "self.managementPolicy == 'ObserveOnly' || (has(self.data) && size(self.data) > 0) || \
+                     has(self.secretRef) || (has(self.generate) && size(self.generate) > 0)",
                 ),
                 (
                     "spec.data",
@@ -481,6 +481,13 @@ fn jujusecret_needs_at_least_one_content_source() {
     secret
         .create(json!({"model": "admin/dev", "data": {"password": ""}}))
         .admitted();
+    // Observing needs no content: the operator never writes.
+    secret
+        .create(json!({"model": "admin/dev", "managementPolicy": "ObserveOnly"}))
+        .admitted();
+    secret
+        .create(json!({"model": "admin/dev", "managementPolicy": "CreateOnly"}))
+        .refused("spec", none);
 }
 
 #[test]

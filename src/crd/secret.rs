@@ -31,8 +31,8 @@ pub const KEY_RULE: &str = "^([a-z](?:-?[a-z0-9]){2,})$";
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "(has(self.data) && size(self.data) > 0) || has(self.secretRef) || (has(self.generate) && size(self.generate) > 0)",
-     "message": "at least one content source is required: data, secretRef or generate"}
+    {"rule": "self.managementPolicy == 'ObserveOnly' || (has(self.data) && size(self.data) > 0) || has(self.secretRef) || (has(self.generate) && size(self.generate) > 0)",
+     "message": "at least one content source is required: data, secretRef or generate (except with managementPolicy ObserveOnly)"}
 ]))]
 pub struct JujuSecretSpec {
     /// The Juju model holding the secret: a model name, `owner/name`, or a model UUID.
