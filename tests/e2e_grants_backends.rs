@@ -1,0 +1,1890 @@
+//! End-to-end tests of JujuSecretGrant and JujuSecretBackend: the operator binary against
+//! a real kube-apiserver (1.20, scripts/kube-apiserver.sh) and the in-process Juju
+//! emulator, through the same harness as tests/e2e.rs.
+//!
+//! One test brings the environment up once and runs the scenarios in sequence; a failed
+//! scenario is recorded, cleaned up after, and the next one still runs; the test fails at
+//! the end with every failure. The last steps grep the operator's log, every Event and
+//! every status seen for each sensitive value the test wrote, and check that only the
+//! contract's reasons were used.
+//!
+//! Without a built kube-apiserver the test is skipped with the reason, unless
+//! `JSO_REQUIRE_E2E=1` (CI). Run dir (logs, etcd, kubeconfig): `target/tmp/e2e/`.
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// Not every harness helper is used here.
+#[allow(dead_code)]
+#[path = "e2e/harness.rs"]
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::{Env, MODEL, NS, NS_DENIED, NS_SYSTEM, SetupError, WAIT, b64, secret_id};
+use juju_secrets_operator::crd::backend::JujuSecretBackend;
+use juju_secrets_operator::crd::condition::{Condition, READY};
+use juju_secrets_operator::crd::grant::JujuSecretGrant;
+use juju_secrets_operator::juju::{BackendInfo, SecretSelector, SecretUri};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+const POLL: Duration = Duration::from_millis(250);
+/// Bound of one scenario.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(150);
+/// A pending application is retried with backoff up to a minute.
+const PENDING_WAIT: Duration = Duration::from_secs(75);
+/// Cluster-scoped objects' events land here.
+const EVENTS_NS: &str = "default";
+const FORCE_DELETE: &str = "secrets.juju.is/force-delete";
+const VAULT_ENDPOINT: &str = "https://vault.example:8200";
+
+/// The environment plus what this file's waits saw (for the leak and reasons checks).
+struct T {
+    env: Arc<Env>,
+    /// Every distinct grant/backend status (with metadata) seen, as JSON.
+    seen: Mutex<BTreeSet<String>>,
+    /// (kind, Ready reason) pairs seen.
+    reasons: Mutex<BTreeSet<(String, String)>>,
+    /// Backend names made unreachable (restored by the cleanup).
+    unreachable: Mutex<BTreeSet<String>>,
+}
+
+type Scenario = fn(Arc<T>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+macro_rules! scenarios {
+    ($($f:ident),* $(,)?) => {
+        vec![$((stringify!($f), (|t| Box::pin($f(t))) as Scenario)),*]
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_and_backends_end_to_end() {
+    let started = Instant::now();
+    let env = match Env::setup().await {
+        Ok(env) => Arc::new(env),
+        Err(SetupError::NoApiServer(why)) => {
+            if harness::required() {
+                panic!("e2e environment cannot be brought up (JSO_REQUIRE_E2E=1): {why}");
+            }
+            eprintln!("e2e SKIPPED: {why}");
+            return;
+        }
+    };
+    eprintln!("e2e: environment up in {:?}", started.elapsed());
+    let t = Arc::new(T {
+        env: env.clone(),
+        seen: Mutex::default(),
+        reasons: Mutex::default(),
+        unreachable: Mutex::default(),
+    });
+
+    let mut failures: Vec<String> = Vec::new();
+    for (name, scenario) in scenarios![
+        grant_and_revoke,
+        two_grants_one_application,
+        outside_grant_never_revoked,
+        application_created_later,
+        external_secret,
+        grant_waits_for_jujusecret,
+        backend_add_update_list_remove,
+        token_change_in_referenced_secret,
+        unreachable_backend,
+        backend_in_use,
+        model_assignment,
+        invalid_backends,
+    ] {
+        let t0 = Instant::now();
+        let mut task = tokio::spawn(scenario(t.clone()));
+        let outcome = match tokio::time::timeout(SCENARIO_TIMEOUT, &mut task).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) if e.is_panic() => Some(panic_text(e.into_panic())),
+            Ok(Err(e)) => Some(format!("task failed: {e}")),
+            Err(_) => {
+                task.abort();
+                Some(format!("timed out after {SCENARIO_TIMEOUT:?}"))
+            }
+        };
+        match outcome {
+            None => eprintln!("e2e: scenario {name}: ok ({:.1?})", t0.elapsed()),
+            Some(why) => {
+                eprintln!("e2e: scenario {name}: FAILED ({:.1?}): {why}", t0.elapsed());
+                failures.push(format!("{name}: {why}"));
+            }
+        }
+        let mut op = env.operator.lock().await;
+        if let Some(status) = op.exited() {
+            failures.push(format!(
+                "after {name}: the operator had exited ({status}); restarted it. Log tail:\n{}",
+                harness::tail(&op.log, 15)
+            ));
+            op.restart();
+            op.wait_started().await;
+        }
+        drop(op);
+        t.cleanup(name).await;
+    }
+
+    match tokio::spawn(no_sensitive_value_leaked(t.clone())).await {
+        Ok(()) => eprintln!("e2e: leak check: ok"),
+        Err(e) => failures.push(format!("leak check: {}", panic_text(e.into_panic()))),
+    }
+    match tokio::spawn(only_contract_reasons(t.clone())).await {
+        Ok(()) => eprintln!("e2e: reasons check: ok"),
+        Err(e) => failures.push(format!("reasons check: {}", panic_text(e.into_panic()))),
+    }
+    {
+        let mut op = env.operator.lock().await;
+        match op.terminate(Duration::from_secs(15)) {
+            Some(s) if s.success() => {}
+            Some(s) => failures.push(format!("operator exited with {s} on SIGTERM, not 0")),
+            None => failures.push("operator did not exit within 15 s of SIGTERM".into()),
+        }
+    }
+    failures.extend(
+        env.soft_failures
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|f| format!("(soft) {f}")),
+    );
+    eprintln!(
+        "e2e: finished in {:?}; operator log: {}",
+        started.elapsed(),
+        env.dir.join("operator.log").display()
+    );
+    drop(t);
+    drop(env);
+    assert!(
+        failures.is_empty(),
+        "{} e2e failure(s):\n- {}",
+        failures.len(),
+        failures.join("\n- ")
+    );
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    match p.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p
+            .downcast_ref::<&str>()
+            .map_or_else(|| "panic".to_owned(), |s| (*s).to_owned()),
+    }
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn ready_of(conditions: &[Condition]) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == READY)
+}
+
+fn grant_ready(g: &JujuSecretGrant) -> Option<&Condition> {
+    ready_of(&g.status.as_ref()?.conditions)
+}
+
+fn backend_ready(b: &JujuSecretBackend) -> Option<&Condition> {
+    ready_of(&b.status.as_ref()?.conditions)
+}
+
+/// Ready=True/Synced for the current generation.
+fn grant_synced(g: &JujuSecretGrant) -> bool {
+    grant_ready(g).is_some_and(|c| c.status == "True" && c.reason == "Synced")
+        && g.status.as_ref().and_then(|s| s.observed_generation) == g.metadata.generation
+}
+
+fn backend_synced(b: &JujuSecretBackend) -> bool {
+    backend_ready(b).is_some_and(|c| c.status == "True" && c.reason == "Synced")
+        && b.status.as_ref().and_then(|s| s.observed_generation) == b.metadata.generation
+}
+
+/// Ready=False with `reason`, computed for the current generation.
+fn has_reason(c: Option<&Condition>, generation: Option<i64>, reason: &str) -> bool {
+    c.is_some_and(|c| {
+        c.status == "False"
+            && c.reason == reason
+            && (c.observed_generation.is_none() || c.observed_generation == generation)
+    })
+}
+
+fn describe_grant(g: &JujuSecretGrant) -> String {
+    match &g.status {
+        None => format!("generation {:?}, no status", g.metadata.generation),
+        Some(s) => format!(
+            "generation {:?}, observedGeneration {:?}, secretId {:?}, granted {:?}, pending {:?}, owned {:?}, Ready {}",
+            g.metadata.generation,
+            s.observed_generation,
+            s.secret_id,
+            s.granted_applications,
+            s.pending_applications,
+            s.owned_applications,
+            ready_of(&s.conditions).map_or("none".into(), |c| format!(
+                "{}/{}: {}",
+                c.status, c.reason, c.message
+            ))
+        ),
+    }
+}
+
+fn describe_backend(b: &JujuSecretBackend) -> String {
+    match &b.status {
+        None => format!("generation {:?}, no status", b.metadata.generation),
+        Some(s) => format!(
+            "generation {:?}, observedGeneration {:?}, backendId {:?}, status {:?}, message {:?}, secretCount {:?}, assignedModels {:?}, deleting {}, Ready {}",
+            b.metadata.generation,
+            s.observed_generation,
+            s.backend_id,
+            s.status,
+            s.message,
+            s.secret_count,
+            s.assigned_models,
+            b.metadata.deletion_timestamp.is_some(),
+            ready_of(&s.conditions).map_or("none".into(), |c| format!(
+                "{}/{}: {}",
+                c.status, c.reason, c.message
+            ))
+        ),
+    }
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Waits until `done` holds for the object, or panics with `describe` of the last view.
+async fn wait_obj<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    within: Duration,
+    mut observe: impl FnMut(&K),
+    describe: impl Fn(&K) -> String,
+    done: impl Fn(&K) -> bool,
+) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let obj = api.get_opt(name).await.unwrap();
+        if let Some(o) = &obj {
+            observe(o);
+            if done(o) {
+                return o.clone();
+            }
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{name}: not {what} within {within:?}; last seen: {}",
+                obj.as_ref().map_or("absent".into(), describe)
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Deletes an object and waits until it is gone; `Err` with its state when it is not.
+async fn delete_and_wait<K>(api: &Api<K>, name: &str, within: Duration) -> Result<(), K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(e) => panic!("delete {name}: {e}"),
+    }
+    let deadline = Instant::now() + within;
+    loop {
+        match api.get_opt(name).await.unwrap() {
+            None => return Ok(()),
+            Some(o) if Instant::now() > deadline => return Err(o),
+            Some(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+impl T {
+    fn grants(&self, ns: &str) -> Api<JujuSecretGrant> {
+        Api::namespaced(self.env.kube.clone(), ns)
+    }
+
+    fn backends(&self) -> Api<JujuSecretBackend> {
+        Api::all(self.env.kube.clone())
+    }
+
+    fn record<S: Serialize>(&self, kind: &str, what: &S, ready: Option<&Condition>) {
+        self.seen
+            .lock()
+            .unwrap()
+            .insert(serde_json::to_string(what).unwrap());
+        if let Some(c) = ready {
+            self.reasons
+                .lock()
+                .unwrap()
+                .insert((kind.to_owned(), c.reason.clone()));
+        }
+    }
+
+    fn saw_grant(&self, g: &JujuSecretGrant) {
+        self.record(
+            "JujuSecretGrant",
+            &(&g.status, &g.metadata.annotations, &g.metadata.labels),
+            grant_ready(g),
+        );
+    }
+
+    fn saw_backend(&self, b: &JujuSecretBackend) {
+        self.record(
+            "JujuSecretBackend",
+            &(&b.status, &b.metadata.annotations, &b.metadata.labels),
+            backend_ready(b),
+        );
+    }
+
+    // -------------------------------------------------------------- grants
+
+    async fn create_grant(&self, ns: &str, name: &str, spec: Value) -> JujuSecretGrant {
+        let obj: JujuSecretGrant = serde_json::from_value(json!({
+            "apiVersion": "secrets.juju.is/v1alpha1",
+            "kind": "JujuSecretGrant",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.grants(ns)
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap_or_else(|e| panic!("create JujuSecretGrant {ns}/{name}: {e}"))
+    }
+
+    async fn patch_grant(&self, ns: &str, name: &str, patch: Value) -> JujuSecretGrant {
+        self.grants(ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap()
+    }
+
+    async fn wait_grant(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&JujuSecretGrant) -> bool,
+    ) -> JujuSecretGrant {
+        wait_obj(
+            &self.grants(ns),
+            name,
+            what,
+            within,
+            |g| self.saw_grant(g),
+            describe_grant,
+            done,
+        )
+        .await
+    }
+
+    async fn wait_grant_synced(
+        &self,
+        ns: &str,
+        name: &str,
+        done: impl Fn(&JujuSecretGrant) -> bool,
+    ) -> JujuSecretGrant {
+        self.wait_grant(ns, name, "Ready/Synced", WAIT, |g| {
+            grant_synced(g) && done(g)
+        })
+        .await
+    }
+
+    async fn wait_grant_reason(&self, ns: &str, name: &str, reason: &str) -> JujuSecretGrant {
+        self.wait_grant(ns, name, &format!("Ready=False/{reason}"), WAIT, |g| {
+            has_reason(grant_ready(g), g.metadata.generation, reason)
+        })
+        .await
+    }
+
+    async fn delete_grant(&self, ns: &str, name: &str) {
+        if let Err(g) = delete_and_wait(&self.grants(ns), name, WAIT).await {
+            panic!(
+                "JujuSecretGrant {ns}/{name} still present {WAIT:?} after delete (finalizers {:?}): {}",
+                g.metadata.finalizers,
+                describe_grant(&g)
+            );
+        }
+    }
+
+    /// A JujuSecret with inline data in `NS`, synced; its Juju URI.
+    async fn jujusecret(&self, name: &str) -> SecretUri {
+        let v = self.env.value(name);
+        self.env
+            .create_jsec(NS, name, json!({"model": MODEL, "data": {"password": v}}))
+            .await;
+        let o = self
+            .env
+            .wait_synced(NS, name, |o| secret_id(o).is_some())
+            .await;
+        SecretUri::parse(&secret_id(&o).unwrap()).unwrap()
+    }
+
+    /// Applications holding a view grant on a secret, as Juju reports them.
+    async fn access(&self, uri: &SecretUri) -> BTreeSet<String> {
+        let info = self
+            .env
+            .juju_by_uri(&uri.short())
+            .await
+            .unwrap_or_else(|| panic!("Juju secret {} not found", uri.short()));
+        info.access
+            .iter()
+            .filter_map(|a| a.application().map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until Juju's grants on `uri` are exactly `want`.
+    async fn wait_access(&self, uri: &SecretUri, want: &[&str], ctx: &str) {
+        let want = set(want);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.access(uri).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ctx}: Juju grants on {} are {got:?}, expected {want:?} (waited {WAIT:?})",
+                uri.short()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Juju's grants on `uri` are `want` now and still after `settle` (nothing revoked
+    /// late).
+    async fn access_stays(&self, uri: &SecretUri, want: &[&str], settle: Duration, ctx: &str) {
+        let want = set(want);
+        let deadline = Instant::now() + settle;
+        loop {
+            let got = self.access(uri).await;
+            assert_eq!(got, want, "{ctx}: Juju grants on {}", uri.short());
+            if Instant::now() > deadline {
+                return;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    // -------------------------------------------------------------- backends
+
+    async fn create_backend(&self, name: &str, spec: Value) -> JujuSecretBackend {
+        self.create_backend_with(name, json!({}), spec).await
+    }
+
+    async fn create_backend_with(
+        &self,
+        name: &str,
+        annotations: Value,
+        spec: Value,
+    ) -> JujuSecretBackend {
+        let obj: JujuSecretBackend = serde_json::from_value(json!({
+            "apiVersion": "secrets.juju.is/v1alpha1",
+            "kind": "JujuSecretBackend",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.backends()
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap_or_else(|e| panic!("create JujuSecretBackend {name}: {e}"))
+    }
+
+    async fn patch_backend(&self, name: &str, patch: Value) -> JujuSecretBackend {
+        self.backends()
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap()
+    }
+
+    async fn wait_backend(
+        &self,
+        name: &str,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&JujuSecretBackend) -> bool,
+    ) -> JujuSecretBackend {
+        wait_obj(
+            &self.backends(),
+            name,
+            what,
+            within,
+            |b| self.saw_backend(b),
+            describe_backend,
+            done,
+        )
+        .await
+    }
+
+    async fn wait_backend_synced(
+        &self,
+        name: &str,
+        done: impl Fn(&JujuSecretBackend) -> bool,
+    ) -> JujuSecretBackend {
+        self.wait_backend(name, "Ready/Synced", WAIT, |b| backend_synced(b) && done(b))
+            .await
+    }
+
+    async fn wait_backend_reason(
+        &self,
+        name: &str,
+        reason: &str,
+        within: Duration,
+    ) -> JujuSecretBackend {
+        self.wait_backend(name, &format!("Ready=False/{reason}"), within, |b| {
+            has_reason(backend_ready(b), b.metadata.generation, reason)
+        })
+        .await
+    }
+
+    async fn delete_backend(&self, name: &str, within: Duration) {
+        if let Err(b) = delete_and_wait(&self.backends(), name, within).await {
+            panic!(
+                "JujuSecretBackend {name} still present {within:?} after delete (finalizers {:?}): {}",
+                b.metadata.finalizers,
+                describe_backend(&b)
+            );
+        }
+    }
+
+    /// Juju's view of a backend (revealed: sensitive keys included).
+    async fn juju_backend(&self, name: &str) -> Option<BackendInfo> {
+        self.env
+            .juju
+            .list_secret_backends(&[], true)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|b| b.name == name)
+    }
+
+    async fn wait_juju_backend(
+        &self,
+        name: &str,
+        what: &str,
+        done: impl Fn(Option<&BackendInfo>) -> bool,
+    ) -> Option<BackendInfo> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let b = self.juju_backend(name).await;
+            if done(b.as_ref()) {
+                return b;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Juju backend {name}: not {what} within {WAIT:?}; last seen: {}",
+                b.as_ref().map_or("absent".into(), |b| format!(
+                    "type {}, keys {:?}, status {}, secrets {}",
+                    b.backend_type, b.config, b.status, b.num_secrets
+                ))
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn model_backend(&self) -> String {
+        self.env
+            .juju
+            .secret_backend(&self.env.model_uuid)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_model_backend(&self, want: &str, ctx: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.model_backend().await;
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ctx}: model {MODEL} secret-backend is {got:?}, expected {want:?} (waited {WAIT:?})"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn create_secret(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        self.env.create_secret(ns, name, data).await;
+    }
+
+    async fn set_secret_key(&self, ns: &str, name: &str, key: &str, value: &str) {
+        self.env
+            .patch_secret(ns, name, json!({"data": {key: b64(value)}}))
+            .await;
+    }
+
+    fn unreachable(&self, name: &str, yes: bool) {
+        self.env.emulator.faults().set_backend_reachable(name, !yes);
+        let mut u = self.unreachable.lock().unwrap();
+        if yes {
+            u.insert(name.to_owned());
+        } else {
+            u.remove(name);
+        }
+    }
+
+    // -------------------------------------------------------------- cleanup
+
+    /// Leaves a clean slate after a scenario, passed or failed: no grants, no backends,
+    /// no JujuSecrets, every backend reachable, the model back on `auto`.
+    async fn cleanup(&self, scenario: &str) {
+        for name in std::mem::take(&mut *self.unreachable.lock().unwrap()) {
+            self.env
+                .emulator
+                .faults()
+                .set_backend_reachable(&name, true);
+        }
+        for ns in [NS, NS_DENIED] {
+            let api = self.grants(ns);
+            let names: Vec<String> = api
+                .list(&ListParams::default())
+                .await
+                .map(|l| {
+                    l.items
+                        .into_iter()
+                        .filter_map(|o| o.metadata.name)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for name in names {
+                if delete_and_wait(&api, &name, Duration::from_secs(15))
+                    .await
+                    .is_err()
+                {
+                    self.env.soft_fail(format!(
+                        "after {scenario}: JujuSecretGrant {ns}/{name} not removed within 15 s; finalizer stripped"
+                    ));
+                    strip_finalizers(&api, &name).await;
+                }
+            }
+        }
+        let api = self.backends();
+        let names: Vec<String> = api
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter_map(|o| o.metadata.name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in names {
+            if delete_and_wait(&api, &name, Duration::from_secs(15))
+                .await
+                .is_err()
+            {
+                let _ = api
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"annotations": {FORCE_DELETE: "true"}}})),
+                    )
+                    .await;
+                if delete_and_wait(&api, &name, Duration::from_secs(10))
+                    .await
+                    .is_err()
+                {
+                    self.env.soft_fail(format!(
+                        "after {scenario}: JujuSecretBackend {name} not removed within 25 s, even forced; finalizer stripped"
+                    ));
+                    strip_finalizers(&api, &name).await;
+                }
+            }
+        }
+        if self
+            .env
+            .juju
+            .secret_backend(&self.env.model_uuid)
+            .await
+            .ok()
+            .as_deref()
+            != Some("auto")
+        {
+            let _ = self
+                .env
+                .juju
+                .set_secret_backend(&self.env.model_uuid, "auto")
+                .await;
+        }
+        // Backends left in Juju (Retain, or a failed scenario).
+        if let Ok(list) = self.env.juju.list_secret_backends(&[], false).await {
+            let extra: Vec<(String, bool)> = list
+                .into_iter()
+                .filter(|b| b.backend_type != "controller")
+                .map(|b| (b.name, true))
+                .collect();
+            if !extra.is_empty() {
+                let _ = self.env.juju.remove_secret_backends(&extra).await;
+            }
+        }
+        self.env.cleanup_all().await;
+    }
+}
+
+async fn strip_finalizers<K>(api: &Api<K>, name: &str)
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let _ = api
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await;
+}
+
+// ------------------------------------------------------------------ grant scenarios
+
+/// Grant two applications → both granted in Juju, status and events say so; remove one
+/// from `applications` → revoked; delete the object → the rest revoked.
+async fn grant_and_revoke(t: Arc<T>) {
+    let uri = t.jujusecret("gr-secret").await;
+    t.create_grant(
+        NS,
+        "gr",
+        json!({"secretRef": {"name": "gr-secret"}, "applications": ["mysql", "wordpress"]}),
+    )
+    .await;
+    let g = t
+        .wait_grant_synced(NS, "gr", |g| {
+            g.status.as_ref().unwrap().granted_applications == ["mysql", "wordpress"]
+        })
+        .await;
+    let s = g.status.unwrap();
+    assert_eq!(
+        s.secret_id.as_deref(),
+        Some(uri.short().as_str()),
+        "secretId"
+    );
+    assert_eq!(s.model_uuid.as_deref(), Some(t.env.model_uuid.as_str()));
+    assert!(s.pending_applications.is_empty(), "pendingApplications");
+    assert_eq!(
+        (s.granted_count, s.wanted_count),
+        (2, 2),
+        "granted/wanted counts"
+    );
+    t.wait_access(&uri, &["mysql", "wordpress"], "after create")
+        .await;
+    t.env.wait_event(NS, "gr", "Normal", "Granted").await;
+
+    t.patch_grant(NS, "gr", json!({"spec": {"applications": ["mysql"]}}))
+        .await;
+    let g = t
+        .wait_grant_synced(NS, "gr", |g| {
+            g.status.as_ref().unwrap().granted_applications == ["mysql"]
+        })
+        .await;
+    assert_eq!(g.status.unwrap().wanted_count, 1, "wantedCount");
+    t.wait_access(&uri, &["mysql"], "wordpress removed from applications")
+        .await;
+    t.env.wait_event(NS, "gr", "Normal", "Revoked").await;
+
+    t.delete_grant(NS, "gr").await;
+    t.wait_access(&uri, &[], "grant object deleted").await;
+    t.env.delete_jsec(NS, "gr-secret").await;
+}
+
+/// Two grant objects for one application: deleting one keeps it granted, deleting both
+/// revokes it.
+async fn two_grants_one_application(t: Arc<T>) {
+    let uri = t.jujusecret("shared-secret").await;
+    t.create_grant(
+        NS,
+        "share-a",
+        json!({"secretRef": {"name": "shared-secret"}, "applications": ["mysql"]}),
+    )
+    .await;
+    t.wait_grant_synced(NS, "share-a", |_| true).await;
+    t.wait_access(&uri, &["mysql"], "share-a").await;
+    t.create_grant(
+        NS,
+        "share-b",
+        json!({"secretRef": {"name": "shared-secret"}, "applications": ["mysql", "wordpress"]}),
+    )
+    .await;
+    t.wait_grant_synced(NS, "share-b", |g| {
+        g.status.as_ref().unwrap().granted_count == 2
+    })
+    .await;
+    t.wait_access(&uri, &["mysql", "wordpress"], "share-a + share-b")
+        .await;
+
+    // share-a made the mysql grant; share-b still lists mysql.
+    t.delete_grant(NS, "share-a").await;
+    t.access_stays(
+        &uri,
+        &["mysql", "wordpress"],
+        Duration::from_secs(2) + harness::REFRESH,
+        "share-a deleted, share-b still lists mysql",
+    )
+    .await;
+    t.wait_grant_synced(NS, "share-b", |g| {
+        g.status.as_ref().unwrap().granted_count == 2
+    })
+    .await;
+
+    t.delete_grant(NS, "share-b").await;
+    t.wait_access(&uri, &[], "both grant objects deleted").await;
+    t.env.delete_jsec(NS, "shared-secret").await;
+}
+
+/// A grant made outside the operator (before the object existed) is never revoked: not
+/// when it leaves `applications`, not when the object is deleted.
+async fn outside_grant_never_revoked(t: Arc<T>) {
+    let uri = t.jujusecret("outside-secret").await;
+    let res = t
+        .env
+        .juju
+        .grant_secret(
+            &t.env.model_uuid,
+            &SecretSelector::Uri(uri.clone()),
+            &["mysql".to_owned()],
+        )
+        .await
+        .unwrap();
+    assert!(res.iter().all(Result::is_ok), "grant by hand: {res:?}");
+    t.create_grant(
+        NS,
+        "outside",
+        json!({"secretRef": {"name": "outside-secret"}, "applications": ["mysql", "wordpress"]}),
+    )
+    .await;
+    let g = t
+        .wait_grant_synced(NS, "outside", |g| {
+            g.status.as_ref().unwrap().granted_count == 2
+        })
+        .await;
+    let owned = g.status.unwrap().owned_applications;
+    assert!(
+        !owned.contains(&"mysql".to_owned()),
+        "ownedApplications {owned:?} claims the grant made by hand"
+    );
+    t.wait_access(&uri, &["mysql", "wordpress"], "after create")
+        .await;
+
+    t.patch_grant(
+        NS,
+        "outside",
+        json!({"spec": {"applications": ["wordpress"]}}),
+    )
+    .await;
+    t.wait_grant_synced(NS, "outside", |g| {
+        g.status.as_ref().unwrap().wanted_count == 1
+    })
+    .await;
+    t.access_stays(
+        &uri,
+        &["mysql", "wordpress"],
+        Duration::from_secs(2),
+        "mysql (granted by hand) removed from applications",
+    )
+    .await;
+
+    t.delete_grant(NS, "outside").await;
+    t.wait_access(&uri, &["mysql"], "grant object deleted")
+        .await;
+    t.access_stays(
+        &uri,
+        &["mysql"],
+        Duration::from_secs(1),
+        "grant object deleted",
+    )
+    .await;
+    t.env.delete_jsec(NS, "outside-secret").await;
+}
+
+/// An application that does not exist yet: the others are granted, it is pending with
+/// ApplicationNotFound, and it is granted once it appears.
+async fn application_created_later(t: Arc<T>) {
+    let uri = t.jujusecret("later-secret").await;
+    t.create_grant(
+        NS,
+        "later",
+        json!({"secretRef": {"name": "later-secret"}, "applications": ["mysql", "latecomer"]}),
+    )
+    .await;
+    let g = t
+        .wait_grant_reason(NS, "later", "ApplicationNotFound")
+        .await;
+    let s = g.status.unwrap();
+    assert_eq!(s.pending_applications, ["latecomer"], "pendingApplications");
+    assert_eq!(s.granted_applications, ["mysql"], "grantedApplications");
+    assert_eq!(
+        (s.granted_count, s.wanted_count),
+        (1, 2),
+        "granted/wanted counts"
+    );
+    let msg = &ready_of(&s.conditions).unwrap().message;
+    assert!(
+        msg.contains("latecomer"),
+        "condition message names the app: {msg}"
+    );
+    t.wait_access(&uri, &["mysql"], "the existing app is not held back")
+        .await;
+    t.env
+        .wait_event(NS, "later", "Warning", "ApplicationNotFound")
+        .await;
+
+    t.env
+        .emulator
+        .add_application(&t.env.model_uuid, "latecomer");
+    let added = Instant::now();
+    t.wait_grant(
+        NS,
+        "later",
+        "Ready/Synced with latecomer",
+        PENDING_WAIT,
+        |g| {
+            grant_synced(g)
+                && g.status.as_ref().unwrap().granted_applications == ["latecomer", "mysql"]
+                && g.status.as_ref().unwrap().pending_applications.is_empty()
+        },
+    )
+    .await;
+    eprintln!(
+        "e2e: latecomer granted {:?} after it appeared",
+        added.elapsed()
+    );
+    t.wait_access(&uri, &["latecomer", "mysql"], "latecomer appeared")
+        .await;
+    t.delete_grant(NS, "later").await;
+    t.wait_access(&uri, &[], "grant object deleted").await;
+    t.env.delete_jsec(NS, "later-secret").await;
+}
+
+/// Secrets made outside the operator, by URI and by name; a missing one is NotFound; a
+/// namespace the tenancy policy keeps off the model is Forbidden with no grant call.
+async fn external_secret(t: Arc<T>) {
+    let v1 = t.env.value("ext1");
+    let v2 = t.env.value("ext2");
+    let by_uri = t.env.juju_create("ext-by-uri", &[("password", &v1)]).await;
+    let by_name = t.env.juju_create("ext-by-name", &[("password", &v2)]).await;
+
+    t.create_grant(
+        NS,
+        "ext-uri",
+        json!({"external": {"model": MODEL, "uri": by_uri.full(&t.env.model_uuid)}, "applications": ["mysql"]}),
+    )
+    .await;
+    t.create_grant(
+        NS,
+        "ext-short-uri",
+        json!({"external": {"model": t.env.model_uuid, "uri": by_uri.short()}, "applications": ["wordpress"]}),
+    )
+    .await;
+    t.create_grant(
+        NS,
+        "ext-name",
+        json!({"external": {"model": MODEL, "name": "ext-by-name"}, "applications": ["wordpress"]}),
+    )
+    .await;
+    let g = t.wait_grant_synced(NS, "ext-uri", |_| true).await;
+    let s = g.status.unwrap();
+    assert_eq!(s.secret_id.as_deref(), Some(by_uri.short().as_str()));
+    assert_eq!(s.model_uuid.as_deref(), Some(t.env.model_uuid.as_str()));
+    t.wait_grant_synced(NS, "ext-short-uri", |_| true).await;
+    let g = t.wait_grant_synced(NS, "ext-name", |_| true).await;
+    assert_eq!(
+        g.status.unwrap().secret_id.as_deref(),
+        Some(by_name.short().as_str())
+    );
+    t.wait_access(&by_uri, &["mysql", "wordpress"], "external by URI")
+        .await;
+    t.wait_access(&by_name, &["wordpress"], "external by name")
+        .await;
+
+    t.create_grant(
+        NS,
+        "ext-missing",
+        json!({"external": {"model": MODEL, "name": "no-such-secret"}, "applications": ["mysql"]}),
+    )
+    .await;
+    t.wait_grant_reason(NS, "ext-missing", "NotFound").await;
+
+    let grants_before = t.env.emulator.call_count("Secrets", "GrantSecret");
+    t.create_grant(
+        NS_DENIED,
+        "ext-denied",
+        json!({"external": {"model": MODEL, "uri": by_uri.short()}, "applications": ["mysql", "wordpress"]}),
+    )
+    .await;
+    t.wait_grant_reason(NS_DENIED, "ext-denied", "Forbidden")
+        .await;
+    assert_eq!(
+        t.env.emulator.call_count("Secrets", "GrantSecret"),
+        grants_before,
+        "a Forbidden grant made GrantSecret calls"
+    );
+
+    t.delete_grant(NS, "ext-uri").await;
+    t.wait_access(&by_uri, &["wordpress"], "ext-uri deleted")
+        .await;
+    t.delete_grant(NS, "ext-short-uri").await;
+    t.delete_grant(NS, "ext-name").await;
+    t.wait_access(&by_uri, &[], "external grants deleted").await;
+    t.wait_access(&by_name, &[], "external grants deleted")
+        .await;
+    t.delete_grant(NS, "ext-missing").await;
+    t.delete_grant(NS_DENIED, "ext-denied").await;
+}
+
+/// A grant whose JujuSecret is not Ready (its source Secret is missing) waits with
+/// SecretNotReady, is granted once the source appears, and follows the JujuSecret when
+/// it is deleted and recreated.
+async fn grant_waits_for_jujusecret(t: Arc<T>) {
+    t.env
+        .create_jsec(
+            NS,
+            "nr-secret",
+            json!({"model": MODEL, "secretRef": {"name": "nr-source"}}),
+        )
+        .await;
+    t.env.wait_reason(NS, "nr-secret", "SourceNotFound").await;
+    t.create_grant(
+        NS,
+        "nr",
+        json!({"secretRef": {"name": "nr-secret"}, "applications": ["mysql"]}),
+    )
+    .await;
+    let g = t.wait_grant_reason(NS, "nr", "SecretNotReady").await;
+    assert!(
+        g.status.as_ref().unwrap().granted_applications.is_empty(),
+        "nothing granted while the JujuSecret is not Ready"
+    );
+
+    let v = t.env.value("nr");
+    t.create_secret(NS, "nr-source", &[("password", &v)]).await;
+    let js = t
+        .env
+        .wait_synced(NS, "nr-secret", |o| secret_id(o).is_some())
+        .await;
+    let uri = SecretUri::parse(&secret_id(&js).unwrap()).unwrap();
+    let g = t
+        .wait_grant_synced(NS, "nr", |g| g.status.as_ref().unwrap().granted_count == 1)
+        .await;
+    assert_eq!(
+        g.status.unwrap().secret_id.as_deref(),
+        Some(uri.short().as_str())
+    );
+    t.wait_access(&uri, &["mysql"], "source appeared").await;
+
+    // Recreated: a new Juju secret; the grant follows it.
+    t.env.delete_jsec(NS, "nr-secret").await;
+    t.wait_grant_reason(NS, "nr", "SecretNotReady").await;
+    t.env
+        .create_jsec(
+            NS,
+            "nr-secret",
+            json!({"model": MODEL, "secretRef": {"name": "nr-source"}}),
+        )
+        .await;
+    let js = t
+        .env
+        .wait_synced(NS, "nr-secret", |o| secret_id(o).is_some())
+        .await;
+    let uri2 = SecretUri::parse(&secret_id(&js).unwrap()).unwrap();
+    assert_ne!(uri2, uri, "the recreated JujuSecret has a new Juju secret");
+    t.wait_grant_synced(NS, "nr", |g| {
+        g.status.as_ref().unwrap().secret_id.as_deref() == Some(uri2.short().as_str())
+    })
+    .await;
+    t.wait_access(&uri2, &["mysql"], "JujuSecret recreated")
+        .await;
+    t.delete_grant(NS, "nr").await;
+    t.wait_access(&uri2, &[], "grant object deleted").await;
+    t.env.delete_jsec(NS, "nr-secret").await;
+}
+
+// ------------------------------------------------------------------ backend scenarios
+
+/// Add (vault and kubernetes), update a plain key, rename, list, remove; Retain leaves
+/// the backend in Juju.
+async fn backend_add_update_list_remove(t: Arc<T>) {
+    let token = t.env.value("vault-token");
+    t.create_secret(NS_SYSTEM, "crud-creds", &[("token", &token)])
+        .await;
+    t.create_backend(
+        "crud-vault",
+        json!({
+            "backendType": "vault",
+            "config": {"endpoint": VAULT_ENDPOINT, "tls-server-name": "vault.one"},
+            "configSecretRef": {"namespace": NS_SYSTEM, "name": "crud-creds"},
+            "tokenRotateInterval": "24h",
+        }),
+    )
+    .await;
+    let b = t.wait_backend_synced("crud-vault", |_| true).await;
+    let s = b.status.clone().unwrap();
+    assert!(s.backend_id.is_some(), "backendId missing");
+    assert_eq!(s.status.as_deref(), Some("active"), "Juju status");
+    assert_eq!(s.secret_count, Some(0), "secretCount");
+    assert_eq!(s.name.as_deref(), Some("crud-vault"), "status.name");
+    assert!(s.assigned_models.is_empty(), "assignedModels");
+    let mac1 = s.config_mac.clone().expect("configMac missing");
+    t.env
+        .wait_event(EVENTS_NS, "crud-vault", "Normal", "Created")
+        .await;
+    let info = t.juju_backend("crud-vault").await.expect("backend in Juju");
+    assert_eq!(info.backend_type, "vault");
+    assert_eq!(Some(info.id.as_str()), s.backend_id.as_deref(), "backendId");
+    assert_eq!(info.config.get("endpoint"), Some(&json!(VAULT_ENDPOINT)));
+    assert_eq!(
+        info.config.get("tls-server-name"),
+        Some(&json!("vault.one"))
+    );
+    assert!(
+        info.config.get("token") == Some(&json!(token)),
+        "the token in Juju is not the one in the referenced Secret"
+    );
+    assert_eq!(
+        info.token_rotate_interval,
+        Some(Duration::from_secs(86_400)),
+        "token-rotate-interval"
+    );
+
+    t.create_backend(
+        "crud-k8s",
+        json!({
+            "backendType": "kubernetes",
+            "name": "crud-k8s-one",
+            "config": {"endpoint": "https://k8s.example:6443", "namespace": "juju-secrets"},
+        }),
+    )
+    .await;
+    t.wait_backend_synced("crud-k8s", |_| true).await;
+    let k = t
+        .juju_backend("crud-k8s-one")
+        .await
+        .expect("kubernetes backend in Juju");
+    assert_eq!(k.backend_type, "kubernetes");
+
+    // List (what `kubectl get jujusecretbackends` reads) and its columns.
+    let listed: BTreeSet<String> = t
+        .backends()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|b| b.metadata.name)
+        .collect();
+    assert_eq!(listed, set(&["crud-k8s", "crud-vault"]), "listed backends");
+    check_printer_columns(&t).await;
+
+    // Update a plain key.
+    t.patch_backend(
+        "crud-vault",
+        json!({"spec": {"config": {"tls-server-name": "vault.two"}}}),
+    )
+    .await;
+    let b = t
+        .wait_backend_synced("crud-vault", |b| {
+            b.status.as_ref().unwrap().config_mac.as_deref() != Some(mac1.as_str())
+        })
+        .await;
+    t.env
+        .wait_event(EVENTS_NS, "crud-vault", "Normal", "Updated")
+        .await;
+    t.wait_juju_backend("crud-vault", "updated", |b| {
+        b.is_some_and(|b| b.config.get("tls-server-name") == Some(&json!("vault.two")))
+    })
+    .await;
+    assert_eq!(
+        b.status.unwrap().backend_id,
+        s.backend_id,
+        "an update keeps the backend"
+    );
+
+    // Rename while unused: same Juju backend, new name.
+    let k_id = k.id.clone();
+    t.patch_backend("crud-k8s", json!({"spec": {"name": "crud-k8s-two"}}))
+        .await;
+    t.wait_backend_synced("crud-k8s", |b| {
+        b.status.as_ref().unwrap().name.as_deref() == Some("crud-k8s-two")
+    })
+    .await;
+    let renamed = t
+        .wait_juju_backend("crud-k8s-two", "renamed", |b| b.is_some())
+        .await
+        .unwrap();
+    assert_eq!(renamed.id, k_id, "a rename keeps the backend ID");
+    assert!(
+        t.juju_backend("crud-k8s-one").await.is_none(),
+        "old name still in Juju"
+    );
+
+    // Remove.
+    t.delete_backend("crud-vault", WAIT).await;
+    t.env
+        .wait_event(EVENTS_NS, "crud-vault", "Normal", "Deleted")
+        .await;
+    assert!(
+        t.juju_backend("crud-vault").await.is_none(),
+        "deleted backend still in Juju"
+    );
+    t.delete_backend("crud-k8s", WAIT).await;
+    assert!(t.juju_backend("crud-k8s-two").await.is_none());
+
+    // Retain.
+    t.create_backend(
+        "crud-retain",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}, "deletionPolicy": "Retain"}),
+    )
+    .await;
+    t.wait_backend_synced("crud-retain", |_| true).await;
+    t.delete_backend("crud-retain", WAIT).await;
+    t.env
+        .wait_event(EVENTS_NS, "crud-retain", "Normal", "Retained")
+        .await;
+    assert!(
+        t.juju_backend("crud-retain").await.is_some(),
+        "Retain removed the backend from Juju"
+    );
+    t.env
+        .juju
+        .remove_secret_backends(&[("crud-retain".to_owned(), false)])
+        .await
+        .unwrap();
+}
+
+/// `kubectl get jujusecretgrants,jujusecretbackends` shows useful columns.
+async fn check_printer_columns(t: &T) {
+    let crds: Api<CustomResourceDefinition> = Api::all(t.env.kube.clone());
+    for (crd, want) in [
+        (
+            "jujusecretgrants.secrets.juju.is",
+            &["Secret", "Granted", "Wanted", "Ready", "Age"][..],
+        ),
+        (
+            "jujusecretbackends.secrets.juju.is",
+            &["Type", "Juju Status", "Secrets", "Ready", "Age"][..],
+        ),
+    ] {
+        let obj = crds.get(crd).await.unwrap();
+        let cols: Vec<String> = obj.spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone())
+            .collect();
+        for w in want {
+            assert!(
+                cols.iter().any(|c| c == w),
+                "{crd}: printer columns {cols:?} lack {w}"
+            );
+        }
+    }
+}
+
+/// The referenced Secret is missing → SourceNotFound; it appears → Synced; its token
+/// changes → the backend is updated (Updated event, configMac changes, Juju has it).
+async fn token_change_in_referenced_secret(t: Arc<T>) {
+    let first = t.env.value("token-first");
+    let second = t.env.value("token-second");
+    t.create_backend(
+        "rotating",
+        json!({
+            "backendType": "vault",
+            "config": {"endpoint": VAULT_ENDPOINT},
+            "configSecretRef": {"namespace": NS_SYSTEM, "name": "rotating-creds"},
+        }),
+    )
+    .await;
+    t.wait_backend_reason("rotating", "SourceNotFound", WAIT)
+        .await;
+    t.create_secret(NS_SYSTEM, "rotating-creds", &[("token", &first)])
+        .await;
+    let b = t.wait_backend_synced("rotating", |_| true).await;
+    let mac1 = b.status.unwrap().config_mac.expect("configMac");
+    t.wait_juju_backend("rotating", "holding the first token", |b| {
+        b.is_some_and(|b| b.config.get("token") == Some(&json!(first)))
+    })
+    .await;
+
+    t.set_secret_key(NS_SYSTEM, "rotating-creds", "token", &second)
+        .await;
+    let b = t
+        .wait_backend_synced("rotating", |b| {
+            b.status.as_ref().unwrap().config_mac.as_deref() != Some(mac1.as_str())
+        })
+        .await;
+    assert!(b.status.unwrap().config_mac.is_some());
+    t.env
+        .wait_event(EVENTS_NS, "rotating", "Normal", "Updated")
+        .await;
+    t.wait_juju_backend("rotating", "holding the second token", |b| {
+        b.is_some_and(|b| b.config.get("token") == Some(&json!(second)))
+    })
+    .await;
+    t.delete_backend("rotating", WAIT).await;
+}
+
+/// Unreachable at add time → BackendUnreachable; reachable → Synced by itself. An added
+/// backend going unreachable shows Juju's `error` status, and recovers too.
+async fn unreachable_backend(t: Arc<T>) {
+    t.unreachable("flaky", true);
+    t.create_backend(
+        "flaky",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}}),
+    )
+    .await;
+    let b = t
+        .wait_backend_reason("flaky", "BackendUnreachable", WAIT)
+        .await;
+    let msg = backend_ready(&b).unwrap().message.clone();
+    assert!(msg.contains("not reachable"), "condition message: {msg}");
+    t.env
+        .wait_event(EVENTS_NS, "flaky", "Warning", "BackendUnreachable")
+        .await;
+    assert!(
+        t.juju_backend("flaky").await.is_none(),
+        "added while unreachable"
+    );
+
+    t.unreachable("flaky", false);
+    let b = t
+        .wait_backend(
+            "flaky",
+            "Ready/Synced after becoming reachable",
+            Duration::from_secs(70),
+            |b| backend_synced(b),
+        )
+        .await;
+    assert_eq!(b.status.unwrap().status.as_deref(), Some("active"));
+    assert!(
+        t.juju_backend("flaky").await.is_some(),
+        "not added once reachable"
+    );
+
+    // Unreachable once added: Juju reports `error`, mirrored; then back.
+    t.unreachable("flaky", true);
+    let b = t
+        .wait_backend("flaky", "Juju status error", WAIT, |b| {
+            has_reason(
+                backend_ready(b),
+                b.metadata.generation,
+                "BackendUnreachable",
+            ) && b.status.as_ref().unwrap().status.as_deref() == Some("error")
+        })
+        .await;
+    assert!(
+        b.status
+            .unwrap()
+            .message
+            .is_some_and(|m| m.contains("not reachable")),
+        "status.message mirrors Juju's"
+    );
+    t.unreachable("flaky", false);
+    t.wait_backend(
+        "flaky",
+        "Ready/Synced again",
+        Duration::from_secs(70),
+        |b| backend_synced(b) && b.status.as_ref().unwrap().status.as_deref() == Some("active"),
+    )
+    .await;
+    t.delete_backend("flaky", WAIT).await;
+}
+
+/// A backend storing revisions: deletion waits with InUse; it completes once the
+/// backend is empty, or when forced by the annotation.
+///
+/// The emulator moves all of a model's revisions when its `secret-backend` changes, and
+/// the operator returns assigned models to `auto` before removing a backend; so the
+/// model is pointed at the backend directly with the Juju client (not through `models`).
+async fn backend_in_use(t: Arc<T>) {
+    let uuid = t.env.model_uuid.clone();
+    t.create_backend(
+        "busy",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}}),
+    )
+    .await;
+    t.wait_backend_synced("busy", |_| true).await;
+    t.env.juju.set_secret_backend(&uuid, "busy").await.unwrap();
+    let v = t.env.value("busy");
+    let uri = t.env.juju_create("busy-secret", &[("password", &v)]).await;
+    let info = t.env.juju_by_uri(&uri.short()).await.unwrap();
+    assert_eq!(
+        info.revisions
+            .last()
+            .and_then(|r| r.backend_name.as_deref()),
+        Some("busy"),
+        "the revision is stored in the backend"
+    );
+    t.wait_backend("busy", "secretCount 1", WAIT, |b| {
+        backend_synced(b) && b.status.as_ref().unwrap().secret_count == Some(1)
+    })
+    .await;
+
+    t.backends()
+        .delete("busy", &DeleteParams::default())
+        .await
+        .unwrap();
+    let b = t.wait_backend_reason("busy", "InUse", WAIT).await;
+    let msg = backend_ready(&b).unwrap().message.clone();
+    assert!(
+        msg.contains(FORCE_DELETE),
+        "the InUse message should say how to force: {msg}"
+    );
+    t.env
+        .wait_event(EVENTS_NS, "busy", "Warning", "InUse")
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        t.backends().get_opt("busy").await.unwrap().is_some(),
+        "a backend in use was deleted without force"
+    );
+    assert!(
+        t.juju_backend("busy").await.is_some(),
+        "removed from Juju while in use"
+    );
+
+    // Unused again: the deletion completes by itself.
+    t.env.juju.set_secret_backend(&uuid, "auto").await.unwrap();
+    t.delete_backend("busy", Duration::from_secs(70)).await;
+    t.env
+        .wait_event(EVENTS_NS, "busy", "Normal", "Deleted")
+        .await;
+    assert!(t.juju_backend("busy").await.is_none());
+
+    // Forced.
+    t.create_backend(
+        "busy-forced",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}}),
+    )
+    .await;
+    t.wait_backend_synced("busy-forced", |_| true).await;
+    t.env
+        .juju
+        .set_secret_backend(&uuid, "busy-forced")
+        .await
+        .unwrap();
+    t.backends()
+        .delete("busy-forced", &DeleteParams::default())
+        .await
+        .unwrap();
+    t.wait_backend_reason("busy-forced", "InUse", WAIT).await;
+    t.patch_backend(
+        "busy-forced",
+        json!({"metadata": {"annotations": {FORCE_DELETE: "true"}}}),
+    )
+    .await;
+    let gone = delete_and_wait(&t.backends(), "busy-forced", WAIT).await;
+    // The model pointed at the removed backend: back to auto either way.
+    t.env.juju.set_secret_backend(&uuid, "auto").await.unwrap();
+    if let Err(b) = gone {
+        panic!(
+            "forced deletion did not complete within {WAIT:?}: {}",
+            describe_backend(&b)
+        );
+    }
+    assert!(t.juju_backend("busy-forced").await.is_none());
+}
+
+/// `models` points the model's `secret-backend` at the backend; a second backend
+/// claiming the model gets Conflict; removed from `models` → back to `auto`.
+async fn model_assignment(t: Arc<T>) {
+    let uuid = t.env.model_uuid.clone();
+    t.create_backend(
+        "assign-a",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}, "models": [MODEL]}),
+    )
+    .await;
+    let b = t
+        .wait_backend_synced("assign-a", |b| {
+            !b.status.as_ref().unwrap().assigned_models.is_empty()
+        })
+        .await;
+    assert_eq!(
+        b.status.unwrap().assigned_models,
+        [uuid.clone()],
+        "assignedModels"
+    );
+    t.wait_model_backend("assign-a", "assigned").await;
+    t.env
+        .wait_event(EVENTS_NS, "assign-a", "Normal", "ModelAssigned")
+        .await;
+
+    // New secrets of the model are stored there, and counted.
+    let uri = t.jujusecret("assigned-secret").await;
+    let info = t.env.juju_by_uri(&uri.short()).await.unwrap();
+    assert_eq!(
+        info.revisions
+            .last()
+            .and_then(|r| r.backend_name.as_deref()),
+        Some("assign-a")
+    );
+    t.wait_backend("assign-a", "secretCount 1", WAIT, |b| {
+        b.status.as_ref().unwrap().secret_count == Some(1)
+    })
+    .await;
+
+    // A newer backend claiming the same model.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    t.create_backend(
+        "assign-b",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}, "models": [uuid]}),
+    )
+    .await;
+    let b = t.wait_backend_reason("assign-b", "Conflict", WAIT).await;
+    assert!(
+        b.status.unwrap().assigned_models.is_empty(),
+        "the newer backend claims the model"
+    );
+    assert_eq!(
+        t.model_backend().await,
+        "assign-a",
+        "the older assignment holds"
+    );
+    t.delete_backend("assign-b", WAIT).await;
+    assert_eq!(
+        t.model_backend().await,
+        "assign-a",
+        "deleting the loser moved the model"
+    );
+
+    // Removed from `models`: back to auto.
+    t.patch_backend("assign-a", json!({"spec": {"models": []}}))
+        .await;
+    t.wait_backend_synced("assign-a", |b| {
+        b.status.as_ref().unwrap().assigned_models.is_empty()
+    })
+    .await;
+    t.wait_model_backend("auto", "released").await;
+    t.env
+        .wait_event(EVENTS_NS, "assign-a", "Normal", "ModelReleased")
+        .await;
+    t.wait_backend("assign-a", "secretCount 0", WAIT, |b| {
+        b.status.as_ref().unwrap().secret_count == Some(0)
+    })
+    .await;
+    t.env.wait_synced(NS, "assigned-secret", |_| true).await;
+
+    // Assigned again, then the backend deleted: the model goes back to auto and the
+    // backend is removed (its revisions moved off with the model).
+    t.patch_backend("assign-a", json!({"spec": {"models": [MODEL]}}))
+        .await;
+    t.wait_model_backend("assign-a", "assigned again").await;
+    t.delete_backend("assign-a", WAIT).await;
+    assert_eq!(
+        t.model_backend().await,
+        "auto",
+        "deleted backend left the model on it"
+    );
+    assert!(t.juju_backend("assign-a").await.is_none());
+    t.env.delete_jsec(NS, "assigned-secret").await;
+}
+
+/// Invalid specs: a too-short tokenRotateInterval (InvalidSpec before any Juju call, or
+/// refused at admission by an apiserver with CEL), a malformed one and an unknown type
+/// (refused by the schema), a reserved name, and a misspelled sensitive key (Juju's error
+/// comes back without the value).
+async fn invalid_backends(t: Arc<T>) {
+    let adds = || {
+        t.env
+            .emulator
+            .call_count("SecretBackends", "AddSecretBackends")
+    };
+
+    // 10m passes the pattern; Juju's rule (0 or ≥ 1h) refuses it.
+    let before = adds();
+    let short = serde_json::from_value::<JujuSecretBackend>(json!({
+        "apiVersion": "secrets.juju.is/v1alpha1",
+        "kind": "JujuSecretBackend",
+        "metadata": {"name": "short-rotate"},
+        "spec": {"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}, "tokenRotateInterval": "10m"},
+    }))
+    .unwrap();
+    match t.backends().create(&PostParams::default(), &short).await {
+        Err(kube::Error::Api(e)) => assert!(
+            e.message.contains("1h"),
+            "admission refused tokenRotateInterval 10m without a clear message: {}",
+            e.message
+        ),
+        Err(e) => panic!("create short-rotate: {e}"),
+        Ok(_) => {
+            let b = t
+                .wait_backend_reason("short-rotate", "InvalidSpec", WAIT)
+                .await;
+            let msg = backend_ready(&b).unwrap().message.clone();
+            assert!(
+                msg.contains("tokenRotateInterval") && msg.contains("10m") && msg.contains("1h"),
+                "InvalidSpec message is not clear: {msg}"
+            );
+            t.env
+                .wait_event(EVENTS_NS, "short-rotate", "Warning", "InvalidSpec")
+                .await;
+            assert_eq!(adds(), before, "an invalid interval reached Juju");
+            t.patch_backend(
+                "short-rotate",
+                json!({"spec": {"tokenRotateInterval": "1h"}}),
+            )
+            .await;
+            t.wait_backend_synced("short-rotate", |_| true).await;
+            let info = t.juju_backend("short-rotate").await.unwrap();
+            assert_eq!(info.token_rotate_interval, Some(Duration::from_secs(3600)));
+            t.delete_backend("short-rotate", WAIT).await;
+        }
+    }
+
+    // Malformed interval and unknown type: the schema refuses them.
+    let dynamic: Api<DynamicObject> = Api::all_with(
+        t.env.kube.clone(),
+        &ApiResource::erase::<JujuSecretBackend>(&()),
+    );
+    let raw = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "secrets.juju.is/v1alpha1",
+            "kind": "JujuSecretBackend",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .unwrap()
+    };
+    let err = dynamic
+        .create(
+            &PostParams::default(),
+            &raw(
+                "bad-type",
+                json!({"backendType": "aws-secrets-manager", "config": {"endpoint": VAULT_ENDPOINT}}),
+            ),
+        )
+        .await
+        .expect_err("an unknown backendType was accepted");
+    let text = err.to_string();
+    assert!(
+        text.contains("backendType") && text.contains("vault") && text.contains("kubernetes"),
+        "the rejection of an unknown backendType should name the field and the allowed values: {text}"
+    );
+    let err = dynamic
+        .create(
+            &PostParams::default(),
+            &raw(
+                "bad-interval",
+                json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}, "tokenRotateInterval": "daily"}),
+            ),
+        )
+        .await
+        .expect_err("a malformed tokenRotateInterval was accepted");
+    assert!(
+        err.to_string().contains("tokenRotateInterval"),
+        "the rejection should name tokenRotateInterval: {err}"
+    );
+
+    // A reserved name (CEL at admission where supported, else the operator).
+    let before = adds();
+    match dynamic
+        .create(
+            &PostParams::default(),
+            &raw(
+                "internal",
+                json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}}),
+            ),
+        )
+        .await
+    {
+        Err(e) => assert!(e.to_string().contains("reserved"), "{e}"),
+        Ok(_) => {
+            let b = t.wait_backend_reason("internal", "InvalidSpec", WAIT).await;
+            let msg = backend_ready(&b).unwrap().message.clone();
+            assert!(msg.contains("reserved"), "InvalidSpec message: {msg}");
+            assert_eq!(adds(), before, "a reserved name reached Juju");
+            t.delete_backend("internal", WAIT).await;
+        }
+    }
+
+    // A misspelled sensitive key: Juju refuses the unknown key; its message quotes the
+    // value, which must not reach the status, events or log.
+    let typo = t.env.value("typo-token");
+    t.create_secret(NS_SYSTEM, "typo-creds", &[("Token", &typo)])
+        .await;
+    t.create_backend(
+        "typo",
+        json!({
+            "backendType": "vault",
+            "config": {"endpoint": VAULT_ENDPOINT},
+            "configSecretRef": {"namespace": NS_SYSTEM, "name": "typo-creds"},
+        }),
+    )
+    .await;
+    let b = t.wait_backend_reason("typo", "InvalidSpec", WAIT).await;
+    let msg = backend_ready(&b).unwrap().message.clone();
+    assert!(msg.contains("Token"), "the message names the key: {msg}");
+    assert!(!msg.contains(&typo), "the message shows the value");
+    t.delete_backend("typo", WAIT).await;
+}
+
+// ------------------------------------------------------------------ final checks
+
+/// No value the test wrote (tokens, secret content) appears, raw or base64, in the
+/// operator's log, in any Event, or in any grant, backend or JujuSecret status seen.
+async fn no_sensitive_value_leaked(t: Arc<T>) {
+    let env = &t.env;
+    let values = env.remembered();
+    assert!(!values.is_empty(), "the scenarios registered no values");
+    let passwords: Vec<String> = env
+        .emulator
+        .connection_info()
+        .users
+        .iter()
+        .map(|u| u.password.clone())
+        .collect();
+    let mut places: Vec<(String, String)> = Vec::new();
+    for log in env.logs.lock().unwrap().iter() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(!text.is_empty(), "operator log {} is empty", log.display());
+        places.push((format!("log {}", log.display()), text));
+    }
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(env.kube.clone());
+    let events = events.list(&ListParams::default()).await.unwrap();
+    places.push(("events".into(), serde_json::to_string(&events).unwrap()));
+    places.push((
+        "grant and backend statuses seen".into(),
+        t.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ));
+    places.push(("JujuSecret statuses seen".into(), env.statuses_seen()));
+    for ns in [NS, NS_DENIED] {
+        for g in t.grants(ns).list(&ListParams::default()).await.unwrap() {
+            places.push((
+                format!("grant {ns}/{}", g.metadata.name.clone().unwrap_or_default()),
+                serde_json::to_string(&g).unwrap(),
+            ));
+        }
+    }
+    for b in t.backends().list(&ListParams::default()).await.unwrap() {
+        places.push((
+            format!("backend {}", b.metadata.name.clone().unwrap_or_default()),
+            serde_json::to_string(&b).unwrap(),
+        ));
+    }
+    let mut leaks = Vec::new();
+    for (what, text) in &places {
+        for (i, v) in values.iter().enumerate() {
+            if text.contains(v.as_str()) || text.contains(&b64(v)) {
+                leaks.push(format!("value #{i} ({}) appears in {what}", kind_of(v)));
+            }
+        }
+        if passwords.iter().any(|p| text.contains(p.as_str())) {
+            leaks.push(format!("a Juju password appears in {what}"));
+        }
+    }
+    assert!(leaks.is_empty(), "leaks:\n{}", leaks.join("\n"));
+}
+
+/// The `what` part of a value made by `Env::value` (`sv-<what>-<tag>`), never the value.
+fn kind_of(v: &str) -> String {
+    let parts: Vec<&str> = v.split('-').collect();
+    parts[1..parts.len().saturating_sub(1)].join("-")
+}
+
+/// Ready reasons of the contract, per kind.
+fn contract() -> BTreeMap<&'static str, Vec<&'static str>> {
+    let common = [
+        "Synced",
+        "JujuUnavailable",
+        "Unauthorized",
+        "Forbidden",
+        "ModelNotFound",
+    ];
+    let mut m = BTreeMap::new();
+    m.insert(
+        "JujuSecretGrant",
+        [
+            &common[..],
+            &["ApplicationNotFound", "SecretNotReady", "NotFound"],
+        ]
+        .concat(),
+    );
+    m.insert(
+        "JujuSecretBackend",
+        [
+            &common[..],
+            &[
+                "BackendUnreachable",
+                "InvalidSpec",
+                "Conflict",
+                "InUse",
+                "SourceNotFound",
+            ],
+        ]
+        .concat(),
+    );
+    m
+}
+
+/// Every grant/backend event and every Ready reason the waits saw use the contract's
+/// reasons.
+async fn only_contract_reasons(t: Arc<T>) {
+    let contract = contract();
+    let normal: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+        (
+            "JujuSecretGrant",
+            vec!["Granted", "Revoked", "SecretNotReady"],
+        ),
+        (
+            "JujuSecretBackend",
+            vec![
+                "Created",
+                "Updated",
+                "ModelAssigned",
+                "ModelReleased",
+                "Deleted",
+                "Retained",
+            ],
+        ),
+    ]);
+    let mut odd = BTreeSet::new();
+    for (kind, reason) in t.reasons.lock().unwrap().iter() {
+        if !contract[kind.as_str()].contains(&reason.as_str()) {
+            odd.insert(format!("{kind} Ready reason {reason}"));
+        }
+    }
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(t.env.kube.clone());
+    for e in events.list(&ListParams::default()).await.unwrap() {
+        let Some(kind) = e.involved_object.kind.as_deref() else {
+            continue;
+        };
+        let (Some(allowed), Some(normal)) = (contract.get(kind), normal.get(kind)) else {
+            continue;
+        };
+        let reason = e.reason.clone().unwrap_or_default();
+        let ok = match e.type_.as_deref() {
+            Some("Normal") => normal.contains(&reason.as_str()),
+            Some("Warning") => reason != "Synced" && allowed.contains(&reason.as_str()),
+            _ => false,
+        };
+        if !ok {
+            odd.insert(format!(
+                "event {}/{reason} on {kind} {}",
+                e.type_.unwrap_or_default(),
+                e.involved_object.name.unwrap_or_default()
+            ));
+        }
+    }
+    assert!(odd.is_empty(), "reasons outside the contract: {odd:?}");
+}
