@@ -470,10 +470,15 @@ async fn assign_models(
                 .collect::<Vec<_>>()
         })
         .collect();
+    // What is assigned, kept up to date as each call succeeds so that a failure half
+    // way never loses track of a model pointed here.
+    let mut assigned: BTreeSet<String> = previous.assigned_models.iter().cloned().collect();
+    let mut unresolved = false;
     for spec in &b.spec.models {
         let model = match ctx.models.resolve(spec).await {
             Ok(m) => m,
             Err(f) => {
+                unresolved = true;
                 problems.push(Problem::from(f));
                 continue;
             }
@@ -489,21 +494,24 @@ async fn assign_models(
             continue;
         }
         desired.insert(model.uuid.clone());
-        let current = ctx
-            .juju
-            .secret_backend(&model.uuid)
-            .await
-            .map_err(SharedFailure::from)?;
+        let current = match ctx.juju.secret_backend(&model.uuid).await {
+            Ok(c) => c,
+            Err(e) => {
+                status.assigned_models = assigned.iter().cloned().collect();
+                return Err(SharedFailure::from(e).into());
+            }
+        };
         if current != name {
-            ctx.juju
-                .set_secret_backend(&model.uuid, name)
-                .await
-                .map_err(|e| match SharedFailure::from(&e) {
+            let set = ctx.juju.set_secret_backend(&model.uuid, name).await;
+            if let Err(e) = set {
+                status.assigned_models = assigned.iter().cloned().collect();
+                return Err(match SharedFailure::from(&e) {
                     f if f.kind == FailureKind::Other => {
                         item_problem(crate::juju::ApiError::new("", e.to_string()))
                     }
                     f => Problem::from(f),
-                })?;
+                });
+            }
             ctx.publish(
                 b,
                 EventType::Normal,
@@ -516,15 +524,25 @@ async fn assign_models(
             )
             .await;
         }
+        assigned.insert(model.uuid.clone());
     }
-    for uuid in previous
-        .assigned_models
-        .iter()
-        .filter(|u| !desired.contains(*u))
-    {
-        release_model(ctx, b, uuid, name).await?;
+    // A model that could not be resolved this pass may still be wanted: release
+    // nothing until every entry resolves.
+    if !unresolved {
+        let release: Vec<String> = assigned
+            .iter()
+            .filter(|u| !desired.contains(*u))
+            .cloned()
+            .collect();
+        for uuid in release {
+            if let Err(p) = release_model(ctx, b, &uuid, name).await {
+                status.assigned_models = assigned.iter().cloned().collect();
+                return Err(p);
+            }
+            assigned.remove(&uuid);
+        }
     }
-    status.assigned_models = desired.into_iter().collect();
+    status.assigned_models = assigned.into_iter().collect();
     match problems.into_iter().next() {
         Some(p) => Err(p),
         None => Ok(()),

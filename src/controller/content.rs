@@ -269,18 +269,6 @@ pub fn content_mac(key: &[u8], content: &SecretContent) -> String {
     format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Derives the MAC key from an operator-held secret (the Juju password), so it is
-/// stable across restarts and never stored.
-pub fn mac_key(operator_secret: &[u8]) -> Vec<u8> {
-    match Hmac::<Sha256>::new_from_slice(operator_secret) {
-        Ok(mut mac) => {
-            mac.update(b"juju-secrets-operator/content-mac/v1");
-            mac.finalize().into_bytes().to_vec()
-        }
-        Err(_) => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,12 +291,12 @@ mod tests {
     fn the_mac_is_keyed_and_does_not_reveal_the_content() {
         let mut c = SecretContent::new();
         c.insert("password", "hunter2");
-        let a = content_mac(&mac_key(b"key-one"), &c);
-        let b = content_mac(&mac_key(b"key-two"), &c);
+        let a = content_mac(b"key-one-key-one-key-one-key-one!", &c);
+        let b = content_mac(b"key-two-key-two-key-two-key-two!", &c);
         assert_ne!(a, b);
         assert!(a.starts_with("hmac-sha256:"));
         assert!(!a.contains(&c.juju_checksum()));
-        assert_eq!(a, content_mac(&mac_key(b"key-one"), &c));
+        assert_eq!(a, content_mac(b"key-one-key-one-key-one-key-one!", &c));
     }
 
     #[test]

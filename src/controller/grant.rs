@@ -219,11 +219,34 @@ fn others<'a>(
         .filter(|g| !(g.namespace() == me.namespace() && g.name_any() == me.name_any()))
         .filter(|g| g.metadata.deletion_timestamp.is_none())
         .filter(|g| {
+            // Grants on the same JujuSecret match by spec, even before their first
+            // pass; others by the secret their status records.
+            let same_ref = g.namespace() == me.namespace()
+                && matches!((&g.spec.secret_ref, &me.spec.secret_ref), (Some(a), Some(b)) if a.name == b.name);
+            same_ref
+                || g.status.as_ref().is_some_and(|s| {
+                    s.model_uuid.as_deref() == Some(target.model_uuid.as_str())
+                        && s.secret_id.as_deref() == Some(target.uri.short().as_str())
+                })
+        })
+        .collect()
+}
+
+/// Applications other grant objects list for `target`.
+fn self_others_want(
+    all: &[Arc<JujuSecretGrant>],
+    me: &JujuSecretGrant,
+    target: &Target,
+) -> BTreeSet<String> {
+    others(all, me, target)
+        .iter()
+        .filter(|g| {
             g.status.as_ref().is_some_and(|s| {
                 s.model_uuid.as_deref() == Some(target.model_uuid.as_str())
                     && s.secret_id.as_deref() == Some(target.uri.short().as_str())
             })
         })
+        .flat_map(|g| g.spec.applications.iter().cloned())
         .collect()
 }
 
@@ -333,16 +356,46 @@ async fn sync(
     let wanted = wanted(grant);
     // Ownership follows the secret, not the object: what this object granted before
     // (if it still points at the same secret), plus what other objects granted.
-    let same_target = previous.secret_id.as_deref() == Some(target.uri.short().as_str());
+    let same_target = previous.secret_id.as_deref() == Some(target.uri.short().as_str())
+        && previous.model_uuid.as_deref() == Some(target.model_uuid.as_str());
     let mut owned: BTreeSet<String> = if same_target {
         previous.owned_applications.iter().cloned().collect()
     } else {
         BTreeSet::new()
     };
+    // The grant now names another secret (or its JujuSecret was recreated): take back
+    // what it granted on the old one, unless other grants there still list it.
+    if !same_target
+        && !previous.owned_applications.is_empty()
+        && let (Some(old_model), Some(Ok(old_uri))) = (
+            previous.model_uuid.clone(),
+            previous.secret_id.as_deref().map(SecretUri::parse),
+        )
+    {
+        let old = Target {
+            model_uuid: old_model,
+            uri: old_uri,
+        };
+        let still_wanted: BTreeSet<String> = self_others_want(&all, grant, &old);
+        let apps: Vec<String> = previous
+            .owned_applications
+            .iter()
+            .filter(|a| !still_wanted.contains(*a))
+            .cloned()
+            .collect();
+        if !apps.is_empty() {
+            match revoke(ctx, grant, &old, &apps).await {
+                Ok(()) => ctx.listings.invalidate(&old.model_uuid).await,
+                Err(p) if p.reason == reason::MODEL_NOT_FOUND => {}
+                Err(p) => return Err(p),
+            }
+        }
+    }
 
     // Grant what is wanted and missing.
     let to_grant: Vec<String> = wanted.difference(&access).cloned().collect();
     let mut pending = BTreeSet::new();
+    let mut failures: Vec<String> = Vec::new();
     let selector = SecretSelector::Uri(target.uri.clone());
     if !to_grant.is_empty() {
         let results = ctx
@@ -361,7 +414,9 @@ async fn sync(
                 Err(e) if e.code == ErrorCode::NotFound => {
                     pending.insert(app.clone());
                 }
-                Err(e) => return Err(Problem::new(reason::JUJU_ERROR, e.to_string())),
+                // Recorded below with what did succeed, so no grant made here is
+                // forgotten; the pass is retried.
+                Err(e) => failures.push(format!("{app}: {e}")),
             }
         }
         if !granted.is_empty() {
@@ -393,18 +448,26 @@ async fn sync(
         .cloned()
         .collect();
     if !to_revoke.is_empty() {
-        revoke(ctx, grant, &target, &to_revoke).await?;
-        for app in &to_revoke {
-            access.remove(app);
+        match revoke(ctx, grant, &target, &to_revoke).await {
+            Ok(()) => {
+                for app in &to_revoke {
+                    access.remove(app);
+                }
+                owned.retain(|app| wanted.contains(app));
+            }
+            Err(p) => failures.push(p.message),
         }
+    } else {
+        owned.retain(|app| wanted.contains(app));
     }
-    owned.retain(|app| wanted.contains(app));
     ctx.listings
         .record_access(&target.model_uuid, &target.uri, access.clone())
         .await;
 
     let granted: Vec<String> = wanted.intersection(&access).cloned().collect();
-    let (ok, why, message) = if pending.is_empty() {
+    let (ok, why, message) = if !failures.is_empty() {
+        (false, reason::JUJU_ERROR, failures.join("; "))
+    } else if pending.is_empty() {
         (
             true,
             reason::SYNCED,
@@ -444,7 +507,7 @@ async fn sync(
         observed_generation: grant.metadata.generation,
         conditions: vec![condition(grant, previous, ok, why, &message)],
     };
-    Ok((status, !pending.is_empty()))
+    Ok((status, !pending.is_empty() || !failures.is_empty()))
 }
 
 async fn revoke(
@@ -462,7 +525,11 @@ async fn revoke(
         )
         .await
         .map_err(SharedFailure::from)?;
-    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+    // An application that no longer exists has no grant left to revoke.
+    if let Some(Err(e)) = results
+        .into_iter()
+        .find(|r| r.as_ref().is_err_and(|e| e.code != ErrorCode::NotFound))
+    {
         return Err(Problem::new(reason::JUJU_ERROR, e.to_string()));
     }
     info!(secret = %target.uri, applications = ?apps, "revoked");
@@ -493,6 +560,14 @@ async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action,
     };
     if status.owned_applications.is_empty() {
         return Ok(Action::await_change());
+    }
+    let namespace = grant.namespace().unwrap_or_default();
+    match ctx.model_allowed(&namespace, &model_uuid).await {
+        Ok(true) => {}
+        // Forbidden now (the policy changed): leave Juju alone. Gone: nothing to do.
+        Ok(false) => return Ok(Action::await_change()),
+        Err(f) if f.kind == FailureKind::ModelNotFound => return Ok(Action::await_change()),
+        Err(f) => return Err(Error::Cleanup(f.message)),
     }
     let target = Target { model_uuid, uri };
     let all = gctx.grants.state();

@@ -270,10 +270,14 @@ impl SecretListings {
         Ok(state.listing.clone())
     }
 
-    /// Records a secret the operator created or changed.
-    pub async fn record(&self, model_uuid: &str, secret: SecretSummary) {
+    /// Records a secret the operator created or changed. Who may read it is kept as
+    /// the listing knows it (the grant controller records that).
+    pub async fn record(&self, model_uuid: &str, mut secret: SecretSummary) {
         let entry = self.entry(model_uuid);
         let mut state = entry.lock().await;
+        if let Some(known) = state.listing.by_id.get(secret.uri.id()) {
+            secret.applications.clone_from(&known.applications);
+        }
         state
             .listing
             .by_id
@@ -400,7 +404,19 @@ async fn drain(juju: JujuClient, model_uuid: String, mut rx: mpsc::UnboundedRece
         if !creates.is_empty() {
             let (items, replies): (Vec<_>, Vec<_>) = creates.into_iter().unzip();
             let outcome = juju.create_secrets(&model_uuid, &items).await;
-            answer(outcome, replies);
+            match outcome {
+                // One bad item may fail a bulk create as a whole (Juju 3.6.15+); labels
+                // are unique, so sending the items one by one cannot duplicate any.
+                Err(e) if items.len() > 1 && !e.is_transient() => {
+                    for (item, reply) in items.into_iter().zip(replies) {
+                        let one = juju
+                            .create_secrets(&model_uuid, std::slice::from_ref(&item))
+                            .await;
+                        answer(one, vec![reply]);
+                    }
+                }
+                outcome => answer(outcome, replies),
+            }
         }
         if !updates.is_empty() {
             let (items, replies): (Vec<_>, Vec<_>) = updates.into_iter().unzip();

@@ -90,6 +90,8 @@ struct Synced {
     message: String,
     /// Whether Juju was written.
     wrote: bool,
+    /// Whether the secret is this resource's own (created or adopted).
+    owned: bool,
 }
 
 /// Entry point for the kube-runtime controller.
@@ -111,12 +113,17 @@ fn juju_name(js: &JujuSecret) -> String {
     js.spec.name.clone().unwrap_or_else(|| js.name_any())
 }
 
+/// Shortest per-object refresh interval: a tiny value would make the operator re-read
+/// Juju in a loop.
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+
 fn refresh_interval(js: &JujuSecret, ctx: &Context) -> Duration {
     js.spec
         .refresh_interval
         .as_deref()
         .and_then(|s| humantime::parse_duration(s).ok())
         .filter(|d| !d.is_zero())
+        .map(|d| d.max(MIN_REFRESH))
         .unwrap_or(ctx.refresh_interval)
 }
 
@@ -124,7 +131,10 @@ fn refresh_interval(js: &JujuSecret, ctx: &Context) -> Duration {
 async fn apply(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     let previous = js.status.clone().unwrap_or_default();
     let key = object_key(js);
-    let outcome = sync(js, ctx, &previous).await;
+    // What the server holds; the pass updates it when it records the intent to create.
+    let mut base = previous.clone();
+    let outcome = sync(js, ctx, &previous, &mut base).await;
+    let previous = base;
     let interval = refresh_interval(js, ctx);
     let (status, action) = match outcome {
         Ok(synced) => {
@@ -168,6 +178,7 @@ async fn sync(
     js: &JujuSecret,
     ctx: &Context,
     previous: &JujuSecretStatus,
+    base: &mut JujuSecretStatus,
 ) -> Result<Synced, Problem> {
     let namespace = js.namespace().unwrap_or_default();
     let spec = &js.spec;
@@ -210,13 +221,21 @@ async fn sync(
         .filter(|_| previous.model_uuid.as_deref() == Some(model.uuid.as_str()))
         .and_then(|id| SecretUri::parse(id).ok());
 
+    let desired_checksum = content.as_ref().map(|c| c.juju_checksum());
+    let previously_owned = previous.owned == Some(true);
     let mut adopted = false;
-    let current = match recorded_uri.as_ref().and_then(|uri| listing.by_uri(uri)) {
-        Some(found) => Some(found.clone()),
-        None => match listing.by_label(&label) {
-            None => None,
-            Some(found) => {
-                let ours = previous.pending_create.is_some();
+    let by_uri = recorded_uri.as_ref().and_then(|uri| listing.by_uri(uri));
+    let current = match by_uri.or_else(|| listing.by_label(&label)) {
+        None => None,
+        Some(found) => {
+            let recorded = recorded_uri.as_ref() == Some(&found.uri);
+            // A secret found by name is ours only if this resource was creating it and
+            // it is exactly what was being created (first revision, same content).
+            let created_here = previous.pending_create.is_some()
+                && found.latest_revision == 1
+                && (found.checksum.is_none() || found.checksum == desired_checksum);
+            let ours = (recorded && previously_owned) || created_here;
+            {
                 if !ours && !spec.adopt && !observe_only {
                     return Err(Problem::new(
                         reason::CONFLICT,
@@ -227,10 +246,14 @@ async fn sync(
                         ),
                     ));
                 }
-                adopted = !ours && spec.adopt;
+                adopted = !ours && spec.adopt && !observe_only;
                 Some(found.clone())
             }
-        },
+        }
+    };
+    let owned = match &current {
+        Some(_) if observe_only => previously_owned,
+        _ => true,
     };
 
     let Some(current) = current else {
@@ -254,6 +277,7 @@ async fn sync(
                 reason: reason::SUSPENDED,
                 message: "the secret does not exist in Juju; not created while suspended".into(),
                 wrote: false,
+                owned: previously_owned,
             });
         }
         // Record the intent first: if the operator dies after Juju creates the secret
@@ -261,9 +285,10 @@ async fn sync(
         let mut pending = previous.clone();
         pending.pending_create = Some(now_rfc3339());
         pending.model_uuid = Some(model.uuid.clone());
-        write_status(js, ctx, previous, pending)
+        write_status(js, ctx, previous, pending.clone())
             .await
             .map_err(|e| Problem::new(reason::KUBERNETES_ERROR, e.to_string()).transient())?;
+        *base = pending;
 
         let checksum = content.juju_checksum();
         let created = ctx
@@ -276,16 +301,26 @@ async fn sync(
                     content,
                 },
             )
-            .await?;
+            .await;
         let uri = match created {
-            Ok(uri) => uri,
-            Err(e) if e.code == ErrorCode::AlreadyExists => {
+            Ok(Ok(uri)) => uri,
+            // The outcome is unknown (the answer was lost): keep the marker, read Juju
+            // again, and let the next pass recognize the secret if it was created.
+            Err(failure) => {
+                ctx.listings.invalidate(&model.uuid).await;
+                return Err(failure.into());
+            }
+            Ok(Err(e)) if e.code == ErrorCode::AlreadyExists => {
                 // Someone (or an earlier attempt of ours) created it since the listing
                 // was read: read again and decide on the next pass.
                 ctx.listings.invalidate(&model.uuid).await;
                 return Err(Problem::new(reason::JUJU_ERROR, e.to_string()).transient());
             }
-            Err(e) => return Err(Problem::new(reason::JUJU_ERROR, e.to_string())),
+            Ok(Err(e)) => {
+                // Juju refused: nothing was created.
+                base.pending_create = None;
+                return Err(Problem::new(reason::JUJU_ERROR, e.to_string()));
+            }
         };
         ctx.listings
             .record(
@@ -329,6 +364,7 @@ async fn sync(
             reason: reason::SYNCED,
             message: "created in Juju".into(),
             wrote: true,
+            owned: true,
         });
     };
 
@@ -355,6 +391,7 @@ async fn sync(
         reason: reason::SYNCED,
         message: message.to_owned(),
         wrote: false,
+        owned,
     };
     match spec.management_policy {
         ManagementPolicy::ObserveOnly => {
@@ -493,6 +530,7 @@ async fn sync(
         reason: reason::SYNCED,
         message: "in sync".into(),
         wrote: true,
+        owned: true,
     })
 }
 
@@ -513,10 +551,19 @@ async fn juju_content_differs(
         .list_secrets(model_uuid, &filter, true)
         .await
         .map_err(SharedFailure::from)?;
-    Ok(match listed.first().and_then(|s| s.value.clone()) {
-        Some(Ok(content)) => content != *desired,
-        _ => true,
-    })
+    match listed.first().and_then(|s| s.value.clone()) {
+        Some(Ok(content)) => Ok(content != *desired),
+        Some(Err(e)) => Err(Problem::new(
+            reason::JUJU_ERROR,
+            format!("cannot read the content of {uri} to compare it: {e}"),
+        )
+        .transient()),
+        None => Err(Problem::new(
+            reason::JUJU_ERROR,
+            format!("Juju did not return the content of {uri} to compare it"),
+        )
+        .transient()),
+    }
 }
 
 fn forbidden(namespace: &str, model: &str) -> Problem {
@@ -577,6 +624,7 @@ fn synced_status(js: &JujuSecret, previous: &JujuSecretStatus, s: &Synced) -> Ju
             previous.last_sync_time.clone()
         },
         content_mac: s.content_mac.clone(),
+        owned: Some(s.owned),
         auto_prune: s.auto_prune,
         pending_create: None,
         conditions: vec![condition],
@@ -639,18 +687,14 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     let Some(model_uuid) = status.model_uuid.clone() else {
         return Ok(Action::await_change());
     };
-    let selector = match status.secret_id.as_deref().map(SecretUri::parse) {
-        Some(Ok(uri)) => SecretSelector::Uri(uri),
-        // Created but not recorded (the operator stopped in between): by name.
-        _ if status.pending_create.is_some() => SecretSelector::Label(label.clone()),
-        _ => return Ok(Action::await_change()),
-    };
     let namespace = js.namespace().unwrap_or_default();
-    if ctx
-        .policy
-        .precheck(&namespace, &model_uuid, &ctx.juju.options().username)
-        == Some(false)
-    {
+    let allowed = match ctx.model_allowed(&namespace, &model_uuid).await {
+        Ok(allowed) => allowed,
+        // The model is gone, and the secret with it.
+        Err(f) if f.kind == FailureKind::ModelNotFound => return Ok(Action::await_change()),
+        Err(f) => return Err(Error::Cleanup(f.message)),
+    };
+    if !allowed {
         ctx.publish(
             js,
             EventType::Warning,
@@ -661,8 +705,25 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
         .await;
         return Ok(Action::await_change());
     }
+    let selector = match status.secret_id.as_deref().map(SecretUri::parse) {
+        Some(Ok(uri)) if status.owned == Some(true) => SecretSelector::Uri(uri),
+        // Created but not recorded (the operator stopped in between): the secret of
+        // that name, if it is still the first revision this resource was creating.
+        _ if status.pending_create.is_some() => {
+            let listing = ctx
+                .listings
+                .get(&model_uuid, Duration::ZERO)
+                .await
+                .map_err(|f| Error::Cleanup(f.message))?;
+            match listing.by_label(&label) {
+                Some(found) if found.latest_revision == 1 => SecretSelector::Uri(found.uri.clone()),
+                _ => return Ok(Action::await_change()),
+            }
+        }
+        _ => return Ok(Action::await_change()),
+    };
     let removal = SecretRemoval {
-        secret: selector,
+        secret: selector.clone(),
         revisions: None,
     };
     let result = ctx.juju.remove_secrets(&model_uuid, &[removal]).await;
@@ -707,10 +768,8 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             return Err(Error::Cleanup(e.to_string()));
         }
     }
-    if let SecretSelector::Uri(uri) = &removal_uri(&status) {
+    if let SecretSelector::Uri(uri) = &selector {
         ctx.listings.forget(&model_uuid, uri).await;
-    } else {
-        ctx.listings.invalidate(&model_uuid).await;
     }
     ctx.publish(
         js,
@@ -721,13 +780,6 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     )
     .await;
     Ok(Action::await_change())
-}
-
-fn removal_uri(status: &JujuSecretStatus) -> SecretSelector {
-    match status.secret_id.as_deref().map(SecretUri::parse) {
-        Some(Ok(uri)) => SecretSelector::Uri(uri),
-        _ => SecretSelector::Label(String::new()),
-    }
 }
 
 /// Builds the event the recorder publishes.
@@ -782,6 +834,7 @@ mod tests {
             reason: reason::SYNCED,
             message: "in sync".into(),
             wrote,
+            owned: true,
         }
     }
 

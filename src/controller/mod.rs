@@ -148,6 +148,28 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Whether the tenancy policy lets `namespace` use the model written `model`
+    /// (name, `owner/name` or UUID). Resolves the model only when the policy names it
+    /// in another form.
+    pub async fn model_allowed(
+        &self,
+        namespace: &str,
+        model: &str,
+    ) -> Result<bool, juju_state::SharedFailure> {
+        match self
+            .policy
+            .precheck(namespace, model, &self.juju.options().username)
+        {
+            Some(answer) => Ok(answer),
+            None => {
+                let resolved = self.models.resolve(model).await?;
+                Ok(self.policy.allows_model(namespace, &resolved))
+            }
+        }
+    }
+}
+
 /// Current time, RFC 3339 with second precision (UTC).
 pub fn now_rfc3339() -> String {
     let now = jiff::Timestamp::now();
@@ -269,6 +291,59 @@ pub async fn connection_options(client: &Client, secret: &str) -> Result<Connect
     ))
 }
 
+/// Name of the Secret holding the key of the content MACs, beside the connection Secret.
+pub const MAC_KEY_SECRET: &str = "juju-secrets-operator-mac-key";
+
+/// The key of the content MACs: 32 random bytes, created once and kept in a Secret in
+/// the connection Secret's namespace, so MACs survive restarts and reveal nothing (a
+/// key derived from a password would let anyone who knows some content test guesses).
+async fn mac_key(client: &Client, connection_secret: &str) -> Result<Vec<u8>, RunError> {
+    let namespace = connection_secret
+        .split_once('/')
+        .map(|(ns, _)| ns)
+        .unwrap_or("default");
+    let fail = |detail: String| RunError::Connection {
+        secret: format!("{namespace}/{MAC_KEY_SECRET}"),
+        detail,
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for _ in 0..2 {
+        if let Some(found) = api
+            .get_opt(MAC_KEY_SECRET)
+            .await
+            .map_err(|e| fail(e.to_string()))?
+        {
+            return found
+                .data
+                .and_then(|d| d.get("key").map(|k| k.0.clone()))
+                .filter(|k| k.len() >= 32)
+                .ok_or_else(|| fail("key \"key\" missing or shorter than 32 bytes".into()));
+        }
+        let mut key = vec![0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), key.as_mut_slice());
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(MAC_KEY_SECRET.into()),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            },
+            data: Some(std::collections::BTreeMap::from([(
+                "key".to_owned(),
+                k8s_openapi::ByteString(key),
+            )])),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        };
+        match api.create(&kube::api::PostParams::default(), &secret).await {
+            Ok(_) => continue,
+            // Another replica created it first: read that one.
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    }
+    Err(fail("could not create or read the key".into()))
+}
+
 async fn check_crd_installed(client: &Client) -> Result<(), RunError> {
     check_kind::<JujuSecret>(client).await?;
     check_kind::<JujuSecretGrant>(client).await?;
@@ -298,7 +373,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         None => TenancyPolicy::AllowAll,
     };
     let options = connection_options(&client, &config.connection_secret).await?;
-    let mac_key = content::mac_key(options.password_bytes());
+    let mac_key = mac_key(&client, &config.connection_secret).await?;
     let juju = JujuClient::new(options)?;
 
     let ready = Arc::new(AtomicBool::new(false));
@@ -376,6 +451,14 @@ async fn run_jujusecrets(
 ) {
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
+    // Ready once the JujuSecret cache has synced, even when there are none.
+    let synced = store.clone();
+    let ready_flag = ready.clone();
+    tokio::spawn(async move {
+        if synced.wait_until_ready().await.is_ok() {
+            ready_flag.store(true, Ordering::Relaxed);
+        }
+    });
     controller
         .watches(
             secrets,
@@ -401,11 +484,7 @@ async fn run_jujusecrets(
         .run(jujusecret::reconcile, error_policy, ctx.clone())
         .for_each(|result| {
             let ctx = ctx.clone();
-            let ready = ready.clone();
-            async move {
-                ready.store(true, Ordering::Relaxed);
-                report(&ctx, result);
-            }
+            async move { report(&ctx, result) }
         })
         .await;
 }

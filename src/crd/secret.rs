@@ -224,6 +224,11 @@ pub struct JujuSecretStatus {
     /// never the content, never an unkeyed hash of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_mac: Option<String>,
+    /// True when the recorded secret was created or adopted by this resource; false
+    /// when it was only observed (`ObserveOnly`), so a later switch to `Full` still
+    /// needs `adopt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned: Option<bool>,
     /// `autoPrune` as last applied to Juju (Juju does not report it back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_prune: Option<bool>,

@@ -129,11 +129,6 @@ impl ConnectOptions {
         }
     }
 
-    /// The password's bytes, for deriving operator-held keys. Never log them.
-    pub(crate) fn password_bytes(&self) -> &[u8] {
-        self.password.expose().as_bytes()
-    }
-
     /// Builds the rustls configuration: only the given CA is trusted.
     pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
         let mut roots = rustls::RootCertStore::empty();
