@@ -8,7 +8,7 @@
 //!
 //! Without a built kube-apiserver the test is skipped with the reason, unless
 //! `JSO_REQUIRE_E2E=1` (CI), where it builds it or fails. Run dir (logs, etcd, kubeconfig):
-//! `target/tmp/e2e/`.
+//! `target/tmp/e2e/` (each test binary using the harness has its own, named after it).
 // Test helpers fail the test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -57,12 +57,16 @@ async fn end_to_end() {
     let mut failures: Vec<String> = Vec::new();
     for (name, scenario) in scenarios![
         create_update_rename,
+        model_forms,
         secret_ref_changes,
         generator,
         deletion_policies,
+        deletion_never_wedges,
         create_only,
         observe_only,
         conflict_then_adopt,
+        conflicts_in_bulk,
+        suspend,
         bad_input,
         tenancy_forbidden,
         reader_unauthorized,
@@ -212,6 +216,28 @@ async fn create_update_rename(env: Arc<Env>) {
     assert_eq!(info.latest_revision, 2);
     assert_content(&info, &[("password", &v2), ("username", &user)], "edited");
     env.wait_event(NS, name, "Normal", "Updated").await;
+
+    // Description only → Juju's description changes, no revision.
+    env.patch_jsec(
+        NS,
+        name,
+        json!({"spec": {"description": "e2e database, v2"}}),
+    )
+    .await;
+    env.wait_synced(NS, name, |_| true).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info = env.juju_one(name).await;
+        if info.description.as_deref() == Some("e2e database, v2") {
+            assert_eq!(
+                info.latest_revision, 2,
+                "a description change made a revision"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "description not updated in Juju");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Rename → same URI, new label, no new revision.
     let renamed = "app-db-renamed";
@@ -424,6 +450,127 @@ async fn deletion_policies(env: Arc<Env>) {
     env.wait_event(NS, "del-retain", "Normal", "Retained").await;
 }
 
+/// Cleanup that fails retries until it succeeds; cleanup of a secret already gone from
+/// Juju succeeds at once.
+async fn deletion_never_wedges(env: Arc<Env>) {
+    let (a, b) = (env.value("wedge-a"), env.value("wedge-b"));
+    env.create_jsec(
+        NS,
+        "wedge-retry",
+        json!({"model": MODEL, "data": {"value": a}}),
+    )
+    .await;
+    env.create_jsec(
+        NS,
+        "wedge-gone",
+        json!({"model": MODEL, "data": {"value": b}}),
+    )
+    .await;
+    let retry = env
+        .wait_synced(NS, "wedge-retry", |o| revision(o) == Some(1))
+        .await;
+    let gone = env
+        .wait_synced(NS, "wedge-gone", |o| revision(o) == Some(1))
+        .await;
+
+    // The controller connection goes away while RemoveSecrets is in flight (the call
+    // is lost, not executed): the operator must retry.
+    let faults = env.emulator.faults();
+    faults.set_delay_for(
+        Some("Secrets"),
+        Some("RemoveSecrets"),
+        Duration::from_millis(1500),
+    );
+    let removes = env.emulator.call_count("Secrets", "RemoveSecrets");
+    env.jsecs(NS)
+        .delete("wedge-retry", &Default::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while env.emulator.call_count("Secrets", "RemoveSecrets") == removes {
+        assert!(Instant::now() < deadline, "no RemoveSecrets call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    faults.drop_connections();
+    faults.set_delay_for(Some("Secrets"), Some("RemoveSecrets"), Duration::ZERO);
+    env.delete_jsec(NS, "wedge-retry").await;
+    assert!(
+        env.emulator.call_count("Secrets", "RemoveSecrets") >= removes + 2,
+        "the lost removal was not retried"
+    );
+    let id = secret_id(&retry).unwrap();
+    assert!(
+        env.juju_by_uri(&id).await.is_none(),
+        "not removed after retries"
+    );
+
+    // Someone already removed it from Juju.
+    let id = secret_id(&gone).unwrap();
+    let removal = juju_secrets_operator::juju::SecretRemoval {
+        secret: juju_secrets_operator::juju::SecretSelector::Uri(SecretUri::parse(&id).unwrap()),
+        revisions: None,
+    };
+    env.juju
+        .remove_secrets(&env.model_uuid, &[removal])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    env.delete_jsec(NS, "wedge-gone").await;
+}
+
+/// Every accepted form of `model`: bare name, owner/name (the other scenarios), UUID.
+async fn model_forms(env: Arc<Env>) {
+    let (a, b) = (env.value("by-name"), env.value("by-uuid"));
+    env.create_jsec(NS, "by-name", json!({"model": "dev", "data": {"value": a}}))
+        .await;
+    env.create_jsec(
+        NS,
+        "by-uuid",
+        json!({"model": env.model_uuid, "data": {"value": b}}),
+    )
+    .await;
+    for name in ["by-name", "by-uuid"] {
+        let obj = env.wait_synced(NS, name, |o| revision(o) == Some(1)).await;
+        assert_eq!(
+            obj.status.unwrap().model_uuid.as_deref(),
+            Some(env.model_uuid.as_str()),
+            "{name}: modelUuid"
+        );
+    }
+    assert_content(&env.juju_one("by-name").await, &[("value", &a)], "by name");
+    assert_content(&env.juju_one("by-uuid").await, &[("value", &b)], "by UUID");
+    env.cleanup(NS, &["by-name", "by-uuid"]).await;
+}
+
+/// suspend: no writes while set (Ready False/Suspended), the change lands when lifted.
+async fn suspend(env: Arc<Env>) {
+    let name = "paused";
+    let (v1, v2) = (env.value("paused1"), env.value("paused2"));
+    env.create_jsec(NS, name, json!({"model": MODEL, "data": {"value": v1}}))
+        .await;
+    env.wait_synced(NS, name, |o| revision(o) == Some(1)).await;
+    let before = env.writes();
+    env.patch_jsec(
+        NS,
+        name,
+        json!({"spec": {"suspend": true, "data": {"value": v2}}}),
+    )
+    .await;
+    env.wait_reason(NS, name, "Suspended").await;
+    tokio::time::sleep(REFRESH + Duration::from_secs(1)).await;
+    assert_no_writes(&env, before, "suspended");
+    let info = env.juju_one(name).await;
+    assert_eq!(info.latest_revision, 1);
+    assert_content(&info, &[("value", &v1)], "suspended");
+
+    env.patch_jsec(NS, name, json!({"spec": {"suspend": false}}))
+        .await;
+    env.wait_synced(NS, name, |o| revision(o) == Some(2)).await;
+    assert_content(&env.juju_one(name).await, &[("value", &v2)], "resumed");
+    env.cleanup(NS, &[name]).await;
+}
+
 /// CreateOnly: created when missing, then a human's edit in Juju survives refreshes and
 /// spec edits.
 async fn create_only(env: Arc<Env>) {
@@ -544,6 +691,53 @@ async fn conflict_then_adopt(env: Arc<Env>) {
     assert_content(&info, &[("password", &ours)], "adopted");
     env.wait_event(NS, name, "Normal", "Adopted").await;
     env.cleanup(NS, &[name]).await;
+}
+
+/// Several clashes at once (the operator's model listing is cached, so its first create
+/// attempt may be refused by Juju): every one a Conflict, none overwritten, ever.
+async fn conflicts_in_bulk(env: Arc<Env>) {
+    const N: usize = 6;
+    let mut theirs = Vec::new();
+    for i in 0..N {
+        let v = env.value(&format!("bulk-theirs-{i}"));
+        env.juju_create(&format!("bulk-clash-{i}"), &[("password", &v)])
+            .await;
+        theirs.push(v);
+    }
+    let before = env.writes();
+    for i in 0..N {
+        let ours = env.value(&format!("bulk-ours-{i}"));
+        env.create_jsec(
+            NS,
+            &format!("bulk-clash-{i}"),
+            json!({"model": MODEL, "data": {"password": ours}}),
+        )
+        .await;
+    }
+    for i in 0..N {
+        env.wait_reason(NS, &format!("bulk-clash-{i}"), "Conflict")
+            .await;
+    }
+    // Two refresh rounds later still untouched.
+    tokio::time::sleep(REFRESH * 2 + Duration::from_secs(1)).await;
+    let mut overwritten = Vec::new();
+    for (i, v) in theirs.iter().enumerate() {
+        let info = env.juju_one(&format!("bulk-clash-{i}")).await;
+        if info.latest_revision != 1 || !content_is(&info, &[("password", v)]) {
+            overwritten.push(format!(
+                "bulk-clash-{i} (revision {})",
+                info.latest_revision
+            ));
+        }
+    }
+    assert!(
+        overwritten.is_empty(),
+        "secrets this operator did not create were overwritten without adopt: {overwritten:?}"
+    );
+    assert_eq!(env.writes().1, before.1, "UpdateSecrets called on clashes");
+    let names: Vec<String> = (0..N).map(|i| format!("bulk-clash-{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    env.cleanup(NS, &refs).await;
 }
 
 /// Invalid key, oversized content, missing source Secret, unknown model: each its own
@@ -676,12 +870,24 @@ async fn reader_unauthorized(env: Arc<Env>) {
     env.wait_event(NS_READER, "as-reader", "Warning", "Unauthorized")
         .await;
     assert!(env.juju_by_label("as-reader").await.is_empty());
-    env.delete_jsec(NS_READER, "as-reader").await;
+    // Nothing was created: deleting the object must not wedge on the missing rights.
+    let deleted = tokio::spawn({
+        let env = env.clone();
+        async move { env.delete_jsec(NS_READER, "as-reader").await }
+    })
+    .await
+    .map_err(|e| panic_text(e.into_panic()));
     let status = reader.terminate(Duration::from_secs(15));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "reader operator on SIGTERM: {status:?} (expected exit 0)"
-    );
+    let mut problems = Vec::new();
+    if let Err(e) = deleted {
+        problems.push(e);
+    }
+    if !status.is_some_and(|s| s.success()) {
+        problems.push(format!(
+            "reader operator on SIGTERM: {status:?} (expected exit 0)"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// Connections dropped by the controller mid-run: recovery, no duplicates, including a

@@ -319,7 +319,9 @@ pub enum SetupError {
 impl Env {
     /// Brings up the environment; panics on anything but a missing apiserver.
     pub async fn setup() -> Result<Env, SetupError> {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e");
+        // One directory per test binary (tests/e2e.rs, tests/e2e_grants_backends.rs, ...),
+        // so that two of them running at once do not stop each other's apiserver.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(env!("CARGO_CRATE_NAME"));
         // A previous run killed hard may have left its apiserver running.
         if dir.join("kube").exists() {
             let _ = Command::new("bash")
@@ -347,7 +349,7 @@ impl Env {
         let mut config = EmulatorConfig::new(dir.join("juju"));
         let frame_logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("frame-logs");
         std::fs::create_dir_all(&frame_logs).unwrap();
-        let frame_log = frame_logs.join("e2e.jsonl");
+        let frame_log = frame_logs.join(format!("{}.jsonl", env!("CARGO_CRATE_NAME")));
         let _ = std::fs::remove_file(&frame_log);
         config.frame_log = Some(frame_log);
         let emulator = Emulator::start(config).await.unwrap();
