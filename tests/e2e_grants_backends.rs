@@ -102,6 +102,7 @@ async fn grants_and_backends_end_to_end() {
         unreachable_backend,
         backend_in_use,
         model_assignment,
+        backend_name_taken,
         invalid_backends,
     ] {
         let t0 = Instant::now();
@@ -598,6 +599,22 @@ impl T {
         }
     }
 
+    /// Waits until status.secretCount mirrors Juju's count for the backend (at least
+    /// one: the emulator moves every revision of the model, so the count includes the
+    /// model's other user secrets).
+    async fn wait_secret_count_mirrored(&self, name: &str) {
+        let juju = self
+            .juju_backend(name)
+            .await
+            .unwrap_or_else(|| panic!("backend {name} not in Juju"))
+            .num_secrets;
+        assert!(juju >= 1, "Juju counts no secret in backend {name}");
+        self.wait_backend(name, &format!("secretCount {juju} (Juju's)"), WAIT, |b| {
+            b.status.as_ref().unwrap().secret_count == Some(juju)
+        })
+        .await;
+    }
+
     async fn model_backend(&self) -> String {
         self.env
             .juju
@@ -874,11 +891,8 @@ async fn outside_grant_never_revoked(t: Arc<T>) {
             g.status.as_ref().unwrap().granted_count == 2
         })
         .await;
+    // Checked last: what Juju sees comes first.
     let owned = g.status.unwrap().owned_applications;
-    assert!(
-        !owned.contains(&"mysql".to_owned()),
-        "ownedApplications {owned:?} claims the grant made by hand"
-    );
     t.wait_access(&uri, &["mysql", "wordpress"], "after create")
         .await;
 
@@ -910,6 +924,10 @@ async fn outside_grant_never_revoked(t: Arc<T>) {
         "grant object deleted",
     )
     .await;
+    assert!(
+        !owned.contains(&"mysql".to_owned()),
+        "ownedApplications {owned:?} claims the grant made by hand"
+    );
     t.env.delete_jsec(NS, "outside-secret").await;
 }
 
@@ -1430,10 +1448,7 @@ async fn backend_in_use(t: Arc<T>) {
         Some("busy"),
         "the revision is stored in the backend"
     );
-    t.wait_backend("busy", "secretCount 1", WAIT, |b| {
-        backend_synced(b) && b.status.as_ref().unwrap().secret_count == Some(1)
-    })
-    .await;
+    t.wait_secret_count_mirrored("busy").await;
 
     t.backends()
         .delete("busy", &DeleteParams::default())
@@ -1533,10 +1548,7 @@ async fn model_assignment(t: Arc<T>) {
             .and_then(|r| r.backend_name.as_deref()),
         Some("assign-a")
     );
-    t.wait_backend("assign-a", "secretCount 1", WAIT, |b| {
-        b.status.as_ref().unwrap().secret_count == Some(1)
-    })
-    .await;
+    t.wait_secret_count_mirrored("assign-a").await;
 
     // A newer backend claiming the same model.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -1592,6 +1604,57 @@ async fn model_assignment(t: Arc<T>) {
     );
     assert!(t.juju_backend("assign-a").await.is_none());
     t.env.delete_jsec(NS, "assigned-secret").await;
+}
+
+/// A Juju backend of that name not made by this resource: Conflict, left untouched,
+/// and not removed when the resource is deleted.
+async fn backend_name_taken(t: Arc<T>) {
+    let mut config = juju_secrets_operator::juju::BackendConfig::default();
+    config.insert("endpoint", "https://vault.other:8200");
+    let res = t
+        .env
+        .juju
+        .add_secret_backends(&[juju_secrets_operator::juju::NewBackend {
+            name: "taken".into(),
+            backend_type: "vault".into(),
+            token_rotate_interval: None,
+            config,
+        }])
+        .await
+        .unwrap();
+    assert!(res.iter().all(Result::is_ok), "add by hand: {res:?}");
+    let updates = t
+        .env
+        .emulator
+        .call_count("SecretBackends", "UpdateSecretBackends");
+    t.create_backend(
+        "taken",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}}),
+    )
+    .await;
+    let b = t.wait_backend_reason("taken", "Conflict", WAIT).await;
+    assert!(
+        b.status.unwrap().backend_id.is_none(),
+        "backendId of a backend not ours"
+    );
+    let info = t.juju_backend("taken").await.unwrap();
+    assert_eq!(
+        info.config.get("endpoint"),
+        Some(&json!("https://vault.other:8200")),
+        "the existing backend was changed"
+    );
+    assert_eq!(
+        t.env
+            .emulator
+            .call_count("SecretBackends", "UpdateSecretBackends"),
+        updates,
+        "UpdateSecretBackends called on a backend not ours"
+    );
+    t.delete_backend("taken", WAIT).await;
+    assert!(
+        t.juju_backend("taken").await.is_some(),
+        "deleting the conflicting resource removed a backend it did not make"
+    );
 }
 
 /// Invalid specs: a too-short tokenRotateInterval (InvalidSpec before any Juju call, or
