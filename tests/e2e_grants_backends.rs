@@ -35,8 +35,8 @@ use kube::api::{
     ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
 use kube::{Api, Resource};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 const POLL: Duration = Duration::from_millis(250);
@@ -104,6 +104,7 @@ async fn grants_and_backends_end_to_end() {
         model_assignment,
         backend_name_taken,
         invalid_backends,
+        examples_are_valid,
     ] {
         let t0 = Instant::now();
         let mut task = tokio::spawn(scenario(t.clone()));
@@ -1794,6 +1795,69 @@ async fn invalid_backends(t: Arc<T>) {
     assert!(msg.contains("Token"), "the message names the key: {msg}");
     assert!(!msg.contains(&typo), "the message shows the value");
     t.delete_backend("typo", WAIT).await;
+}
+
+/// examples/grant.yaml and examples/backend.yaml parse as the operator's types and pass
+/// the apiserver's validation (server-side dry run; nothing is stored).
+async fn examples_are_valid(t: Arc<T>) {
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.env.kube.clone());
+    let demo = serde_json::from_value(json!({"metadata": {"name": "demo"}})).unwrap();
+    match ns.create(&PostParams::default(), &demo).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("create namespace demo: {e}"),
+    }
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let mut kinds = Vec::new();
+    for file in ["examples/grant.yaml", "examples/backend.yaml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|doc| Value::deserialize(doc).unwrap())
+            .collect();
+        for value in docs {
+            let kind = value["kind"].as_str().unwrap_or_default().to_owned();
+            let name = value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let ctx = format!("{file}: {kind} {name}");
+            let (resource, namespaced) = match kind.as_str() {
+                "JujuSecretGrant" => {
+                    serde_json::from_value::<JujuSecretGrant>(value.clone())
+                        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    (ApiResource::erase::<JujuSecretGrant>(&()), true)
+                }
+                "JujuSecretBackend" => {
+                    serde_json::from_value::<JujuSecretBackend>(value.clone())
+                        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    (ApiResource::erase::<JujuSecretBackend>(&()), false)
+                }
+                "Secret" => (
+                    ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+                    true,
+                ),
+                other => panic!("{ctx}: unexpected kind {other}"),
+            };
+            let api: Api<DynamicObject> = if namespaced {
+                let ns = value["metadata"]["namespace"].as_str().unwrap_or("default");
+                Api::namespaced_with(t.env.kube.clone(), ns, &resource)
+            } else {
+                Api::all_with(t.env.kube.clone(), &resource)
+            };
+            let obj: DynamicObject = serde_json::from_value(value).unwrap();
+            api.create(&dry, &obj)
+                .await
+                .unwrap_or_else(|e| panic!("{ctx}: refused by the apiserver: {e}"));
+            kinds.push(kind);
+        }
+    }
+    for want in ["JujuSecretGrant", "JujuSecretBackend"] {
+        assert!(kinds.iter().any(|k| k == want), "no {want} in the examples");
+    }
 }
 
 // ------------------------------------------------------------------ final checks
