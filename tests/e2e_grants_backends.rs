@@ -1386,7 +1386,7 @@ async fn unreachable_backend(t: Arc<T>) {
             "flaky",
             "Ready/Synced after becoming reachable",
             Duration::from_secs(70),
-            |b| backend_synced(b),
+            backend_synced,
         )
         .await;
     assert_eq!(b.status.unwrap().status.as_deref(), Some("active"));
@@ -1532,7 +1532,7 @@ async fn model_assignment(t: Arc<T>) {
         .await;
     assert_eq!(
         b.status.unwrap().assigned_models,
-        [uuid.clone()],
+        std::slice::from_ref(&uuid),
         "assignedModels"
     );
     t.wait_model_backend("assign-a", "assigned").await;
