@@ -95,6 +95,14 @@ start() {
   echo $! > "$d/apiserver.pid"
   local deadline=$((SECONDS + 60))
   until curl -skf -H "Authorization: Bearer devtoken" "https://127.0.0.1:$api_port/readyz" >/dev/null 2>&1; do
+    local p
+    for p in etcd apiserver; do
+      if ! kill -0 "$(cat "$d/$p.pid")" 2>/dev/null; then
+        echo "$p exited while starting; last lines of $d/$p.log:" >&2
+        tail -n 15 "$d/$p.log" >&2
+        stop "$d"; exit 1
+      fi
+    done
     if [ $SECONDS -ge $deadline ]; then
       echo "kube-apiserver not ready within 60 s; see $d/apiserver.log" >&2
       stop "$d"; exit 1
