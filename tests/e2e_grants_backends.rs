@@ -153,6 +153,13 @@ async fn grants_and_backends_end_to_end() {
     }
     {
         let mut op = env.operator.lock().await;
+        // After every scenario the operator has reconciled plenty: it must be ready.
+        let readyz = harness::http_get_status(op.metrics_port, "/readyz");
+        if readyz != Some(200) {
+            failures.push(format!(
+                "/readyz answered {readyz:?} after the scenarios, not 200"
+            ));
+        }
         match op.terminate(Duration::from_secs(15)) {
             Some(s) if s.success() => {}
             Some(s) => failures.push(format!("operator exited with {s} on SIGTERM, not 0")),
