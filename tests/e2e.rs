@@ -73,6 +73,7 @@ async fn end_to_end() {
         connection_drops,
         operator_killed,
         drift,
+        many_secrets,
     ] {
         let t0 = Instant::now();
         let mut task = tokio::spawn(scenario(env.clone()));
@@ -769,6 +770,18 @@ async fn bad_input(env: Arc<Env>) {
         json!({"model": MODEL, "secretRef": {"name": "not-yet"}}),
     )
     .await;
+    let v = env.value("missing-key");
+    env.create_secret(NS, "has-other-key", &[("other-key", &v)])
+        .await;
+    env.create_jsec(
+        NS,
+        "missing-key",
+        json!({"model": MODEL, "secretRef": {"name": "has-other-key",
+            "keys": [{"key": "wanted-key"}]}}),
+    )
+    .await;
+    env.create_jsec(NS, "empty-data", json!({"model": MODEL, "data": {}}))
+        .await;
     let v = env.value("no-model");
     env.create_jsec(
         NS,
@@ -782,6 +795,8 @@ async fn bad_input(env: Arc<Env>) {
         ("bad-key", "InvalidContent"),
         ("too-big", "InvalidContent"),
         ("no-source", "SourceNotFound"),
+        ("missing-key", "SourceNotFound"),
+        ("empty-data", "InvalidContent"),
         ("no-model", "ModelNotFound"),
     ] {
         // Collect instead of stopping at the first: each input is its own check.
@@ -797,7 +812,14 @@ async fn bad_input(env: Arc<Env>) {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_no_writes(&env, before, "bad input");
-    for label in ["bad-key", "too-big", "no-source", "no-model"] {
+    for label in [
+        "bad-key",
+        "too-big",
+        "no-source",
+        "missing-key",
+        "empty-data",
+        "no-model",
+    ] {
         assert!(
             env.juju_by_label(label).await.is_empty(),
             "{label} reached Juju"
@@ -815,8 +837,18 @@ async fn bad_input(env: Arc<Env>) {
         "late source",
     );
 
-    env.cleanup(NS, &["bad-key", "too-big", "no-source", "no-model"])
-        .await;
+    env.cleanup(
+        NS,
+        &[
+            "bad-key",
+            "too-big",
+            "no-source",
+            "missing-key",
+            "empty-data",
+            "no-model",
+        ],
+    )
+    .await;
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -1075,6 +1107,67 @@ async fn drift(env: Arc<Env>) {
         }
     }
     env.cleanup(NS, &[name]).await;
+}
+
+/// Many JujuSecrets in one model: all synced, and the drift checks of a refresh share
+/// one ListSecrets (design: Juju reads are grouped per model); the Juju call counters
+/// are exposed on /metrics.
+async fn many_secrets(env: Arc<Env>) {
+    const N: usize = 40;
+    let creates = env.emulator.call_count("Secrets", "CreateSecrets");
+    let t0 = Instant::now();
+    for i in 0..N {
+        let v = env.value(&format!("many-{i}"));
+        env.create_jsec(
+            NS,
+            &format!("many-{i}"),
+            json!({"model": MODEL, "data": {"value": v}}),
+        )
+        .await;
+    }
+    for i in 0..N {
+        env.wait_synced(NS, &format!("many-{i}"), |o| revision(o) == Some(1))
+            .await;
+    }
+    eprintln!(
+        "e2e: {N} JujuSecrets synced in {:?} with {} CreateSecrets calls",
+        t0.elapsed(),
+        env.emulator.call_count("Secrets", "CreateSecrets") - creates
+    );
+    assert_eq!(
+        env.juju_all()
+            .await
+            .iter()
+            .filter(|s| s.label.as_deref().is_some_and(|l| l.starts_with("many-")))
+            .count(),
+        N,
+        "one Juju secret per JujuSecret"
+    );
+
+    let before = env.writes();
+    let lists = env.emulator.call_count("Secrets", "ListSecrets");
+    let window = REFRESH * 3;
+    tokio::time::sleep(window).await;
+    let per_window = env.emulator.call_count("Secrets", "ListSecrets") - lists;
+    eprintln!("e2e: {per_window} ListSecrets calls in {window:?} for {N} JujuSecrets");
+    assert!(
+        per_window <= 6,
+        "{per_window} ListSecrets calls in {window:?} (refresh {REFRESH:?}) for {N} JujuSecrets \
+         in one model: drift checks are not grouped per model"
+    );
+    assert_no_writes(&env, before, "steady state, nothing changed");
+
+    let port = env.operator.lock().await.metrics_port;
+    let metrics = harness::http_get(port, "/metrics");
+    assert!(
+        metrics.as_ref().is_some_and(|(code, body)| *code == 200
+            && body.contains("juju_calls")
+            && body.contains("ListSecrets")),
+        "/metrics does not expose the Juju call counters per method"
+    );
+    let names: Vec<String> = (0..N).map(|i| format!("many-{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    env.cleanup(NS, &refs).await;
 }
 
 async fn wait_restored(env: &Env, uri: &SecretUri, mine: &str, ctx: &str) {
