@@ -386,13 +386,36 @@ async fn sync(
         if !apps.is_empty() {
             match revoke(ctx, grant, &old, &apps).await {
                 Ok(()) => ctx.listings.invalidate(&old.model_uuid).await,
-                Err(p) if p.reason == reason::MODEL_NOT_FOUND => {}
+                // The old secret or its model is gone, and its grants with it.
+                Err(p)
+                    if p.reason == reason::MODEL_NOT_FOUND || p.message.contains("not found") => {}
                 Err(p) => return Err(p),
             }
         }
     }
 
-    // Grant what is wanted and missing.
+    // Grant what is wanted and missing. The shared listing may be up to a refresh
+    // interval old: before granting, read who has access now, so that a grant someone
+    // made a moment ago is not mistaken for one the operator made.
+    if wanted.difference(&access).next().is_some() {
+        let filter = crate::juju::SecretFilter {
+            uri: Some(target.uri.clone()),
+            ..Default::default()
+        };
+        let fresh = ctx
+            .juju
+            .list_secrets(&target.model_uuid, &filter, false)
+            .await
+            .map_err(SharedFailure::from)?;
+        if let Some(s) = fresh.first() {
+            access = s
+                .access
+                .iter()
+                .filter_map(|a| a.application())
+                .map(str::to_owned)
+                .collect();
+        }
+    }
     let to_grant: Vec<String> = wanted.difference(&access).cloned().collect();
     let mut pending = BTreeSet::new();
     let mut failures: Vec<String> = Vec::new();

@@ -416,7 +416,6 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             api_for(&client, scope.as_deref()),
             api_for(&client, scope.as_deref()),
             ctx.clone(),
-            ready.clone(),
         )));
         runs.push(tokio::spawn(run_grants(
             api_for(&client, scope.as_deref()),
@@ -426,6 +425,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     }
     // Backends are cluster-scoped: one controller whatever the namespaces.
     runs.push(tokio::spawn(run_backends(client.clone(), ctx.clone())));
+    // The CRDs are installed, the Juju credentials were read and the controllers run.
+    ready.store(true, Ordering::Relaxed);
     futures::future::join_all(runs).await;
     info!("stopped");
     Ok(())
@@ -443,22 +444,9 @@ where
     }
 }
 
-async fn run_jujusecrets(
-    api: Api<JujuSecret>,
-    secrets: Api<Secret>,
-    ctx: Arc<Context>,
-    ready: Arc<AtomicBool>,
-) {
+async fn run_jujusecrets(api: Api<JujuSecret>, secrets: Api<Secret>, ctx: Arc<Context>) {
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
-    // Ready once the JujuSecret cache has synced, even when there are none.
-    let synced = store.clone();
-    let ready_flag = ready.clone();
-    tokio::spawn(async move {
-        if synced.wait_until_ready().await.is_ok() {
-            ready_flag.store(true, Ordering::Relaxed);
-        }
-    });
     controller
         .watches(
             secrets,
