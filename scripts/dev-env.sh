@@ -4,7 +4,8 @@
 #   scripts/kube-apiserver.sh) + etcd, the Juju controller emulator, and the operator,
 #   with crds/ and examples/ applied.
 #
-#   scripts/dev-env.sh          start (or refresh) it, wait for the examples to be Ready
+#   scripts/dev-env.sh          start (or refresh) it, wait for the examples to be Ready,
+#                               print them
 #   scripts/dev-env.sh status   show what runs
 #   scripts/dev-env.sh stop     stop everything (by PID); state is kept
 #   scripts/dev-env.sh clean    stop and delete the state directory
@@ -189,24 +190,31 @@ start() {
   log "applying examples/"
   k apply -f examples/
 
-  log "waiting (up to ${wait_seconds}s) for the example JujuSecrets to be Ready"
-  local namespaces ns ok=yes
-  namespaces=$(k get jujusecrets -A -o jsonpath='{range .items[*]}{.metadata.namespace}{"\n"}{end}' | sort -u)
+  log "waiting (up to ${wait_seconds}s) for the examples to be Ready"
+  local kinds=jujusecrets,jujusecretgrants,jujusecretbackends namespaces ns kind ok=yes
+  namespaces=$(k get jujusecrets,jujusecretgrants -A -o jsonpath='{range .items[*]}{.metadata.namespace}{"\n"}{end}' | sort -u)
   for ns in $namespaces; do
-    k wait --for=condition=Ready jujusecrets --all -n "$ns" --timeout="${wait_seconds}s" >/dev/null || ok=
+    for kind in jujusecrets jujusecretgrants; do
+      if [ -n "$(k get "$kind" -n "$ns" -o name)" ]; then
+        k wait --for=condition=Ready "$kind" --all -n "$ns" --timeout="${wait_seconds}s" >/dev/null || ok=
+      fi
+    done
   done
+  if [ -n "$(k get jujusecretbackends -o name)" ]; then
+    k wait --for=condition=Ready jujusecretbackends --all --timeout="${wait_seconds}s" >/dev/null || ok=
+  fi
   echo
-  k get jujusecrets -A
+  k get "$kinds" -A
   echo
   if [ -z "$ok" ]; then
-    echo "Some JujuSecrets are not Ready: kubectl describe jujusecrets -A; operator log: $state/operator.log" >&2
+    echo "Some objects are not Ready: kubectl describe $kinds -A; operator log: $state/operator.log" >&2
     exit 1
   fi
   cat <<EOF
 The environment is up (state and logs: $state).
 
   export KUBECONFIG=$kubeconfig
-  kubectl get jujusecrets -A          # or: kubectl get juju -A (every kind)
+  kubectl get jujusecrets,jujusecretgrants,jujusecretbackends -A   # or: kubectl get juju -A
   kubectl describe jujusecret -n demo db-creds
 
 Juju emulator connection details: $juju_dir/connection.json
