@@ -126,6 +126,12 @@ async fn end_to_end() {
         }
     }
 
+    // Without the CRDs the operator refuses to start and says how to install them.
+    match tokio::spawn(missing_crds(env.clone())).await {
+        Ok(()) => eprintln!("e2e: missing CRDs check: ok"),
+        Err(e) => failures.push(format!("missing CRDs: {}", panic_text(e.into_panic()))),
+    }
+
     failures.extend(
         env.soft_failures
             .lock()
@@ -196,6 +202,26 @@ async fn create_update_rename(env: Arc<Env>) {
     assert!(status.last_sync_time.is_some(), "lastSyncTime missing");
     assert!(status.content_mac.is_some(), "contentMac missing");
 
+    let managers: Vec<String> = obj
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.operation.as_deref() == Some("Apply"))
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    assert!(
+        managers.iter().any(|m| m == "juju-secrets-operator"),
+        "status not written by server-side apply as juju-secrets-operator (Apply managers: {managers:?})"
+    );
+    let transition = |o: &juju_secrets_operator::crd::secret::JujuSecret| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.last_transition_time.clone())
+    };
+    let first_transition = transition(&obj);
+
     let info = env.juju_one(name).await;
     assert_eq!(
         info.uri.short(),
@@ -213,6 +239,11 @@ async fn create_update_rename(env: Arc<Env>) {
         .await;
     let obj = env.wait_synced(NS, name, |o| revision(o) == Some(2)).await;
     assert_eq!(secret_id(&obj).as_deref(), Some(id.as_str()), "same secret");
+    assert_eq!(
+        transition(&obj),
+        first_transition,
+        "Ready stayed True, yet its lastTransitionTime moved"
+    );
     let info = env.juju_one(name).await;
     assert_eq!(info.latest_revision, 2);
     assert_content(&info, &[("password", &v2), ("username", &user)], "edited");
@@ -1311,6 +1342,51 @@ async fn no_values_leaked(env: Arc<Env>) {
         }
     }
     assert!(leaks.is_empty(), "leaks:\n{}", leaks.join("\n"));
+}
+
+// ------------------------------------------------------------------ missing CRDs
+
+/// Deletes the JujuSecret CRD (last: nothing runs after) and starts the operator: it must
+/// exit non-zero, telling how to install the CRDs (`juju-secrets-operator crds`).
+async fn missing_crds(env: Arc<Env>) {
+    let crds: kube::Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = kube::Api::all(env.kube.clone());
+    let name = "jujusecrets.secrets.juju.is";
+    crds.delete(name, &Default::default()).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while crds.get_opt(name).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "CRD {name} not deleted within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut args = env.common_args.clone();
+    args.extend([
+        "--juju-connection-secret".into(),
+        format!("{NS_SYSTEM}/juju-admin"),
+    ]);
+    let log = env.dir.join("operator-no-crds.log");
+    let mut op = Operator::start("no-crds", args, log.clone());
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = op.exited() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operator kept running without the JujuSecret CRD"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!status.success(), "exit status {status} without the CRDs");
+    assert!(
+        text.contains("juju-secrets-operator crds"),
+        "the message does not say how to install the CRDs; output:\n{}",
+        harness::tail(&log, 5)
+    );
 }
 
 // ------------------------------------------------------------------ reasons
