@@ -363,6 +363,9 @@ async fn secret_ref_changes(env: Arc<Env>) {
         json!({"metadata": {"labels": {"team": "e2e"}, "annotations": {"note": "metadata only"}}}),
     )
     .await;
+    // The same value written again (what `kubectl apply` of stringData does).
+    env.patch_secret(NS, "src-creds", json!({"stringData": {"DB_PASSWORD": pw2}}))
+        .await;
     tokio::time::sleep(REFRESH + Duration::from_secs(2)).await;
     let obj = env
         .wait_jsec(NS, "from-ref", "still Ready", WAIT, |o| {
@@ -375,7 +378,11 @@ async fn secret_ref_changes(env: Arc<Env>) {
         "metadata-only change made a revision"
     );
     assert_eq!(env.juju_one("from-ref").await.latest_revision, 2);
-    assert_no_writes(&env, before, "metadata-only change of the source Secret");
+    assert_no_writes(
+        &env,
+        before,
+        "metadata-only change / identical data in the source Secret",
+    );
 
     env.cleanup(NS, &["from-ref", "from-ref-all"]).await;
 }
