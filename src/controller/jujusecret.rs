@@ -312,9 +312,17 @@ async fn sync(
             }
             Ok(Err(e)) if e.code == ErrorCode::AlreadyExists => {
                 // Someone (or an earlier attempt of ours) created it since the listing
-                // was read: read again and decide on the next pass.
+                // was read: a clash for now; read again and decide on the next pass.
                 ctx.listings.invalidate(&model.uuid).await;
-                return Err(Problem::new(reason::JUJU_ERROR, e.to_string()).transient());
+                return Err(Problem::new(
+                    reason::CONFLICT,
+                    format!(
+                        "a Juju secret named {label:?} appeared in model {} while this resource was creating it: {}",
+                        model.qualified_name(),
+                        e.message
+                    ),
+                )
+                .transient());
             }
             Ok(Err(e)) => {
                 // Juju refused: nothing was created.
