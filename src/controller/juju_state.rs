@@ -192,9 +192,37 @@ impl From<&SecretInfo> for SecretSummary {
 #[derive(Clone, Debug, Default)]
 pub struct Listing {
     by_id: HashMap<String, SecretSummary>,
+    /// Label → ID (labels are unique among a model's user secrets).
+    by_label: HashMap<String, String>,
 }
 
 impl Listing {
+    fn from_summaries(summaries: impl IntoIterator<Item = SecretSummary>) -> Self {
+        let mut listing = Self::default();
+        for s in summaries {
+            listing.insert(s);
+        }
+        listing
+    }
+
+    fn insert(&mut self, secret: SecretSummary) {
+        let id = secret.uri.id().to_owned();
+        self.remove(&id);
+        if let Some(label) = &secret.label {
+            self.by_label.insert(label.clone(), id.clone());
+        }
+        self.by_id.insert(id, secret);
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(old) = self.by_id.remove(id)
+            && let Some(label) = old.label
+            && self.by_label.get(&label).map(String::as_str) == Some(id)
+        {
+            self.by_label.remove(&label);
+        }
+    }
+
     /// The secret with this URI.
     pub fn by_uri(&self, uri: &SecretUri) -> Option<&SecretSummary> {
         self.by_id.get(uri.id())
@@ -202,9 +230,7 @@ impl Listing {
 
     /// The secret with this label.
     pub fn by_label(&self, label: &str) -> Option<&SecretSummary> {
-        self.by_id
-            .values()
-            .find(|s| s.label.as_deref() == Some(label))
+        self.by_label.get(label).and_then(|id| self.by_id.get(id))
     }
 
     /// Number of secrets.
@@ -221,7 +247,9 @@ impl Listing {
 #[derive(Default)]
 struct ModelListing {
     fetched_at: Option<Instant>,
-    listing: Listing,
+    /// Shared with the reconciles reading it; the operator's own writes copy it only
+    /// while a reader still holds the old one.
+    listing: Arc<Listing>,
 }
 
 /// Per-model secret listings shared by all reconciles.
@@ -250,7 +278,11 @@ impl SecretListings {
 
     /// The model's listing, read again from Juju when older than `max_age`.
     /// Concurrent callers wait for one read.
-    pub async fn get(&self, model_uuid: &str, max_age: Duration) -> Result<Listing, SharedFailure> {
+    pub async fn get(
+        &self,
+        model_uuid: &str,
+        max_age: Duration,
+    ) -> Result<Arc<Listing>, SharedFailure> {
         let entry = self.entry(model_uuid);
         let mut state = entry.lock().await;
         let fresh = state.fetched_at.is_some_and(|at| at.elapsed() < max_age);
@@ -259,12 +291,9 @@ impl SecretListings {
                 .juju
                 .list_secrets(model_uuid, &SecretFilter::user_secrets(model_uuid), false)
                 .await?;
-            state.listing = Listing {
-                by_id: listed
-                    .iter()
-                    .map(|s| (s.uri.id().to_owned(), SecretSummary::from(s)))
-                    .collect(),
-            };
+            state.listing = Arc::new(Listing::from_summaries(
+                listed.iter().map(SecretSummary::from),
+            ));
             state.fetched_at = Some(Instant::now());
         }
         Ok(state.listing.clone())
@@ -278,10 +307,7 @@ impl SecretListings {
         if let Some(known) = state.listing.by_id.get(secret.uri.id()) {
             secret.applications.clone_from(&known.applications);
         }
-        state
-            .listing
-            .by_id
-            .insert(secret.uri.id().to_owned(), secret);
+        Arc::make_mut(&mut state.listing).insert(secret);
     }
 
     /// Records a change of who may read a secret.
@@ -293,7 +319,9 @@ impl SecretListings {
     ) {
         let entry = self.entry(model_uuid);
         let mut state = entry.lock().await;
-        if let Some(s) = state.listing.by_id.get_mut(uri.id()) {
+        if state.listing.by_id.contains_key(uri.id())
+            && let Some(s) = Arc::make_mut(&mut state.listing).by_id.get_mut(uri.id())
+        {
             s.applications = applications;
         }
     }
@@ -302,7 +330,7 @@ impl SecretListings {
     pub async fn forget(&self, model_uuid: &str, uri: &SecretUri) {
         let entry = self.entry(model_uuid);
         let mut state = entry.lock().await;
-        state.listing.by_id.remove(uri.id());
+        Arc::make_mut(&mut state.listing).remove(uri.id());
     }
 
     /// Makes the next `get` read Juju again (after a surprise such as a name clash).
@@ -451,5 +479,69 @@ fn answer<T>(outcome: juju::Result<Vec<Result<T, ApiError>>>, replies: Vec<Reply
                 let _ = reply.send(Err(failure.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(id: &str, label: &str) -> SecretSummary {
+        SecretSummary {
+            uri: SecretUri::parse(&format!("secret:{id}")).unwrap(),
+            label: Some(label.into()),
+            description: None,
+            latest_revision: 1,
+            checksum: None,
+            applications: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_label_index_follows_renames_and_removals() {
+        let a = "9fvb66662rqormfsip9g";
+        let b = "9fvb66662rqormfsip80";
+        let mut l = Listing::from_summaries([summary(a, "db"), summary(b, "api")]);
+        assert_eq!(l.by_label("db").map(|s| s.uri.id()), Some(a));
+        l.insert(summary(a, "db-renamed"));
+        assert!(l.by_label("db").is_none());
+        assert_eq!(l.by_label("db-renamed").map(|s| s.uri.id()), Some(a));
+        l.remove(b);
+        assert!(l.by_label("api").is_none());
+        assert_eq!(l.len(), 1);
+    }
+
+    #[test]
+    fn model_names_resolve_like_the_cli() {
+        let m = |owner: &str, name: &str, uuid: &str| Model {
+            name: name.into(),
+            owner: owner.into(),
+            uuid: uuid.into(),
+            model_type: "iaas".into(),
+        };
+        let models = vec![
+            m("admin", "dev", "26e9b4dd-e657-4a2c-8f25-222c879fd45d"),
+            m("bob", "dev", "36e9b4dd-e657-4a2c-8f25-222c879fd45d"),
+            m("bob", "prod", "46e9b4dd-e657-4a2c-8f25-222c879fd45d"),
+        ];
+        assert_eq!(resolve_in(&models, "dev", "admin").unwrap().owner, "admin");
+        assert_eq!(
+            resolve_in(&models, "bob/dev", "admin").unwrap().owner,
+            "bob"
+        );
+        assert!(matches!(
+            resolve_in(&models, "prod", "admin"),
+            Err(juju::Error::AmbiguousModel { .. })
+        ));
+        assert!(matches!(
+            resolve_in(&models, "nope", "admin"),
+            Err(juju::Error::ModelNotFound { .. })
+        ));
+        assert_eq!(
+            resolve_in(&models, "46E9B4DD-e657-4a2c-8f25-222c879fd45d", "admin")
+                .unwrap()
+                .name,
+            "prod"
+        );
     }
 }
