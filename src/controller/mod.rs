@@ -424,7 +424,11 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         )));
     }
     // Backends are cluster-scoped: one controller whatever the namespaces.
-    runs.push(tokio::spawn(run_backends(client.clone(), ctx.clone())));
+    runs.push(tokio::spawn(run_backends(
+        client.clone(),
+        ctx.clone(),
+        config.namespaces.clone(),
+    )));
     // The CRDs are installed, the Juju credentials were read and the controllers run.
     ready.store(true, Ordering::Relaxed);
     futures::future::join_all(runs).await;
@@ -510,17 +514,25 @@ async fn run_grants(api: Api<JujuSecretGrant>, jujusecrets: Api<JujuSecret>, ctx
         .await;
 }
 
-async fn run_backends(client: Client, ctx: Arc<Context>) {
+/// Runs the JujuSecretBackend controller. Referenced Secrets are watched in
+/// `namespaces` (all when empty), the same scope the operator may read Secrets in.
+async fn run_backends(client: Client, ctx: Arc<Context>, namespaces: Vec<String>) {
     let api: Api<crate::crd::backend::JujuSecretBackend> = Api::all(client.clone());
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let mut controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
     let bctx = Arc::new(backend::BackendContext {
         ctx: ctx.clone(),
         backends: store.clone(),
     });
-    controller
-        .watches(
-            Api::<Secret>::all(client),
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    for scope in scopes {
+        let store = store.clone();
+        controller = controller.watches(
+            api_for::<Secret>(&client, scope.as_deref()),
             watcher::Config::default().any_semantic(),
             move |secret: Secret| {
                 // A configSecretRef changed (a rotated token): update the backend.
@@ -529,7 +541,9 @@ async fn run_backends(client: Client, ctx: Arc<Context>) {
                     .map(|b| ObjectRef::from_obj(&**b))
                     .collect::<Vec<_>>()
             },
-        )
+        );
+    }
+    controller
         .shutdown_on_signal()
         .run(backend::reconcile, backend_error_policy, bctx)
         .for_each(|result| {
