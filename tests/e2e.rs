@@ -8,7 +8,7 @@
 //!
 //! Without a built kube-apiserver the test is skipped with the reason, unless
 //! `JSO_REQUIRE_E2E=1` (CI), where it builds it or fails. Run dir (logs, etcd, kubeconfig):
-//! `target/tmp/e2e/` (each test binary using the harness has its own, named after it).
+//! `target/tmp/e2e-<pid>/` (printed at the start; kept until the next run).
 // Test helpers fail the test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -70,6 +70,7 @@ async fn end_to_end() {
         bad_input,
         tenancy_forbidden,
         reader_unauthorized,
+        unreachable_controller,
         connection_drops,
         operator_killed,
         drift,
@@ -955,6 +956,58 @@ async fn reader_unauthorized(env: Arc<Env>) {
     if !status.is_some_and(|s| s.success()) {
         problems.push(format!(
             "reader operator on SIGTERM: {status:?} (expected exit 0)"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// An operator whose Juju controller cannot be reached: it still starts, reports
+/// JujuUnavailable, and deleting an object it never created does not wedge.
+async fn unreachable_controller(env: Arc<Env>) {
+    let mut args = env.common_args.clone();
+    args.extend([
+        "--juju-connection-secret".into(),
+        format!("{NS_SYSTEM}/juju-unreachable"),
+        "--namespaces".into(),
+        NS_READER.into(),
+    ]);
+    let log = env.dir.join("operator-unreachable.log");
+    env.logs.lock().unwrap().push(log.clone());
+    let mut op = Operator::start("unreachable", args, log);
+    op.wait_started().await;
+    let v = env.value("unreachable");
+    env.create_jsec(
+        NS_READER,
+        "no-controller",
+        json!({"model": MODEL, "data": {"value": v}}),
+    )
+    .await;
+    let mut problems = Vec::new();
+    let reported = tokio::spawn({
+        let env = env.clone();
+        async move {
+            env.wait_reason(NS_READER, "no-controller", "JujuUnavailable")
+                .await;
+            env.wait_event(NS_READER, "no-controller", "Warning", "JujuUnavailable")
+                .await;
+        }
+    })
+    .await;
+    if let Err(e) = reported {
+        problems.push(panic_text(e.into_panic()));
+    }
+    let deleted = tokio::spawn({
+        let env = env.clone();
+        async move { env.delete_jsec(NS_READER, "no-controller").await }
+    })
+    .await;
+    if let Err(e) = deleted {
+        problems.push(panic_text(e.into_panic()));
+    }
+    let status = op.terminate(Duration::from_secs(15));
+    if !status.is_some_and(|s| s.success()) {
+        problems.push(format!(
+            "operator with an unreachable controller on SIGTERM: {status:?} (expected exit 0)"
         ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -35,9 +35,11 @@ pub const REFRESH: Duration = Duration::from_secs(5);
 pub const NS: &str = "e2e";
 /// Namespace the tenancy policy allows no access to `admin/dev`.
 pub const NS_DENIED: &str = "e2e-denied";
-/// Namespace watched by the operator that logs in as `reader`.
+/// Namespace watched by the secondary operators (one at a time): the one that logs in
+/// as `reader`, the one whose controller is unreachable.
 pub const NS_READER: &str = "e2e-reader";
-/// Namespace of the connection Secrets.
+/// Namespace of the connection Secrets: `juju-admin`, `juju-reader`, and
+/// `juju-unreachable` (an endpoint nothing listens on).
 pub const NS_SYSTEM: &str = "e2e-system";
 /// The model every scenario uses (the emulator's default seed).
 pub const MODEL: &str = "admin/dev";
@@ -329,18 +331,29 @@ pub enum SetupError {
 impl Env {
     /// Brings up the environment; panics on anything but a missing apiserver.
     pub async fn setup() -> Result<Env, SetupError> {
-        // One directory per test binary (tests/e2e.rs, tests/e2e_grants_backends.rs, ...),
-        // so that two of them running at once do not stop each other's apiserver.
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(env!("CARGO_CRATE_NAME"));
-        // A previous run killed hard may have left its apiserver running.
-        if dir.join("kube").exists() {
+        // One directory per test binary (tests/e2e.rs, tests/e2e_grants_backends.rs, ...)
+        // and process, `target/tmp/<binary>-<pid>`, so that runs at the same time never
+        // stop each other's apiserver. Directories of runs that are gone are removed
+        // (their apiserver stopped first: a run killed hard leaves it running).
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let prefix = format!("{}-", env!("CARGO_CRATE_NAME"));
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
+                continue;
+            }
             let _ = Command::new("bash")
                 .arg(kube_script())
                 .arg("stop")
-                .arg(dir.join("kube"))
+                .arg(entry.path().join("kube"))
                 .stdout(Stdio::null())
                 .status();
+            let _ = std::fs::remove_dir_all(entry.path());
         }
+        let dir = root.join(format!("{prefix}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         eprintln!("e2e: run directory {}", dir.display());
@@ -390,11 +403,17 @@ impl Env {
             api.create(&PostParams::default(), &obj).await.unwrap();
         }
         let secrets: Api<Secret> = Api::namespaced(kube.clone(), NS_SYSTEM);
-        for (name, user) in [("juju-admin", "admin"), ("juju-reader", "reader")] {
+        // juju-unreachable: the admin's credentials, but an endpoint nothing listens on.
+        let dead_endpoint = format!("127.0.0.1:{}", free_port());
+        for (name, user, endpoint) in [
+            ("juju-admin", "admin", &info.endpoint),
+            ("juju-reader", "reader", &info.endpoint),
+            ("juju-unreachable", "admin", &dead_endpoint),
+        ] {
             let obj: Secret = serde_json::from_value(json!({
                 "metadata": {"name": name},
                 "stringData": {
-                    "endpoints": info.endpoint,
+                    "endpoints": endpoint,
                     "ca-cert": info.ca_cert,
                     "username": user,
                     "password": password(user),
