@@ -350,6 +350,9 @@ enum Write {
 /// Most items one bulk call carries.
 const MAX_BATCH: usize = 200;
 
+/// How long the first write of a batch waits for others.
+const BATCH_LINGER: Duration = Duration::from_millis(25);
+
 /// Sends the creates and updates of one model in bulk calls.
 pub struct WriteBatcher {
     juju: JujuClient,
@@ -414,7 +417,20 @@ fn closed() -> SharedFailure {
 /// waiter, and repeats.
 async fn drain(juju: JujuClient, model_uuid: String, mut rx: mpsc::UnboundedReceiver<Write>) {
     while let Some(first) = rx.recv().await {
+        // Writes of many objects reconciled together arrive a few milliseconds apart:
+        // wait a moment for them so they share one round trip.
         let mut batch = vec![first];
+        let linger = tokio::time::sleep(BATCH_LINGER);
+        tokio::pin!(linger);
+        while batch.len() < MAX_BATCH {
+            tokio::select! {
+                w = rx.recv() => match w {
+                    Some(w) => batch.push(w),
+                    None => break,
+                },
+                () = &mut linger => break,
+            }
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(w) => batch.push(w),

@@ -308,6 +308,13 @@ async fn sync(
             // again, and let the next pass recognize the secret if it was created.
             Err(failure) => {
                 ctx.listings.invalidate(&model.uuid).await;
+                // Refused outright (no permission): nothing was created.
+                if matches!(
+                    failure.kind,
+                    FailureKind::Unauthorized | FailureKind::InvalidContent
+                ) {
+                    base.pending_create = None;
+                }
                 return Err(failure.into());
             }
             Ok(Err(e)) if e.code == ErrorCode::AlreadyExists => {
