@@ -14,20 +14,20 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::Store;
-use kube::{Api, Resource, ResourceExt};
-use serde_json::{Value, json};
+use kube::{Api, ResourceExt};
+use serde_json::Value;
 use sha2::Sha256;
 use tracing::{info, instrument};
 
 use super::juju_state::{FailureKind, SharedFailure};
+use super::outcome::{self, Problem};
 use super::{Context, Error, now_rfc3339};
 use crate::crd::backend::{BackendType, JujuSecretBackend, JujuSecretBackendStatus};
-use crate::crd::condition::{Condition, READY, reason};
+use crate::crd::condition::{Condition, reason};
 use crate::crd::secret::DeletionPolicy;
 use crate::juju::facade::model_config::AUTO_BACKEND;
 use crate::juju::{BackendConfig, BackendInfo, BackendUpdate, ErrorCode, NewBackend};
@@ -51,43 +51,6 @@ const SENSITIVE_KEYS: &[&str] = &["token", "client-key", "password"];
 
 /// Juju's minimum token rotation interval.
 const MIN_ROTATE: Duration = Duration::from_secs(3600);
-
-#[derive(Debug)]
-struct Problem {
-    reason: &'static str,
-    message: String,
-    transient: bool,
-}
-
-impl Problem {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-            transient: false,
-        }
-    }
-
-    fn transient(mut self) -> Self {
-        self.transient = true;
-        self
-    }
-}
-
-impl From<SharedFailure> for Problem {
-    fn from(f: SharedFailure) -> Self {
-        match f.kind {
-            FailureKind::Unavailable => {
-                Problem::new(reason::JUJU_UNAVAILABLE, f.message).transient()
-            }
-            FailureKind::Unauthorized => Problem::new(reason::UNAUTHORIZED, f.message),
-            FailureKind::ModelNotFound => Problem::new(reason::MODEL_NOT_FOUND, f.message),
-            FailureKind::InvalidContent | FailureKind::Other => {
-                Problem::new(reason::JUJU_ERROR, f.message).transient()
-            }
-        }
-    }
-}
 
 /// Turns a per-item Juju error on Add/Update into a problem.
 fn item_problem(e: crate::juju::ApiError) -> Problem {
@@ -232,11 +195,7 @@ async fn apply(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action, E
             Action::requeue(ctx.refresh_interval)
         }
         Err(problem) => {
-            let changed = previous
-                .conditions
-                .iter()
-                .find(|c| c.type_ == READY)
-                .is_none_or(|c| c.reason != problem.reason || c.message != problem.message);
+            let changed = outcome::ready_changes(&previous.conditions, &problem);
             if changed {
                 ctx.publish(
                     b,
@@ -674,16 +633,12 @@ fn condition(
     reason: &str,
     message: &str,
 ) -> Condition {
-    Condition::carry_transition_time(
-        Condition {
-            type_: READY.into(),
-            status: if ok { "True" } else { "False" }.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: now_rfc3339(),
-            observed_generation: b.metadata.generation,
-        },
+    outcome::ready_condition(
+        b.metadata.generation,
         &previous.conditions,
+        ok,
+        reason,
+        message,
     )
 }
 
@@ -693,23 +648,8 @@ async fn write_status(
     previous: &JujuSecretBackendStatus,
     status: JujuSecretBackendStatus,
 ) -> Result<(), Error> {
-    if b.status.is_some() && *previous == status {
-        return Ok(());
-    }
     let api: Api<JujuSecretBackend> = Api::all(ctx.client.clone());
-    let patch = json!({
-        "apiVersion": JujuSecretBackend::api_version(&()),
-        "kind": JujuSecretBackend::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &b.name_any(),
-        &PatchParams::apply(super::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(())
+    outcome::write_status(&api, &b.name_any(), b.status.is_some(), previous, &status).await
 }
 
 /// Backends that read a given Secret, for the Secret watch.

@@ -10,17 +10,16 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::Store;
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use super::juju_state::{FailureKind, SharedFailure};
-use super::{Context, Error, now_rfc3339};
+use super::outcome::{self, Problem};
+use super::{Context, Error};
 use crate::crd::condition::{Condition, READY, reason};
 use crate::crd::grant::{JujuSecretGrant, JujuSecretGrantStatus};
 use crate::crd::secret::JujuSecret;
@@ -37,39 +36,6 @@ pub const SECRET_NOT_READY: &str = "SecretNotReady";
 struct Target {
     model_uuid: String,
     uri: SecretUri,
-}
-
-#[derive(Debug)]
-struct Problem {
-    reason: &'static str,
-    message: String,
-    transient: bool,
-}
-
-impl Problem {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-            transient: false,
-        }
-    }
-}
-
-impl From<SharedFailure> for Problem {
-    fn from(f: SharedFailure) -> Self {
-        let (reason, transient) = match f.kind {
-            FailureKind::Unavailable => (reason::JUJU_UNAVAILABLE, true),
-            FailureKind::Unauthorized => (reason::UNAUTHORIZED, false),
-            FailureKind::ModelNotFound => (reason::MODEL_NOT_FOUND, false),
-            FailureKind::InvalidContent | FailureKind::Other => (reason::JUJU_ERROR, true),
-        };
-        Self {
-            reason,
-            message: f.message,
-            transient,
-        }
-    }
 }
 
 /// What the grant controller shares beyond [`Context`].
@@ -266,11 +232,7 @@ async fn apply(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, E
             (status, action)
         }
         Err(problem) => {
-            let changed = previous
-                .conditions
-                .iter()
-                .find(|c| c.type_ == READY)
-                .is_none_or(|c| c.reason != problem.reason || c.message != problem.message);
+            let changed = outcome::ready_changes(&previous.conditions, &problem);
             if changed {
                 let type_ = if problem.reason == SECRET_NOT_READY {
                     EventType::Normal
@@ -637,16 +599,12 @@ fn condition(
     reason: &str,
     message: &str,
 ) -> Condition {
-    Condition::carry_transition_time(
-        Condition {
-            type_: READY.into(),
-            status: if ok { "True" } else { "False" }.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: now_rfc3339(),
-            observed_generation: grant.metadata.generation,
-        },
+    outcome::ready_condition(
+        grant.metadata.generation,
         &previous.conditions,
+        ok,
+        reason,
+        message,
     )
 }
 
@@ -656,22 +614,14 @@ async fn write_status(
     previous: &JujuSecretGrantStatus,
     status: JujuSecretGrantStatus,
 ) -> Result<(), Error> {
-    if grant.status.is_some() && *previous == status {
-        return Ok(());
-    }
     let namespace = grant.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<JujuSecretGrant> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({
-        "apiVersion": JujuSecretGrant::api_version(&()),
-        "kind": JujuSecretGrant::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
+    outcome::write_status(
+        &api,
         &grant.name_any(),
-        &PatchParams::apply(super::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+        grant.status.is_some(),
+        previous,
+        &status,
     )
     .await
-    .map_err(Error::Kube)?;
-    Ok(())
 }

@@ -9,16 +9,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use super::content::{ContentProblem, content_mac, desired_content};
 use super::juju_state::{FailureKind, SecretSummary, SharedFailure};
+use super::outcome::{self, Problem};
 use super::{Context, Error, now_rfc3339};
 use crate::crd::condition::{Condition, READY, reason};
 use crate::crd::secret::{DeletionPolicy, JujuSecret, JujuSecretStatus, ManagementPolicy};
@@ -28,44 +27,6 @@ use crate::juju::{
 
 /// Finalizer that lets the operator remove the Juju secret before the object goes.
 pub const FINALIZER: &str = "secrets.juju.is/cleanup";
-
-/// Why a pass could not bring Juju to the desired state.
-#[derive(Debug)]
-struct Problem {
-    reason: &'static str,
-    message: String,
-    /// Retry with backoff (the cause may go away by itself).
-    transient: bool,
-}
-
-impl Problem {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-            transient: false,
-        }
-    }
-
-    fn transient(mut self) -> Self {
-        self.transient = true;
-        self
-    }
-}
-
-impl From<SharedFailure> for Problem {
-    fn from(f: SharedFailure) -> Self {
-        match f.kind {
-            FailureKind::Unavailable => {
-                Problem::new(reason::JUJU_UNAVAILABLE, f.message).transient()
-            }
-            FailureKind::Unauthorized => Problem::new(reason::UNAUTHORIZED, f.message),
-            FailureKind::ModelNotFound => Problem::new(reason::MODEL_NOT_FOUND, f.message),
-            FailureKind::InvalidContent => Problem::new(reason::INVALID_CONTENT, f.message),
-            FailureKind::Other => Problem::new(reason::JUJU_ERROR, f.message).transient(),
-        }
-    }
-}
 
 impl From<ContentProblem> for Problem {
     fn from(p: ContentProblem) -> Self {
@@ -148,11 +109,7 @@ async fn apply(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             } else {
                 interval
             };
-            let changed = previous
-                .conditions
-                .iter()
-                .find(|c| c.type_ == READY)
-                .is_none_or(|c| c.reason != problem.reason || c.message != problem.message);
+            let changed = outcome::ready_changes(&previous.conditions, &problem);
             if changed {
                 warn!(reason = problem.reason, message = %problem.message, "JujuSecret not synced");
                 ctx.publish(
@@ -601,16 +558,12 @@ fn ready_condition(
     reason: &str,
     message: &str,
 ) -> Condition {
-    Condition::carry_transition_time(
-        Condition {
-            type_: READY.into(),
-            status: if ok { "True" } else { "False" }.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: now_rfc3339(),
-            observed_generation: js.metadata.generation,
-        },
+    outcome::ready_condition(
+        js.metadata.generation,
         &previous.conditions,
+        ok,
+        reason,
+        message,
     )
 }
 
@@ -661,24 +614,9 @@ async fn write_status(
     previous: &JujuSecretStatus,
     status: JujuSecretStatus,
 ) -> Result<(), Error> {
-    if js.status.is_some() && *previous == status {
-        return Ok(());
-    }
     let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({
-        "apiVersion": JujuSecret::api_version(&()),
-        "kind": JujuSecret::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &js.name_any(),
-        &PatchParams::apply(super::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(())
+    outcome::write_status(&api, &js.name_any(), js.status.is_some(), previous, &status).await
 }
 
 #[instrument(skip_all, fields(namespace = js.namespace().unwrap_or_default(), name = js.name_any()))]
@@ -831,7 +769,8 @@ mod tests {
 
     fn jujusecret(generation: i64, status: Option<JujuSecretStatus>) -> JujuSecret {
         let spec: JujuSecretSpec =
-            serde_json::from_value(json!({"model": "dev", "data": {"password": "x"}})).unwrap();
+            serde_json::from_value(serde_json::json!({"model": "dev", "data": {"password": "x"}}))
+                .unwrap();
         let mut js = JujuSecret::new("db", spec);
         js.metadata.namespace = Some("team-a".into());
         js.metadata.generation = Some(generation);

@@ -10,6 +10,7 @@ pub mod grant;
 pub mod juju_state;
 pub mod jujusecret;
 pub mod metrics;
+mod outcome;
 pub mod tenancy;
 
 use std::collections::HashMap;

@@ -1,0 +1,116 @@
+//! What every controller does with the outcome of a pass: a [`Problem`] becomes a
+//! `Ready=False` condition with a specific reason, conditions keep their transition
+//! time unless they flip, and the status is written with server-side apply only when
+//! it changed.
+
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::juju_state::{FailureKind, SharedFailure};
+use super::{Error, FIELD_MANAGER, now_rfc3339};
+use crate::crd::condition::{Condition, READY, reason};
+
+/// Why a pass could not bring Juju to the desired state. The message never contains
+/// a secret value.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    /// The condition reason.
+    pub reason: &'static str,
+    /// What went wrong.
+    pub message: String,
+    /// Retry with backoff (the cause may go away by itself).
+    pub transient: bool,
+}
+
+impl Problem {
+    pub(crate) fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    pub(crate) fn transient(mut self) -> Self {
+        self.transient = true;
+        self
+    }
+}
+
+impl From<SharedFailure> for Problem {
+    fn from(f: SharedFailure) -> Self {
+        match f.kind {
+            FailureKind::Unavailable => {
+                Problem::new(reason::JUJU_UNAVAILABLE, f.message).transient()
+            }
+            FailureKind::Unauthorized => Problem::new(reason::UNAUTHORIZED, f.message),
+            FailureKind::ModelNotFound => Problem::new(reason::MODEL_NOT_FOUND, f.message),
+            FailureKind::InvalidContent => Problem::new(reason::INVALID_CONTENT, f.message),
+            FailureKind::Other => Problem::new(reason::JUJU_ERROR, f.message).transient(),
+        }
+    }
+}
+
+/// The `Ready` condition for this pass, keeping the previous transition time unless
+/// the status flips.
+pub(crate) fn ready_condition(
+    generation: Option<i64>,
+    previous: &[Condition],
+    ok: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
+    Condition::carry_transition_time(
+        Condition {
+            type_: READY.into(),
+            status: if ok { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: now_rfc3339(),
+            observed_generation: generation,
+        },
+        previous,
+    )
+}
+
+/// True when the Ready condition would change reason or message (worth an event).
+pub(crate) fn ready_changes(previous: &[Condition], problem: &Problem) -> bool {
+    previous
+        .iter()
+        .find(|c| c.type_ == READY)
+        .is_none_or(|c| c.reason != problem.reason || c.message != problem.message)
+}
+
+/// Writes `status` with server-side apply under the operator's field manager, unless
+/// the object already has a status equal to it.
+pub(crate) async fn write_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    has_status: bool,
+    previous: &S,
+    status: &S,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if has_status && previous == status {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
