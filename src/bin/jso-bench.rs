@@ -363,6 +363,17 @@ async fn run(args: &Args) -> Res<Value> {
         t_setup.elapsed().as_secs_f64()
     );
 
+    // etcd's global revision (a list's resourceVersion) counts every write the
+    // apiserver stored, whoever made it; taken before the operator starts and at Ready.
+    let etcd_rev = |l: &kube::core::ObjectList<JujuSecret>| -> u64 {
+        l.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let rev_before = etcd_rev(&jss.list(&ListParams::default().limit(1)).await.map_err(e)?);
+
     // ---- operator
     let port = free_port();
     let oplog = File::create(args.work_dir.join("operator.log")).map_err(|e| e.to_string())?;
@@ -413,6 +424,11 @@ async fn run(args: &Args) -> Res<Value> {
     }
     let cold = t0.elapsed().as_secs_f64();
     let conv_calls = juju_calls(port);
+    if let Ok(l) = jss.list(&ListParams::default().limit(1)).await {
+        let w = etcd_rev(&l).saturating_sub(rev_before);
+        out["converge_etcd_writes"] = json!(w);
+        out["converge_etcd_writes_per_secret"] = json!(w as f64 / n as f64);
+    }
     let (cpu_conv, hwm_conv, _) = proc_stats(op_pid);
     out["ready"] = json!(ready);
     out["cold_start_secs"] = if ready == n { json!(cold) } else { Value::Null };
@@ -495,7 +511,9 @@ async fn run(args: &Args) -> Res<Value> {
             })
             .collect()
     };
-    let before = rv(&jss.list(&ListParams::default()).await.map_err(e)?);
+    let before_list = jss.list(&ListParams::default()).await.map_err(e)?;
+    let steady_rev0 = etcd_rev(&before_list);
+    let before = rv(&before_list);
     let sbefore = sec_rv(&secrets.list(&ListParams::default()).await.map_err(e)?);
     let ev_before = events
         .list(&ListParams::default())
@@ -508,7 +526,9 @@ async fn run(args: &Args) -> Res<Value> {
     tokio::time::sleep(Duration::from_secs(args.refresh_secs + 2)).await;
     let c_after = juju_calls(port);
     let (cpu_a, _, _) = proc_stats(op_pid);
-    let after = rv(&jss.list(&ListParams::default()).await.map_err(e)?);
+    let after_list = jss.list(&ListParams::default()).await.map_err(e)?;
+    out["steady_etcd_writes_all_sources"] = json!(etcd_rev(&after_list).saturating_sub(steady_rev0));
+    let after = rv(&after_list);
     let safter = sec_rv(&secrets.list(&ListParams::default()).await.map_err(e)?);
     let ev_after = events
         .list(&ListParams::default())
