@@ -88,13 +88,31 @@ fn refresh_interval(js: &JujuSecret, ctx: &Context) -> Duration {
         .unwrap_or(ctx.refresh_interval)
 }
 
-#[instrument(skip_all, fields(namespace = js.namespace().unwrap_or_default(), name = js.name_any()))]
-async fn apply(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
-    let previous = js.status.clone().unwrap_or_default();
-    let key = object_key(js);
+#[instrument(skip_all, fields(namespace = cached.namespace().unwrap_or_default(), name = cached.name_any()))]
+async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
+    let key = object_key(cached);
+    let mut js = cached;
+    let fresh;
+    let mut previous = js.status.clone().unwrap_or_default();
     // What the server holds; the pass updates it when it records the intent to create.
     let mut base = previous.clone();
-    let outcome = sync(js, ctx, &previous, &mut base).await;
+    let mut outcome = sync(js, ctx, &previous, &mut base).await;
+    // Under apiserver load the watch cache can lag behind the operator's own status
+    // writes; a clash judged from a stale status (no URI, no intent marker yet) would
+    // disown a secret this resource created. Judge it again from the object as stored.
+    if matches!(&outcome, Err(p) if p.reason == reason::CONFLICT) {
+        let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
+        let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+        if let Ok(Some(stored)) = api.get_opt(&js.name_any()).await
+            && stored.metadata.resource_version != js.metadata.resource_version
+        {
+            fresh = stored;
+            js = &fresh;
+            previous = js.status.clone().unwrap_or_default();
+            base = previous.clone();
+            outcome = sync(js, ctx, &previous, &mut base).await;
+        }
+    }
     let previous = base;
     let interval = refresh_interval(js, ctx);
     let (status, action) = match outcome {
@@ -307,14 +325,9 @@ async fn sync(
                 },
             )
             .await;
-        if spec.auto_prune {
-            let mut prune = SecretUpdate::of(SecretSelector::Uri(uri.clone()));
-            prune.auto_prune = Some(true);
-            ctx.writes
-                .update(&model.uuid, prune)
-                .await?
-                .map_err(|e| Problem::new(reason::JUJU_ERROR, e.to_string()).transient())?;
-        }
+        // Juju's create takes no auto-prune flag; with one revision there is nothing
+        // to prune, so the flag goes out with the first content update instead of in
+        // a call of its own.
         info!(secret = %uri, model = %model.uuid, "created Juju secret");
         ctx.publish(
             js,
@@ -332,7 +345,7 @@ async fn sync(
             uri: Some(uri),
             revision: Some(1),
             content_mac: mac,
-            auto_prune: Some(spec.auto_prune),
+            auto_prune: None,
             reason: reason::SYNCED,
             message: "created in Juju".into(),
             wrote: true,
@@ -399,9 +412,20 @@ async fn sync(
         update.content = Some(content);
         changes.push("content");
     }
-    if previous.auto_prune != Some(spec.auto_prune) || content_differs {
+    // Every new revision carries the flag; a changed flag alone is sent once it was
+    // applied before (a secret that never had a second revision has nothing to prune).
+    if content_differs
+        || previous
+            .auto_prune
+            .is_some_and(|applied| applied != spec.auto_prune)
+    {
         update.auto_prune = Some(spec.auto_prune);
     }
+    let applied_prune = if update.auto_prune.is_some() {
+        Some(spec.auto_prune)
+    } else {
+        previous.auto_prune
+    };
     let drift = content_differs
         && previous.content_mac.is_some()
         && previous.content_mac == mac
@@ -428,7 +452,6 @@ async fn sync(
     {
         let mut synced = observed("in sync");
         synced.content_mac = mac;
-        synced.auto_prune = Some(spec.auto_prune);
         return Ok(synced);
     }
 
@@ -498,7 +521,7 @@ async fn sync(
         uri: Some(current.uri),
         revision: Some(revision),
         content_mac: mac,
-        auto_prune: Some(spec.auto_prune),
+        auto_prune: applied_prune,
         reason: reason::SYNCED,
         message: "in sync".into(),
         wrote: true,
