@@ -222,7 +222,7 @@ fn juju_client(info: &ConnectionInfo) -> Res<JujuClient> {
 
 /// Desired content of secret i (label `js-i`).
 fn desired(i: usize, gen_: u64) -> BTreeMap<String, String> {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         BTreeMap::from([
             ("username".into(), format!("user-{i}")),
             ("password".into(), format!("pw-{i}-data")),
@@ -529,7 +529,8 @@ async fn run(args: &Args) -> Res<Value> {
     let c_after = juju_calls(port);
     let (cpu_a, _, _) = proc_stats(op_pid);
     let after_list = jss.list(&ListParams::default()).await.map_err(e)?;
-    out["steady_etcd_writes_all_sources"] = json!(etcd_rev(&after_list).saturating_sub(steady_rev0));
+    out["steady_etcd_writes_all_sources"] =
+        json!(etcd_rev(&after_list).saturating_sub(steady_rev0));
     let after = rv(&after_list);
     let safter = sec_rv(&secrets.list(&ListParams::default()).await.map_err(e)?);
     let ev_after = events
@@ -566,7 +567,7 @@ async fn run(args: &Args) -> Res<Value> {
     let edits = if n >= 2 { args.edits } else { 0 };
     let c_edit_before = juju_calls(port);
     for r in 0..edits {
-        let i = (2 * r * 7919 + 1) % n | 1;
+        let i = ((2 * r * 7919 + 1) % n) | 1;
         let i = if i >= n { 1 } else { i };
         let uuid = &uuid_of[&format!("bench-{}", i % m)];
         let filter = SecretFilter {
