@@ -66,6 +66,18 @@ fn item_problem(e: crate::juju::ApiError) -> Problem {
     }
 }
 
+/// The outcome of a one-item Add or Update call.
+fn single(
+    outcome: crate::juju::Result<Vec<Result<(), crate::juju::ApiError>>>,
+) -> Result<(), Problem> {
+    outcome
+        .map_err(SharedFailure::from)?
+        .into_iter()
+        .next()
+        .unwrap_or(Ok(()))
+        .map_err(item_problem)
+}
+
 /// What the backend controller shares beyond [`Context`].
 pub struct BackendContext {
     /// The operator-wide context.
@@ -277,15 +289,7 @@ async fn sync(
                 token_rotate_interval: interval.filter(|d| !d.is_zero()),
                 config: config.clone(),
             };
-            let result = ctx
-                .juju
-                .add_secret_backends(&[new])
-                .await
-                .map_err(SharedFailure::from)?
-                .into_iter()
-                .next()
-                .unwrap_or(Ok(()));
-            result.map_err(item_problem)?;
+            single(ctx.juju.add_secret_backends(&[new]).await)?;
             info!(backend = %name, "added secret backend");
             ctx.publish(
                 b,
@@ -351,15 +355,7 @@ async fn sync(
                 }
             }
             if !changes.is_empty() {
-                let result = ctx
-                    .juju
-                    .update_secret_backends(&[update])
-                    .await
-                    .map_err(SharedFailure::from)?
-                    .into_iter()
-                    .next()
-                    .unwrap_or(Ok(()));
-                result.map_err(item_problem)?;
+                single(ctx.juju.update_secret_backends(&[update]).await)?;
                 let what = changes.join(", ");
                 info!(backend = %name, changed = %what, "updated secret backend");
                 ctx.publish(
