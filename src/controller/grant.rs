@@ -44,6 +44,34 @@ pub struct GrantContext {
     pub ctx: Arc<Context>,
     /// Every JujuSecretGrant, for the union of wanted applications.
     pub grants: Store<JujuSecretGrant>,
+    /// Grants this process made, per Juju secret (`<model-uuid>/<secret-id>`): seen at
+    /// once by every grant object, where other objects' statuses reach the watch cache
+    /// only later. Statuses keep the record across restarts.
+    pub made: std::sync::Mutex<std::collections::HashMap<String, BTreeSet<String>>>,
+}
+
+impl GrantContext {
+    fn made_key(target: &Target) -> String {
+        format!("{}/{}", target.model_uuid, target.uri.id())
+    }
+
+    fn made_on(&self, target: &Target) -> BTreeSet<String> {
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&Self::made_key(target))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn record_made(&self, target: &Target, granted: &[&str], revoked: &[String]) {
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = made.entry(Self::made_key(target)).or_default();
+        entry.extend(granted.iter().map(|a| (*a).to_owned()));
+        for app in revoked {
+            entry.remove(app);
+        }
+    }
 }
 
 /// Entry point for the kube-runtime controller.
@@ -405,6 +433,7 @@ async fn sync(
             }
         }
         if !granted.is_empty() {
+            gctx.record_made(&target, &granted, &[]);
             info!(secret = %target.uri, applications = ?granted, "granted");
             ctx.publish(
                 grant,
@@ -422,7 +451,11 @@ async fn sync(
     }
     // Applications that already had access and that another object's grant made count
     // as the operator's; anything else that already had access was granted by people.
-    for app in wanted.intersection(&others_own) {
+    let made_here = gctx.made_on(&target);
+    for app in wanted
+        .intersection(&others_own)
+        .chain(wanted.intersection(&made_here))
+    {
         owned.insert(app.clone());
     }
 
@@ -435,6 +468,7 @@ async fn sync(
     if !to_revoke.is_empty() {
         match revoke(ctx, grant, &target, &to_revoke).await {
             Ok(()) => {
+                gctx.record_made(&target, &[], &to_revoke);
                 for app in &to_revoke {
                     access.remove(app);
                 }
@@ -571,6 +605,7 @@ async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action,
     }
     match revoke(ctx, grant, &target, &to_revoke).await {
         Ok(()) => {
+            gctx.record_made(&target, &[], &to_revoke);
             ctx.listings.invalidate(&target.model_uuid).await;
             Ok(Action::await_change())
         }

@@ -488,6 +488,7 @@ async fn run_grants(api: Api<JujuSecretGrant>, jujusecrets: Api<JujuSecret>, ctx
     let gctx = Arc::new(grant::GrantContext {
         ctx: ctx.clone(),
         grants: store.clone(),
+        made: Default::default(),
     });
     controller
         .watches(
