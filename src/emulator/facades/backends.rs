@@ -265,20 +265,29 @@ fn check_rotate(
     Ok(())
 }
 
-fn add(call: &Call<'_>) -> Result<Value, RpcError> {
+/// Applies `one` to every item of `args` in one state write, answering with Juju's
+/// `ErrorResults`: `{}` per success, `{"error": ...}` per failure, in order.
+fn each_arg(
+    call: &Call<'_>,
+    one: impl Fn(&mut State, &crate::emulator::Faults, &Params<'_>) -> Result<(), RpcError>,
+) -> Result<Value, RpcError> {
     let params = call.req.params()?;
     let args = params.list_of_objs("args")?;
     let faults = &call.conn.shared.faults;
     call.conn.shared.write(|state| {
         let mut results = Vec::new();
         for arg in args {
-            results.push(match add_one(state, faults, &arg) {
+            results.push(match one(state, faults, &arg) {
                 Ok(()) => json!({}),
                 Err(e) => json!({ "error": e.to_value() }),
             });
         }
         Ok(json!({ "results": results }))
     })
+}
+
+fn add(call: &Call<'_>) -> Result<Value, RpcError> {
+    each_arg(call, add_one)
 }
 
 fn add_one(
@@ -328,19 +337,7 @@ fn add_one(
 }
 
 fn update(call: &Call<'_>) -> Result<Value, RpcError> {
-    let params = call.req.params()?;
-    let args = params.list_of_objs("args")?;
-    let faults = &call.conn.shared.faults;
-    call.conn.shared.write(|state| {
-        let mut results = Vec::new();
-        for arg in args {
-            results.push(match update_one(state, faults, &arg) {
-                Ok(()) => json!({}),
-                Err(e) => json!({ "error": e.to_value() }),
-            });
-        }
-        Ok(json!({ "results": results }))
-    })
+    each_arg(call, update_one)
 }
 
 fn update_one(
@@ -414,18 +411,7 @@ fn update_one(
 }
 
 fn remove(call: &Call<'_>) -> Result<Value, RpcError> {
-    let params = call.req.params()?;
-    let args = params.list_of_objs("args")?;
-    call.conn.shared.write(|state| {
-        let mut results = Vec::new();
-        for arg in args {
-            results.push(match remove_one(state, &arg) {
-                Ok(()) => json!({}),
-                Err(e) => json!({ "error": e.to_value() }),
-            });
-        }
-        Ok(json!({ "results": results }))
-    })
+    each_arg(call, |state, _, arg| remove_one(state, arg))
 }
 
 fn remove_one(state: &mut State, arg: &Params<'_>) -> Result<(), RpcError> {
