@@ -53,6 +53,20 @@ enum Command {
         /// Address of /metrics, /healthz and /readyz.
         #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:8080")]
         metrics_addr: SocketAddr,
+        /// Elect a leader with a Lease so several replicas can run; only the holder
+        /// reconciles. Turn off only when exactly one process runs.
+        #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+        leader_election: bool,
+        /// Name of the leader Lease.
+        #[arg(long, env = "LEASE_NAME", default_value = "juju-secrets-operator")]
+        lease_name: String,
+        /// Namespace of the leader Lease (default: the connection Secret's namespace).
+        #[arg(long, env = "LEASE_NAMESPACE")]
+        lease_namespace: Option<String>,
+        /// How long the leader Lease holds without renewal (at least 3s). A standby
+        /// takes over within this time after the leader dies.
+        #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+        lease_duration: Duration,
     },
     /// Print the CustomResourceDefinitions as YAML, or write one file per kind into a
     /// directory (how `crds/` is generated).
@@ -111,9 +125,36 @@ fn main() -> ExitCode {
             log_format,
             log_level,
             metrics_addr,
+            leader_election,
+            lease_name,
+            lease_namespace,
+            lease_duration,
         } => init_logging(log_format, &log_level)
             .map_err(Into::into)
             .and_then(|()| {
+                if lease_duration < controller::leader::MIN_LEASE_DURATION {
+                    return Err(format!(
+                        "--lease-duration must be at least {}",
+                        humantime::format_duration(controller::leader::MIN_LEASE_DURATION)
+                    )
+                    .into());
+                }
+                let leader_election = leader_election.then(|| {
+                    let namespace = lease_namespace
+                        .filter(|n| !n.is_empty())
+                        .or_else(|| {
+                            juju_connection_secret
+                                .split_once('/')
+                                .map(|(ns, _)| ns.to_owned())
+                        })
+                        .unwrap_or_else(|| "default".into());
+                    controller::leader::LeaderElection {
+                        lease_name,
+                        namespace,
+                        identity: controller::leader::default_identity(),
+                        duration: lease_duration,
+                    }
+                });
                 let config = RunConfig {
                     kubeconfig,
                     connection_secret: juju_connection_secret,
@@ -121,6 +162,7 @@ fn main() -> ExitCode {
                     tenancy_policy,
                     refresh_interval,
                     metrics_addr,
+                    leader_election,
                 };
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()

@@ -1,14 +1,16 @@
 //! The controllers, and the context they share.
 //!
-//! [`run`] starts the operator: it checks the CRDs are installed, connects to Juju with
-//! the credentials from a Kubernetes Secret, and runs the JujuSecret controller until
-//! SIGTERM/SIGINT, serving `/metrics`, `/healthz` and `/readyz` meanwhile.
+//! [`run`] starts the operator: it checks the CRDs are installed, reads the Juju
+//! credentials from a Kubernetes Secret, waits for the leader Lease (when leader
+//! election is on), and runs the controllers until SIGTERM/SIGINT, serving `/metrics`,
+//! `/healthz` and `/readyz` meanwhile.
 
 pub mod backend;
 pub mod content;
 pub mod grant;
 pub mod juju_state;
 pub mod jujusecret;
+pub mod leader;
 pub mod metrics;
 mod outcome;
 pub mod tenancy;
@@ -16,7 +18,6 @@ pub mod tenancy;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -194,6 +195,8 @@ pub struct RunConfig {
     pub refresh_interval: Duration,
     /// Address of the metrics and health server.
     pub metrics_addr: SocketAddr,
+    /// Leader election; `None` runs the controllers at once (one replica only).
+    pub leader_election: Option<leader::LeaderElection>,
 }
 
 /// Why the operator could not start or stopped with an error.
@@ -226,6 +229,9 @@ pub enum RunError {
     /// The Juju client could not be built.
     #[error("Juju client: {0}")]
     Juju(#[from] juju::Error),
+    /// Another replica took the leader Lease, or renewing it failed.
+    #[error("leadership lost: {0}")]
+    LeadershipLost(String),
     /// The metrics server could not start.
     #[error("metrics server on {addr}: {source}")]
     Metrics {
@@ -237,8 +243,8 @@ pub enum RunError {
     },
 }
 
-async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<Client, RunError> {
-    let config = match kubeconfig {
+async fn kube_config(kubeconfig: Option<&PathBuf>) -> Result<kube::Config, RunError> {
+    Ok(match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| RunError::KubeConfig(e.to_string()))?;
@@ -249,7 +255,10 @@ async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<Client, RunError> {
         None => kube::Config::infer()
             .await
             .map_err(|e| RunError::KubeConfig(e.to_string()))?,
-    };
+    })
+}
+
+fn kube_client(config: kube::Config) -> Result<Client, RunError> {
     Client::try_from(config).map_err(|e| RunError::KubeConfig(e.to_string()))
 }
 
@@ -367,7 +376,8 @@ where
 
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
-    let client = kube_client(config.kubeconfig.as_ref()).await?;
+    let kube_config = kube_config(config.kubeconfig.as_ref()).await?;
+    let client = kube_client(kube_config.clone())?;
     check_crd_installed(&client).await?;
     let policy = match &config.tenancy_policy {
         Some(path) => TenancyPolicy::load(path)?,
@@ -377,15 +387,36 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let mac_key = mac_key(&client, &config.connection_secret).await?;
     let juju = JujuClient::new(options)?;
 
-    let ready = Arc::new(AtomicBool::new(false));
     let metrics = metrics::Metrics::new(juju.clone());
+    let health = metrics::Health::new(juju.clone());
     let listener = tokio::net::TcpListener::bind(config.metrics_addr)
         .await
         .map_err(|source| RunError::Metrics {
             addr: config.metrics_addr,
             source,
         })?;
-    tokio::spawn(metrics::serve(listener, metrics.clone(), ready.clone()));
+    tokio::spawn(metrics::serve(listener, metrics.clone(), health.clone()));
+
+    let leadership = match &config.leader_election {
+        Some(election) => {
+            // Lease requests time out well within the Lease, so a hung renewal ends
+            // the leadership before another replica could take over.
+            let mut lease_config = kube_config.clone();
+            lease_config.connect_timeout = Some(election.request_timeout());
+            lease_config.read_timeout = Some(election.request_timeout());
+            lease_config.write_timeout = Some(election.request_timeout());
+            health.set_standby();
+            tokio::select! {
+                leadership = leader::acquire(kube_client(lease_config)?, election) => Some(leadership),
+                () = shutdown_signal() => {
+                    info!("stopped while waiting for the leader lease");
+                    return Ok(());
+                }
+            }
+        }
+        None => None,
+    };
+    metrics.set_leader(true);
 
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
@@ -411,17 +442,21 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     } else {
         config.namespaces.iter().cloned().map(Some).collect()
     };
+    // Two controllers per scope, plus the cluster-wide backend controller.
+    health.set_leading(scopes.len() * 2 + 1);
     let mut runs = Vec::new();
     for scope in scopes {
         runs.push(tokio::spawn(run_jujusecrets(
             api_for(&client, scope.as_deref()),
             api_for(&client, scope.as_deref()),
             ctx.clone(),
+            health.clone(),
         )));
         runs.push(tokio::spawn(run_grants(
             api_for(&client, scope.as_deref()),
             api_for(&client, scope.as_deref()),
             ctx.clone(),
+            health.clone(),
         )));
     }
     // Backends are cluster-scoped: one controller whatever the namespaces.
@@ -429,12 +464,61 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         client.clone(),
         ctx.clone(),
         config.namespaces.clone(),
+        health.clone(),
     )));
-    // The CRDs are installed, the Juju credentials were read and the controllers run.
-    ready.store(true, Ordering::Relaxed);
-    futures::future::join_all(runs).await;
+    let controllers = futures::future::join_all(runs);
+    match leadership {
+        None => {
+            controllers.await;
+        }
+        Some(mut leadership) => {
+            tokio::select! {
+                _ = controllers => {
+                    leadership.release().await;
+                }
+                reason = &mut leadership.lost => {
+                    let reason = reason.unwrap_or_else(|_| "the lease watcher stopped".into());
+                    warn!(%reason, "leadership lost; stopping");
+                    metrics.set_leader(false);
+                    return Err(RunError::LeadershipLost(reason));
+                }
+            }
+        }
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (the controllers watch for the same signals).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot watch for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Marks the scope's cache as synced in `/readyz` once the store has its first list.
+fn report_cache_sync<K>(store: kube::runtime::reflector::Store<K>, health: Arc<metrics::Health>)
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
+{
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            health.cache_synced();
+        }
+    });
 }
 
 /// An API over all namespaces, or one.
@@ -449,9 +533,16 @@ where
     }
 }
 
-async fn run_jujusecrets(api: Api<JujuSecret>, secrets: Api<Secret>, ctx: Arc<Context>) {
+async fn run_jujusecrets(
+    api: Api<JujuSecret>,
+    secrets: Api<Secret>,
+    ctx: Arc<Context>,
+    health: Arc<metrics::Health>,
+) {
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
+    report_cache_sync(store.clone(), health);
+    ctx.metrics.count_objects("JujuSecret", store.clone());
     controller
         .watches(
             secrets,
@@ -474,17 +565,33 @@ async fn run_jujusecrets(api: Api<JujuSecret>, secrets: Api<Secret>, ctx: Arc<Co
             },
         )
         .shutdown_on_signal()
-        .run(jujusecret::reconcile, error_policy, ctx.clone())
+        .run(
+            |js, ctx: Arc<Context>| async move {
+                let metrics = ctx.metrics.clone();
+                metrics
+                    .timed("JujuSecret", jujusecret::reconcile(js, ctx))
+                    .await
+            },
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|result| {
             let ctx = ctx.clone();
-            async move { report(&ctx, result) }
+            async move { report(&ctx, "JujuSecret", result) }
         })
         .await;
 }
 
-async fn run_grants(api: Api<JujuSecretGrant>, jujusecrets: Api<JujuSecret>, ctx: Arc<Context>) {
+async fn run_grants(
+    api: Api<JujuSecretGrant>,
+    jujusecrets: Api<JujuSecret>,
+    ctx: Arc<Context>,
+    health: Arc<metrics::Health>,
+) {
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
+    report_cache_sync(store.clone(), health);
+    ctx.metrics.count_objects("JujuSecretGrant", store.clone());
     let gctx = Arc::new(grant::GrantContext {
         ctx: ctx.clone(),
         grants: store.clone(),
@@ -508,20 +615,37 @@ async fn run_grants(api: Api<JujuSecretGrant>, jujusecrets: Api<JujuSecret>, ctx
             },
         )
         .shutdown_on_signal()
-        .run(grant::reconcile, grant_error_policy, gctx)
+        .run(
+            |g, gctx: Arc<grant::GrantContext>| async move {
+                let metrics = gctx.ctx.metrics.clone();
+                metrics
+                    .timed("JujuSecretGrant", grant::reconcile(g, gctx))
+                    .await
+            },
+            grant_error_policy,
+            gctx,
+        )
         .for_each(|result| {
             let ctx = ctx.clone();
-            async move { report(&ctx, result) }
+            async move { report(&ctx, "JujuSecretGrant", result) }
         })
         .await;
 }
 
 /// Runs the JujuSecretBackend controller. Referenced Secrets are watched in
 /// `namespaces` (all when empty), the same scope the operator may read Secrets in.
-async fn run_backends(client: Client, ctx: Arc<Context>, namespaces: Vec<String>) {
+async fn run_backends(
+    client: Client,
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    health: Arc<metrics::Health>,
+) {
     let api: Api<crate::crd::backend::JujuSecretBackend> = Api::all(client.clone());
     let mut controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
+    report_cache_sync(store.clone(), health);
+    ctx.metrics
+        .count_objects("JujuSecretBackend", store.clone());
     let bctx = Arc::new(backend::BackendContext {
         ctx: ctx.clone(),
         backends: store.clone(),
@@ -547,10 +671,19 @@ async fn run_backends(client: Client, ctx: Arc<Context>, namespaces: Vec<String>
     }
     controller
         .shutdown_on_signal()
-        .run(backend::reconcile, backend_error_policy, bctx)
+        .run(
+            |b, bctx: Arc<backend::BackendContext>| async move {
+                let metrics = bctx.ctx.metrics.clone();
+                metrics
+                    .timed("JujuSecretBackend", backend::reconcile(b, bctx))
+                    .await
+            },
+            backend_error_policy,
+            bctx,
+        )
         .for_each(|result| {
             let ctx = ctx.clone();
-            async move { report(&ctx, result) }
+            async move { report(&ctx, "JujuSecretBackend", result) }
         })
         .await;
 }
@@ -565,18 +698,22 @@ fn backend_error_policy(
     Action::requeue(delay)
 }
 
+/// Logs what the controller runtime reports; failures outside a reconcile pass (a
+/// reconcile's own outcome is counted by [`metrics::Metrics::timed`]) are counted too.
 fn report<K, E>(
     ctx: &Context,
+    kind: &'static str,
     result: Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, E>>,
 ) where
     K: Resource,
     E: std::error::Error,
 {
     match result {
-        Ok((obj, _)) => ctx.metrics.reconciled(&obj.name, None),
+        Ok(_) => {}
+        Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
         Err(e) => {
-            warn!(error = %e, "reconcile failed");
-            ctx.metrics.reconciled("", Some(error_label(&e)));
+            warn!(kind, error = %e, "controller error");
+            ctx.metrics.reconciled(kind, None, Some(error_label(&e)));
         }
     }
 }

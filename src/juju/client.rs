@@ -82,6 +82,11 @@ impl JujuClient {
             .remove(&Target::Model(model_uuid.to_owned()));
     }
 
+    /// True while the controller connection is logged in.
+    pub fn controller_connected(&self) -> bool {
+        self.controller().is_ok_and(|c| c.is_connected())
+    }
+
     /// Counters of the calls made so far, per `Facade.Method`.
     pub fn stats(&self) -> &CallStats {
         &self.stats

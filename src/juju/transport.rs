@@ -185,25 +185,34 @@ impl fmt::Display for Target {
 /// Counts of Juju calls sent, per `Facade.Method`.
 #[derive(Debug, Default)]
 pub struct CallStats {
-    counts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    counts: Mutex<BTreeMap<CallKey, u64>>,
 }
 
+/// `(facade, method, outcome)` of counted calls.
+pub type CallKey = (&'static str, &'static str, &'static str);
+
 impl CallStats {
-    fn record(&self, facade: &'static str, method: &'static str) {
+    fn record(&self, facade: &'static str, method: &'static str, outcome: &'static str) {
         if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry((facade, method)).or_default() += 1;
+            *counts.entry((facade, method, outcome)).or_default() += 1;
         }
     }
 
-    /// A copy of the counters, keyed `Facade.Method`.
+    /// A copy of the counters, keyed `Facade.Method`, all outcomes together.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for ((facade, method, _), n) in self.by_outcome() {
+            *out.entry(format!("{facade}.{method}")).or_default() += n;
+        }
+        out
+    }
+
+    /// A copy of the counters per facade, method and outcome (`ok`, `error`, `timeout`,
+    /// `connection-lost`).
+    pub fn by_outcome(&self) -> Vec<(CallKey, u64)> {
         self.counts
             .lock()
-            .map(|c| {
-                c.iter()
-                    .map(|((f, m), n)| (format!("{f}.{m}"), *n))
-                    .collect()
-            })
+            .map(|c| c.iter().map(|(k, n)| (*k, *n)).collect())
             .unwrap_or_default()
     }
 
@@ -213,7 +222,7 @@ impl CallStats {
             .lock()
             .map(|c| {
                 c.iter()
-                    .filter(|((f, m), _)| *f == facade && *m == method)
+                    .filter(|((f, m, _), _)| *f == facade && *m == method)
                     .map(|(_, n)| *n)
                     .sum()
             })
@@ -473,6 +482,11 @@ impl Connection {
         })
     }
 
+    /// True while the connection is logged in and usable.
+    pub fn is_connected(&self) -> bool {
+        matches!(*self.shared.state.borrow(), State::Ready(_))
+    }
+
     /// True once the connection has stopped trying: its login was refused. Calls fail
     /// with that refusal; a new connection tries again.
     pub fn is_finished(&self) -> bool {
@@ -522,10 +536,13 @@ impl Connection {
         let deadline = deadline_after(timeout);
         let session = self.session(deadline).await?;
         let version = session.facade_version(facade, versions)?;
-        self.shared.stats.record(facade, method);
-        let value = session
+        let answer = session
             .request(facade, version, method, params, deadline, timeout)
-            .await?;
+            .await;
+        self.shared
+            .stats
+            .record(facade, method, call_outcome(answer.as_ref().err()));
+        let value = answer?;
         serde_json::from_value(value).map_err(|e| Error::Protocol {
             facade,
             method,
@@ -537,6 +554,16 @@ impl Connection {
     pub async fn server_version(&self) -> Result<String> {
         let deadline = deadline_after(self.shared.options.call_timeout);
         Ok(self.session(deadline).await?.server_version.clone())
+    }
+}
+
+/// The outcome label of one call: whether Juju answered it, and how it failed if not.
+fn call_outcome(error: Option<&Error>) -> &'static str {
+    match error {
+        None => "ok",
+        Some(Error::Timeout { .. }) => "timeout",
+        Some(Error::ConnectionLost { .. }) => "connection-lost",
+        Some(_) => "error",
     }
 }
 
@@ -704,7 +731,6 @@ async fn dial_and_login(
         params: &login,
     })
     .map_err(|e| connect_failure(e.to_string()))?;
-    shared.stats.record("Admin", "Login");
     sink.send(Message::text(frame))
         .await
         .map_err(|e| connect_failure(format!("websocket: {e}")))?;
@@ -725,6 +751,10 @@ async fn dial_and_login(
         }
     };
     let target = shared.target.to_string();
+    let refused = reply.error.as_ref().is_some_and(|m| !m.is_empty());
+    shared
+        .stats
+        .record("Admin", "Login", if refused { "error" } else { "ok" });
     if let Some(message) = reply.error.filter(|m| !m.is_empty()) {
         return Err(Failure::Login {
             target,
@@ -823,7 +853,6 @@ async fn dial_and_login(
             let Ok(version) = session.facade_version("Pinger", &[1]) else {
                 continue;
             };
-            stats.record("Pinger", "Ping");
             let deadline = deadline_after(ping_timeout);
             let ping = session
                 .request(
@@ -835,6 +864,7 @@ async fn dial_and_login(
                     ping_timeout,
                 )
                 .await;
+            stats.record("Pinger", "Ping", call_outcome(ping.as_ref().err()));
             if let Err(e) = ping {
                 warn!(error = %e, "keepalive ping failed; dropping the connection");
                 session.close();
