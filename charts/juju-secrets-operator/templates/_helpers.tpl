@@ -45,3 +45,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "juju-secrets-operator.policyDir" -}}
 /etc/juju-secrets-operator/tenancy
 {{- end }}
+
+{{/* Name of the leader-election Lease in the release namespace. */}}
+{{- define "juju-secrets-operator.leaseName" -}}
+{{- default (include "juju-secrets-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+API version of PodDisruptionBudget: policy/v1 when the cluster serves it (Helm puts
+"policy/v1/PodDisruptionBudget" in .Capabilities.APIVersions when it talks to a cluster, or
+when given with --api-versions), or when rendering offline for Kubernetes 1.21 or later
+(offline, Helm lists group versions only, and its default KubeVersion is recent);
+otherwise policy/v1beta1 (Kubernetes 1.20, e.g. `helm template --kube-version 1.20.0`).
+*/}}
+{{- define "juju-secrets-operator.pdbApiVersion" -}}
+{{- if or (.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget") (semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version) -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end }}
