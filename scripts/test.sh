@@ -3,7 +3,8 @@
 # against the in-process emulator; the operator binary end to end against a real
 # kube-apiserver and the emulator), then the Python conformance suite (python-libjuju
 # against the emulator binary), which also validates every frame the Rust tests logged
-# against Juju's facade schemas. README.md documents this command; .ci/run calls it.
+# against Juju's facade schemas, and the Helm chart tests (Helm's engine; server-side dry
+# run on a real kube-apiserver). README.md documents this command; .ci/run calls it.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +29,11 @@ if [ ! -x "$venv/bin/pytest" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
 fi
 
+# The chart's objects (ServiceAccount, RBAC, Deployment), rendered by Helm's engine, for the
+# end-to-end tests that run the operator with only the chart's permissions.
+"$venv/bin/python" tests/chart/render.py --release jso --namespace e2e-system --values-json '{"watchNamespaces": []}' --out target/chart/e2e.yaml
+export JSO_CHART_MANIFEST=$repo/target/chart/e2e.yaml
+
 echo "== real kube-apiserver for the end-to-end tests (built once, cached)"
 bash scripts/kube-apiserver.sh build
 # The end-to-end tests fail, rather than skip, when their environment cannot start.
@@ -41,8 +47,8 @@ frame_dir=$repo/target/tmp/frame-logs
 rm -rf "$frame_dir"
 cargo test --locked --all-targets
 
-echo "== Python conformance tests (python-libjuju against the emulator) and frame validation"
+echo "== Python tests: python-libjuju against the emulator, frame validation, the Helm chart"
 JUJU_EMULATOR_BIN=$repo/target/debug/juju-emulator \
 JUJU_FACADE_SCHEMAS=$shared/juju-facade-schemas \
 RUST_FRAME_LOG_DIR=$frame_dir \
-  "$venv/bin/pytest" -q tests/python
+  "$venv/bin/pytest" -q tests/python tests/chart
