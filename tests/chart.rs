@@ -72,6 +72,9 @@ fn chart_defaults_are_locked_down() {
     // Empty policy = allow all, as the operator's own default.
     assert_eq!(values["tenancy"]["policy"], serde_json::json!({}));
     assert_eq!(values["metrics"]["port"], 8080);
+    // One replica by default; leader election (on by default) makes more safe.
+    assert_eq!(values["replicaCount"], 1);
+    assert_eq!(values["leaderElection"]["enabled"], true);
 }
 
 #[test]
@@ -101,7 +104,7 @@ fn chart_deployment_probes_the_operators_health_endpoints() {
         "path: /healthz",
         "path: /readyz",
         "type: Recreate",
-        "replicas: 1",
+        "replicas: {{ .Values.replicaCount }}",
         "- run",
         "JUJU_CONNECTION_SECRET",
         "--tenancy-policy=",

@@ -25,7 +25,11 @@ use harness::{
     Env, MODEL, NS, NS_DENIED, NS_READER, NS_SYSTEM, Operator, REFRESH, SetupError, WAIT,
     assert_content, b64, content_is, describe, ready, revision, secret_id,
 };
+use juju_secrets_operator::crd::secret::JujuSecret;
 use juju_secrets_operator::juju::SecretUri;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
 type Scenario = fn(Arc<Env>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -75,7 +79,13 @@ async fn end_to_end() {
         operator_killed,
         drift,
         many_secrets,
+        metrics_and_health,
+        least_privilege,
+        leader_election,
     ] {
+        if !harness::selected(name) {
+            continue;
+        }
         let t0 = Instant::now();
         let mut task = tokio::spawn(scenario(env.clone()));
         let outcome = match tokio::time::timeout(SCENARIO_TIMEOUT, &mut task).await {
@@ -1511,4 +1521,388 @@ async fn only_contract_reasons(env: Arc<Env>) {
         odd.is_empty(),
         "reasons outside the operator contract: {odd:?}"
     );
+}
+
+/// Reads the holder of a Lease in [`NS_SYSTEM`].
+async fn lease_holder(env: &Env, name: &str) -> Option<String> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    Api::<Lease>::namespaced(env.kube.clone(), NS_SYSTEM)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+/// The `leader` gauge of an operator (None when /metrics does not answer).
+fn leader_gauge(op: &Operator) -> Option<f64> {
+    let (_, body) = harness::http_get(op.metrics_port, "/metrics")?;
+    harness::metric(&body, "juju_secrets_operator_leader", &[])
+}
+
+/// Waits until one of `ops` reports itself leader; its index.
+async fn wait_leader(ops: &mut [&mut Operator], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        for (i, op) in ops.iter_mut().enumerate() {
+            if op.exited().is_none() && leader_gauge(op) == Some(1.0) {
+                return i;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no operator became leader within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two replicas with leader election (`replicas: 2`): only the Lease holder
+/// reconciles and calls Juju; the standby is ready but idle. SIGKILL of the leader
+/// hands over within the Lease duration, with no duplicate Juju secret; SIGTERM
+/// releases the Lease so a new replica takes over at once.
+async fn leader_election(env: Arc<Env>) {
+    // The chart grants get/update/patch on its own Lease name only.
+    const LEASE: &str = "jso-juju-secrets-operator";
+    const DURATION: Duration = Duration::from_secs(6);
+    let mut args = env.common_args.clone();
+    args.extend([
+        "--juju-connection-secret".into(),
+        format!("{NS_SYSTEM}/juju-admin"),
+        "--namespaces".into(),
+        NS_READER.into(),
+        "--leader-election=true".into(),
+        "--lease-name".into(),
+        LEASE.into(),
+        "--lease-duration".into(),
+        format!("{}s", DURATION.as_secs()),
+    ]);
+    let start = |name: &str| {
+        let log = env.dir.join(format!("operator-{name}.log"));
+        env.logs.lock().unwrap().push(log.clone());
+        Operator::start(name, args.clone(), log)
+    };
+    let mut a = start("ha-a");
+    a.wait_started().await;
+    let first = wait_leader(&mut [&mut a], WAIT).await;
+    assert_eq!(first, 0);
+    let mut b = start("ha-b");
+    b.wait_started().await;
+    // A standby is ready (it must not stall a rolling update) and not the leader.
+    b.wait_http_ok("/readyz", WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("standby not ready: {e}"));
+    assert_eq!(leader_gauge(&b), Some(0.0), "the standby claims to lead");
+    a.wait_http_ok("/readyz", WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("leader not ready: {e}"));
+    let holder = lease_holder(&env, LEASE).await;
+    assert!(holder.is_some(), "Lease {LEASE} has no holder");
+
+    let v1 = env.value("ha-1");
+    env.create_jsec(
+        NS_READER,
+        "ha-1",
+        json!({"model": MODEL, "data": {"value": v1}}),
+    )
+    .await;
+    env.wait_synced(NS_READER, "ha-1", |o| revision(o) == Some(1))
+        .await;
+    // Only the leader reconciled and called Juju.
+    let (_, standby_metrics) =
+        harness::http_get(b.metrics_port, "/metrics").expect("standby /metrics");
+    for family in [
+        "juju_secrets_operator_reconciles_total",
+        "juju_secrets_operator_juju_calls_total",
+    ] {
+        let n = harness::metric(&standby_metrics, family, &[]).unwrap_or(0.0);
+        assert_eq!(n, 0.0, "the standby counted {n} in {family}");
+    }
+    let (_, leader_metrics) =
+        harness::http_get(a.metrics_port, "/metrics").expect("leader /metrics");
+    assert!(
+        harness::metric(
+            &leader_metrics,
+            "juju_secrets_operator_reconciles_total",
+            &[("kind", "JujuSecret")]
+        )
+        .unwrap_or(0.0)
+            > 0.0,
+        "the leader reports no JujuSecret reconciles"
+    );
+
+    // SIGKILL the leader: the standby takes over within the Lease duration (plus the
+    // time it takes to notice), and an edit made meanwhile is applied once, by it.
+    a.kill();
+    let killed = Instant::now();
+    let v2 = env.value("ha-1b");
+    env.patch_jsec(NS_READER, "ha-1", json!({"spec": {"data": {"value": v2}}}))
+        .await;
+    wait_leader(&mut [&mut b], DURATION + Duration::from_secs(10)).await;
+    let handover = killed.elapsed();
+    eprintln!("e2e: leader SIGKILLed; standby took over after {handover:?} (Lease {DURATION:?})");
+    assert!(
+        handover <= DURATION + Duration::from_secs(3),
+        "handover took {handover:?} with a {DURATION:?} Lease"
+    );
+    let v3 = env.value("ha-2");
+    env.create_jsec(
+        NS_READER,
+        "ha-2",
+        json!({"model": MODEL, "data": {"value": v3}}),
+    )
+    .await;
+    env.wait_synced(NS_READER, "ha-1", |o| revision(o) == Some(2))
+        .await;
+    env.wait_synced(NS_READER, "ha-2", |o| revision(o) == Some(1))
+        .await;
+    assert_content(
+        &env.juju_one("ha-1").await,
+        &[("value", &v2)],
+        "after handover",
+    );
+    assert_content(
+        &env.juju_one("ha-2").await,
+        &[("value", &v3)],
+        "created by the new leader",
+    );
+
+    // SIGTERM: the leader releases the Lease (no holder left behind) and exits 0; the
+    // next replica takes over within the Lease duration.
+    let b_identity = lease_holder(&env, LEASE).await;
+    assert!(b_identity.is_some(), "the new leader holds no Lease");
+    let mut c = start("ha-c");
+    c.wait_started().await;
+    let status = b.terminate(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "leader on SIGTERM: {status:?} (expected exit 0)"
+    );
+    let after_exit = lease_holder(&env, LEASE).await;
+    assert!(
+        after_exit != b_identity,
+        "the Lease still names the leader that exited on SIGTERM: {after_exit:?}"
+    );
+    let released = Instant::now();
+    wait_leader(&mut [&mut c], DURATION + Duration::from_secs(10)).await;
+    eprintln!(
+        "e2e: leader SIGTERMed; next took over after {:?}",
+        released.elapsed()
+    );
+    assert!(
+        released.elapsed() <= DURATION + Duration::from_secs(3),
+        "takeover after SIGTERM took {:?} with a {DURATION:?} Lease",
+        released.elapsed()
+    );
+    env.cleanup(NS_READER, &["ha-1", "ha-2"]).await;
+    assert!(env.juju_by_label("ha-1").await.is_empty());
+    let _ = c.terminate(Duration::from_secs(15));
+}
+
+/// The operator runs with only the chart's RBAC (every scenario shows that suffices);
+/// what the chart does not grant is refused.
+async fn least_privilege(env: Arc<Env>) {
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let sa = env.operator_kube.clone();
+    let forbidden = |what: &str, result: Result<(), kube::Error>| match result {
+        Err(kube::Error::Api(e)) if e.code == 403 => None,
+        other => Some(format!("{what}: expected 403 Forbidden, got {other:?}")),
+    };
+    let mut problems = Vec::new();
+    // Allowed: what the operator does.
+    if let Err(e) = Api::<JujuSecret>::all(sa.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        problems.push(format!("listing JujuSecrets with the chart's rights: {e}"));
+    }
+    env.create_secret(NS, "rbac-victim", &[("k", "v")]).await;
+    let checks = [
+        (
+            "deleting a Secret",
+            Api::<Secret>::namespaced(sa.clone(), NS)
+                .delete("rbac-victim", &DeleteParams::default())
+                .await
+                .map(drop),
+        ),
+        (
+            "creating a JujuSecret",
+            Api::<JujuSecret>::namespaced(sa.clone(), NS)
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({
+                        "metadata": {"name": "rbac-made"},
+                        "spec": {"model": MODEL, "data": {"a": "b"}}
+                    }))
+                    .unwrap(),
+                )
+                .await
+                .map(drop),
+        ),
+        (
+            "deleting a JujuSecret",
+            Api::<JujuSecret>::namespaced(sa.clone(), NS)
+                .delete("anything", &DeleteParams::default())
+                .await
+                .map(drop),
+        ),
+        (
+            "listing ConfigMaps",
+            Api::<ConfigMap>::all(sa.clone())
+                .list(&ListParams::default())
+                .await
+                .map(drop),
+        ),
+        (
+            "listing Pods",
+            Api::<Pod>::all(sa.clone())
+                .list(&ListParams::default())
+                .await
+                .map(drop),
+        ),
+        (
+            "creating a ClusterRole",
+            Api::<ClusterRole>::all(sa.clone())
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({"metadata": {"name": "escalate"}, "rules": []}))
+                        .unwrap(),
+                )
+                .await
+                .map(drop),
+        ),
+        (
+            "creating a Lease outside the release namespace",
+            Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(sa.clone(), NS)
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({"metadata": {"name": "x"}, "spec": {}}))
+                        .unwrap(),
+                )
+                .await
+                .map(drop),
+        ),
+    ];
+    for (what, result) in checks {
+        problems.extend(forbidden(what, result));
+    }
+    assert!(
+        env.secrets(NS)
+            .get_opt("rbac-victim")
+            .await
+            .unwrap()
+            .is_some(),
+        "the Secret was deleted with the operator's rights"
+    );
+    let _ = env
+        .secrets(NS)
+        .delete("rbac-victim", &DeleteParams::default())
+        .await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `/metrics` carries every family the chart's ServiceMonitor scrapes, with values
+/// that follow what the scenarios did; `/healthz` and `/readyz` answer 200.
+async fn metrics_and_health(env: Arc<Env>) {
+    let v = env.value("metrics");
+    env.create_jsec(
+        NS,
+        "metrics-a",
+        json!({"model": MODEL, "data": {"value": v}}),
+    )
+    .await;
+    env.wait_synced(NS, "metrics-a", |o| revision(o) == Some(1))
+        .await;
+    // An object that fails: a model the tenancy policy does not allow.
+    env.create_jsec(
+        NS_DENIED,
+        "metrics-denied",
+        json!({"model": MODEL, "data": {"value": v}}),
+    )
+    .await;
+    env.wait_reason(NS_DENIED, "metrics-denied", "Forbidden")
+        .await;
+    let port = env.operator.lock().await.metrics_port;
+    assert_eq!(harness::http_get_status(port, "/healthz"), Some(200));
+    assert_eq!(harness::http_get_status(port, "/readyz"), Some(200));
+    let (code, body) = harness::http_get(port, "/metrics").expect("/metrics answers");
+    assert_eq!(code, 200);
+    let m = |name: &str, labels: &[(&str, &str)]| harness::metric(&body, name, labels);
+    let mut problems = Vec::new();
+    let mut expect = |what: &str, ok: bool| {
+        if !ok {
+            problems.push(what.to_owned());
+        }
+    };
+    let p = "juju_secrets_operator_";
+    expect(
+        "reconciles_total{kind=JujuSecret,outcome=ok} > 0",
+        m(
+            &format!("{p}reconciles_total"),
+            &[("kind", "JujuSecret"), ("outcome", "ok")],
+        )
+        .unwrap_or(0.0)
+            > 0.0,
+    );
+    expect(
+        "reconcile_duration_seconds histogram for JujuSecret",
+        m(
+            &format!("{p}reconcile_duration_seconds_count"),
+            &[("kind", "JujuSecret")],
+        )
+        .unwrap_or(0.0)
+            > 0.0
+            && body.contains(&format!("{p}reconcile_duration_seconds_bucket{{")),
+    );
+    expect(
+        "juju_calls_total{facade=Secrets,method=CreateSecrets,outcome=ok} > 0",
+        m(
+            &format!("{p}juju_calls_total"),
+            &[
+                ("facade", "Secrets"),
+                ("method", "CreateSecrets"),
+                ("outcome", "ok"),
+            ],
+        )
+        .unwrap_or(0.0)
+            > 0.0,
+    );
+    expect(
+        "juju_connected == 1",
+        m(&format!("{p}juju_connected"), &[]) == Some(1.0),
+    );
+    expect("leader == 1", m(&format!("{p}leader"), &[]) == Some(1.0));
+    expect(
+        "objects{kind=JujuSecret,ready=True} >= 1",
+        m(
+            &format!("{p}objects"),
+            &[("kind", "JujuSecret"), ("ready", "True")],
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+    );
+    expect(
+        "objects{kind=JujuSecret,ready=False} >= 1",
+        m(
+            &format!("{p}objects"),
+            &[("kind", "JujuSecret"), ("ready", "False")],
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+    );
+    expect(
+        "objects{kind=JujuSecretGrant} and {kind=JujuSecretBackend} present",
+        m(&format!("{p}objects"), &[("kind", "JujuSecretGrant")]).is_some()
+            && m(&format!("{p}objects"), &[("kind", "JujuSecretBackend")]).is_some(),
+    );
+    assert!(
+        problems.is_empty(),
+        "/metrics is missing: {}\n{body}",
+        problems.join(", ")
+    );
+    env.cleanup(NS, &["metrics-a"]).await;
+    env.cleanup(NS_DENIED, &["metrics-denied"]).await;
 }

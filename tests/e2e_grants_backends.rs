@@ -109,7 +109,7 @@ async fn grants_and_backends_end_to_end() {
         invalid_backends,
         examples_are_valid,
     ] {
-        if !selected(name) {
+        if !harness::selected(name) {
             continue;
         }
         let t0 = Instant::now();
@@ -186,14 +186,6 @@ async fn grants_and_backends_end_to_end() {
         failures.len(),
         failures.join("\n- ")
     );
-}
-
-/// `JSO_E2E_SCENARIOS=a,b` runs only those scenarios (while fixing one).
-fn selected(name: &str) -> bool {
-    match std::env::var("JSO_E2E_SCENARIOS") {
-        Ok(list) if !list.trim().is_empty() => list.split(',').any(|s| s.trim() == name),
-        _ => true,
-    }
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -118,14 +118,15 @@ pub struct Metrics {
     juju_connected: Gauge,
     objects: Family<ObjectLabels, Gauge>,
     leader: Gauge,
-    juju: JujuClient,
+    juju: Arc<OnceLock<JujuClient>>,
     seen: Arc<Mutex<BTreeMap<CallKey, u64>>>,
     censuses: Arc<Mutex<Vec<(&'static str, Census)>>>,
 }
 
 impl Metrics {
-    /// Registers the metrics.
-    pub fn new(juju: JujuClient) -> Self {
+    /// Registers the metrics. The Juju client is attached with [`Metrics::attach`] once
+    /// the replica leads (a standby does not connect to Juju).
+    pub fn new() -> Self {
         let mut registry = Registry::with_prefix("juju_secrets_operator");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register(
@@ -183,7 +184,7 @@ impl Metrics {
             juju_connected,
             objects,
             leader,
-            juju,
+            juju: Arc::default(),
             seen: Arc::default(),
             censuses: Arc::default(),
         }
@@ -249,6 +250,11 @@ impl Metrics {
             .push((kind, census));
     }
 
+    /// Reports the calls and connection state of `juju` from now on.
+    pub fn attach(&self, juju: JujuClient) {
+        let _ = self.juju.set(juju);
+    }
+
     /// Records whether this replica leads.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
@@ -256,8 +262,11 @@ impl Metrics {
 
     /// Brings the gauges and the Juju call counters up to date.
     fn refresh(&self) {
+        let Some(juju) = self.juju.get() else {
+            return;
+        };
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, count) in self.juju.stats().by_outcome() {
+        for (key, count) in juju.stats().by_outcome() {
             let before = seen.get(&key).copied().unwrap_or(0);
             if count > before {
                 let (facade, method, outcome) = key;
@@ -273,7 +282,7 @@ impl Metrics {
         }
         drop(seen);
         self.juju_connected
-            .set(i64::from(self.juju.controller_connected()));
+            .set(i64::from(juju.controller_connected()));
         let censuses = self.censuses.lock().unwrap_or_else(|p| p.into_inner());
         // Several controllers may count the same kind (one per watched namespace).
         let mut totals: BTreeMap<(&'static str, &'static str), i64> = BTreeMap::new();
@@ -300,6 +309,12 @@ impl Metrics {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Errors that carry a short reason label.
 pub trait Categorized {
     /// A CamelCase reason for metrics labels.
@@ -317,17 +332,17 @@ pub struct Health {
     standby: AtomicBool,
     leading: AtomicBool,
     caches_pending: AtomicUsize,
-    juju: JujuClient,
+    juju: OnceLock<JujuClient>,
 }
 
 impl Health {
     /// Starting: neither standby nor leading, not ready.
-    pub fn new(juju: JujuClient) -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         Arc::new(Self {
             standby: AtomicBool::new(false),
             leading: AtomicBool::new(false),
             caches_pending: AtomicUsize::new(0),
-            juju,
+            juju: OnceLock::new(),
         })
     }
 
@@ -336,8 +351,9 @@ impl Health {
         self.standby.store(true, Ordering::Release);
     }
 
-    /// Leading, with `caches` controller caches still to sync.
-    pub fn set_leading(&self, caches: usize) {
+    /// Leading with `juju`, with `caches` controller caches still to sync.
+    pub fn set_leading(&self, juju: JujuClient, caches: usize) {
+        let _ = self.juju.set(juju);
         self.caches_pending.store(caches, Ordering::Release);
         self.leading.store(true, Ordering::Release);
         self.standby.store(false, Ordering::Release);
@@ -355,7 +371,11 @@ impl Health {
         if self.leading.load(Ordering::Acquire) {
             if self.caches_pending.load(Ordering::Acquire) > 0 {
                 Err("caches are syncing")
-            } else if !self.juju.controller_connected() {
+            } else if !self
+                .juju
+                .get()
+                .is_some_and(JujuClient::controller_connected)
+            {
                 Err("not connected to the Juju controller")
             } else {
                 Ok("ready")

@@ -385,10 +385,9 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     };
     let options = connection_options(&client, &config.connection_secret).await?;
     let mac_key = mac_key(&client, &config.connection_secret).await?;
-    let juju = JujuClient::new(options)?;
 
-    let metrics = metrics::Metrics::new(juju.clone());
-    let health = metrics::Health::new(juju.clone());
+    let metrics = metrics::Metrics::new();
+    let health = metrics::Health::new();
     let listener = tokio::net::TcpListener::bind(config.metrics_addr)
         .await
         .map_err(|source| RunError::Metrics {
@@ -416,6 +415,9 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         }
         None => None,
     };
+    // Only the leader talks to Juju.
+    let juju = JujuClient::new(options)?;
+    metrics.attach(juju.clone());
     metrics.set_leader(true);
 
     let reporter = Reporter {
@@ -443,7 +445,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         config.namespaces.iter().cloned().map(Some).collect()
     };
     // Two controllers per scope, plus the cluster-wide backend controller.
-    health.set_leading(scopes.len() * 2 + 1);
+    health.set_leading(ctx.juju.clone(), scopes.len() * 2 + 1);
     let mut runs = Vec::new();
     for scope in scopes {
         runs.push(tokio::spawn(run_jujusecrets(
@@ -509,14 +511,31 @@ async fn shutdown_signal() {
 }
 
 /// Marks the scope's cache as synced in `/readyz` once the store has its first list.
-fn report_cache_sync<K>(store: kube::runtime::reflector::Store<K>, health: Arc<metrics::Health>)
-where
+fn report_cache_sync<K>(
+    kind: &'static str,
+    store: kube::runtime::reflector::Store<K>,
+    health: Arc<metrics::Health>,
+) where
     K: Resource + Clone + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
 {
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            health.cache_synced();
+        // The store's readiness signal wakes only its most recent waiter, and the
+        // controller itself waits on it too: poll again every half second instead of
+        // relying on a wake-up.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    tracing::debug!(kind, "cache synced");
+                    health.cache_synced();
+                    return;
+                }
+                Ok(Err(e)) => {
+                    warn!(kind, error = %e, "cache never synced");
+                    return;
+                }
+                Err(_) => {}
+            }
         }
     });
 }
@@ -541,7 +560,7 @@ async fn run_jujusecrets(
 ) {
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
-    report_cache_sync(store.clone(), health);
+    report_cache_sync("JujuSecret", store.clone(), health);
     ctx.metrics.count_objects("JujuSecret", store.clone());
     controller
         .watches(
@@ -590,7 +609,7 @@ async fn run_grants(
 ) {
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
-    report_cache_sync(store.clone(), health);
+    report_cache_sync("JujuSecretGrant", store.clone(), health);
     ctx.metrics.count_objects("JujuSecretGrant", store.clone());
     let gctx = Arc::new(grant::GrantContext {
         ctx: ctx.clone(),
@@ -643,7 +662,7 @@ async fn run_backends(
     let api: Api<crate::crd::backend::JujuSecretBackend> = Api::all(client.clone());
     let mut controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
-    report_cache_sync(store.clone(), health);
+    report_cache_sync("JujuSecretBackend", store.clone(), health);
     ctx.metrics
         .count_objects("JujuSecretBackend", store.clone());
     let bctx = Arc::new(backend::BackendContext {

@@ -178,9 +178,21 @@ impl Operator {
             .unwrap();
         let _ = writeln!(log, "### e2e: starting {}", self.name);
         let err = log.try_clone().unwrap();
+        // One process per Lease unless a scenario asks for leader election: restarts
+        // after SIGKILL must not wait for the dead process's Lease to expire.
+        let election = if self
+            .args
+            .iter()
+            .any(|a| a.starts_with("--leader-election") || a == "--lease-name")
+        {
+            Vec::new()
+        } else {
+            vec!["--leader-election=false".to_owned()]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_juju-secrets-operator"))
             .arg("run")
             .args(&self.args)
+            .args(&election)
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{}", self.metrics_port))
             .env_remove("KUBECONFIG")
@@ -251,8 +263,9 @@ impl Operator {
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "operator {}: {path} did not answer 200 within {within:?}",
-                    self.name
+                    "operator {}: {path} did not answer 200 within {within:?}: {:?}",
+                    self.name,
+                    http_get(self.metrics_port, path)
                 ));
             }
             tokio::time::sleep(POLL).await;
@@ -296,6 +309,42 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
+/// `JSO_E2E_SCENARIOS=a,b` runs only those scenarios (while fixing one).
+pub fn selected(name: &str) -> bool {
+    match std::env::var("JSO_E2E_SCENARIOS") {
+        Ok(list) if !list.trim().is_empty() => list.split(',').any(|s| s.trim() == name),
+        _ => true,
+    }
+}
+
+/// The sum of the samples of metric `name` (exactly that name, any labels) whose
+/// labels include every pair of `labels`; `None` when there is no such sample.
+pub fn metric(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (label_text, value) = if let Some(rest) = rest.strip_prefix('{') {
+            match rest.split_once("} ") {
+                Some(parts) => parts,
+                None => continue,
+            }
+        } else if let Some(value) = rest.strip_prefix(' ') {
+            ("", value)
+        } else {
+            continue;
+        };
+        let all = labels
+            .iter()
+            .all(|(k, v)| label_text.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+        if all && let Ok(v) = value.trim().parse::<f64>() {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
 // ------------------------------------------------------------------ the environment
 
 /// Everything the scenarios share. Field order is drop order: operators first, the
@@ -307,6 +356,9 @@ pub struct Env {
     pub kube: Client,
     pub model_uuid: String,
     pub dir: PathBuf,
+    /// A client with the operator's own rights: the Helm chart's ServiceAccount and
+    /// RBAC, applied from the rendered chart (every operator runs with its token).
+    pub operator_kube: Client,
     /// Arguments every operator instance shares (kubeconfig, refresh, logging).
     pub common_args: Vec<String>,
     /// Every secret value the tests wrote anywhere (the leak check greps for them).
@@ -324,7 +376,8 @@ pub struct Env {
 
 /// Why the environment did not come up: skip (or fail under CI) vs. always fail.
 pub enum SetupError {
-    /// The kube-apiserver could not be built or started.
+    /// The kube-apiserver could not be built or started, or the rendered Helm chart
+    /// (whose RBAC the operator runs with) is missing.
     NoApiServer(String),
 }
 
@@ -423,6 +476,8 @@ impl Env {
             secrets.create(&PostParams::default(), &obj).await.unwrap();
         }
         apply_crds(&kube).await;
+        let (operator_kubeconfig, operator_kube) =
+            install_chart_rbac(&kube, &apiserver.kubeconfig, &dir).await?;
 
         // The tenancy policy of the main operator: NS_DENIED may use another model only.
         let policy = dir.join("tenancy.yaml");
@@ -436,7 +491,7 @@ impl Env {
 
         let common_args: Vec<String> = vec![
             "--kubeconfig".into(),
-            apiserver.kubeconfig.display().to_string(),
+            operator_kubeconfig.display().to_string(),
             "--refresh-interval".into(),
             format!("{}s", REFRESH.as_secs()),
             "--log-format".into(),
@@ -475,6 +530,7 @@ impl Env {
             kube,
             model_uuid,
             dir,
+            operator_kube,
             common_args,
             values: Mutex::new(Vec::new()),
             logs: Mutex::new(vec![log]),
@@ -993,6 +1049,120 @@ pub fn describe(o: &JujuSecret) -> String {
             )
         }
     }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> T {
+    serde_json::from_value(obj.clone()).unwrap_or_else(|e| panic!("{e}: {obj}"))
+}
+
+/// The chart rendered for the end-to-end tests (release `jso` in [`NS_SYSTEM`]):
+/// `JSO_CHART_MANIFEST`, else `target/chart/e2e.yaml`, which `scripts/test.sh` writes.
+fn chart_manifest() -> PathBuf {
+    std::env::var_os("JSO_CHART_MANIFEST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/chart/e2e.yaml"))
+}
+
+/// Applies the ServiceAccount and RBAC objects of the rendered Helm chart, requests a
+/// token for that ServiceAccount, and writes a kubeconfig that uses it: the operator
+/// then has exactly the chart's rights. Returns the kubeconfig and a client with it.
+async fn install_chart_rbac(
+    admin: &Client,
+    admin_kubeconfig: &Path,
+    dir: &Path,
+) -> Result<(PathBuf, Client), SetupError> {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use serde::Deserialize;
+
+    let path = chart_manifest();
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        SetupError::NoApiServer(format!(
+            "rendered Helm chart {} not readable ({e}); scripts/test.sh renders it \
+             with tests/chart/render.py",
+            path.display()
+        ))
+    })?;
+    let pp = PostParams::default();
+    let mut service_account = None;
+    let mut kinds = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let Ok(obj) = Value::deserialize(doc) else {
+            panic!("{}: a document is not YAML", path.display());
+        };
+        if obj.is_null() {
+            continue;
+        }
+        let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or(NS_SYSTEM);
+        match kind.as_str() {
+            "ServiceAccount" => {
+                let sa: ServiceAccount = typed(&obj);
+                service_account = sa.metadata.name.clone();
+                Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+                    .create(&pp, &sa)
+                    .await
+                    .map(drop)
+            }
+            "ClusterRole" => Api::<ClusterRole>::all(admin.clone())
+                .create(&pp, &typed(&obj))
+                .await
+                .map(drop),
+            "ClusterRoleBinding" => Api::<ClusterRoleBinding>::all(admin.clone())
+                .create(&pp, &typed(&obj))
+                .await
+                .map(drop),
+            "Role" => Api::<Role>::namespaced(admin.clone(), ns)
+                .create(&pp, &typed(&obj))
+                .await
+                .map(drop),
+            "RoleBinding" => Api::<RoleBinding>::namespaced(admin.clone(), ns)
+                .create(&pp, &typed(&obj))
+                .await
+                .map(drop),
+            _ => Ok(()),
+        }
+        .unwrap_or_else(|e| panic!("applying the chart's {kind}: {e}"));
+        kinds.push(kind);
+    }
+    let sa =
+        service_account.unwrap_or_else(|| panic!("{} renders no ServiceAccount", path.display()));
+    for kind in ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{} renders no {kind}: {kinds:?}",
+            path.display()
+        );
+    }
+    let request: TokenRequest = serde_json::from_value(json!({
+        "spec": {"audiences": [], "expirationSeconds": 7200}
+    }))
+    .unwrap();
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), NS_SYSTEM)
+        .create_token_request(&sa, &pp, &request)
+        .await
+        .unwrap_or_else(|e| panic!("token for the chart's ServiceAccount {sa}: {e}"))
+        .status
+        .expect("token request answered without a token")
+        .token;
+    // The admin kubeconfig with the user swapped for the ServiceAccount's token.
+    let mut kubeconfig: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(admin_kubeconfig).unwrap()).unwrap();
+    kubeconfig["users"] = json!([{"name": "admin", "user": {"token": token}}]);
+    let out = dir.join("operator-kubeconfig");
+    std::fs::write(&out, serde_yaml_ng::to_string(&kubeconfig).unwrap()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&out).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "e2e: operators run as ServiceAccount {NS_SYSTEM}/{sa} with the chart's RBAC ({})",
+        path.display()
+    );
+    Ok((out, Client::try_from(config).unwrap()))
 }
 
 async fn apply_crds(kube: &Client) {
