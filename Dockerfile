@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 #
-# The operator image: `docker build -t juju-secrets-operator:0.1.0 .`
+# The operator image:
+#   docker build -t juju-secrets-operator:0.1.0 \
+#     --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
 # The image runs `juju-secrets-operator run`; the flags come from the Helm chart (or
 # `docker run IMAGE run --help`).
 
@@ -18,6 +20,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # Runtime stage: the binary links glibc (not static), so distroless "cc" (glibc, libgcc,
 # CA certificates, no shell) rather than "static". Its "nonroot" user is 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="juju-secrets-operator" \
+      org.opencontainers.image.description="Kubernetes operator that manages Juju user secrets, grants and secret backends declaratively" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
 COPY --from=build /out/juju-secrets-operator /usr/local/bin/juju-secrets-operator
 USER 65532:65532
 # /metrics, /healthz, /readyz (set METRICS_ADDR=0.0.0.0:8080 to reach them from outside).
