@@ -53,6 +53,11 @@ enum Command {
         /// Address of /metrics, /healthz and /readyz.
         #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:8080")]
         metrics_addr: SocketAddr,
+        /// Reconciles in flight per controller at most. Many in flight let the writes
+        /// of one model share bulk Juju calls during a cold start; apiserver writes are
+        /// bounded separately.
+        #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 1024)]
+        max_concurrent_reconciles: u16,
         /// Elect a leader with a Lease so several replicas can run; only the holder
         /// reconciles. Turn off only when exactly one process runs.
         #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -125,6 +130,7 @@ fn main() -> ExitCode {
             log_format,
             log_level,
             metrics_addr,
+            max_concurrent_reconciles,
             leader_election,
             lease_name,
             lease_namespace,
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
                     tenancy_policy,
                     refresh_interval,
                     metrics_addr,
+                    max_concurrent_reconciles,
                     leader_election,
                 };
                 let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -645,7 +645,15 @@ async fn write_status(
     status: JujuSecretBackendStatus,
 ) -> Result<(), Error> {
     let api: Api<JujuSecretBackend> = Api::all(ctx.client.clone());
-    outcome::write_status(&api, &b.name_any(), b.status.is_some(), previous, &status).await
+    outcome::write_status(
+        &ctx.kube_writes,
+        &api,
+        &b.name_any(),
+        b.status.is_some(),
+        previous,
+        &status,
+    )
+    .await
 }
 
 /// Backends that read a given Secret, for the Secret watch.

@@ -652,6 +652,7 @@ async fn write_status(
     let namespace = grant.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<JujuSecretGrant> = Api::namespaced(ctx.client.clone(), &namespace);
     outcome::write_status(
+        &ctx.kube_writes,
         &api,
         &grant.name_any(),
         grant.status.is_some(),

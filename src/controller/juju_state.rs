@@ -350,8 +350,18 @@ enum Write {
 /// Most items one bulk call carries.
 const MAX_BATCH: usize = 200;
 
-/// How long the first write of a batch waits for others.
+/// How long the first write of a batch waits for others when the model's queue is idle:
+/// one edit goes out at once.
 const BATCH_LINGER: Duration = Duration::from_millis(25);
+
+/// How long the first write of a batch waits for others while writes keep coming
+/// together (a cold start, a mass edit): items for one model arrive at the rate the whole
+/// operator converges divided by the number of models, so batches fill only over a second.
+const BATCH_LINGER_BUSY: Duration = Duration::from_secs(1);
+
+/// A queue whose last batch carried several writes, less than this long ago, counts as
+/// busy (edits one after another make one-write batches and stay fast).
+const BUSY_WITHIN: Duration = Duration::from_secs(2);
 
 /// Sends the creates and updates of one model in bulk calls.
 pub struct WriteBatcher {
@@ -416,11 +426,14 @@ fn closed() -> SharedFailure {
 /// Takes everything queued, sends creates and updates as one call each, answers each
 /// waiter, and repeats.
 async fn drain(juju: JujuClient, model_uuid: String, mut rx: mpsc::UnboundedReceiver<Write>) {
+    // When the last batch went out, if it carried several writes.
+    let mut last_multi: Option<Instant> = None;
     while let Some(first) = rx.recv().await {
         // Writes of many objects reconciled together arrive a few milliseconds apart:
-        // wait a moment for them so they share one round trip.
+        // wait a moment for them so they share one round trip; longer while busy.
+        let busy = last_multi.is_some_and(|t| t.elapsed() < BUSY_WITHIN);
         let mut batch = vec![first];
-        let linger = tokio::time::sleep(BATCH_LINGER);
+        let linger = tokio::time::sleep(if busy { BATCH_LINGER_BUSY } else { BATCH_LINGER });
         tokio::pin!(linger);
         while batch.len() < MAX_BATCH {
             tokio::select! {
@@ -437,6 +450,7 @@ async fn drain(juju: JujuClient, model_uuid: String, mut rx: mpsc::UnboundedRece
                 Err(_) => break,
             }
         }
+        last_multi = (batch.len() > 1).then(Instant::now);
         let mut creates = Vec::new();
         let mut updates = Vec::new();
         for w in batch {

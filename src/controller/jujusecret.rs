@@ -639,7 +639,15 @@ async fn write_status(
 ) -> Result<(), Error> {
     let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    outcome::write_status(&api, &js.name_any(), js.status.is_some(), previous, &status).await
+    outcome::write_status(
+        &ctx.kube_writes,
+        &api,
+        &js.name_any(),
+        js.status.is_some(),
+        previous,
+        &status,
+    )
+    .await
 }
 
 #[instrument(skip_all, fields(namespace = js.namespace().unwrap_or_default(), name = js.name_any()))]

@@ -123,7 +123,14 @@ pub struct Context {
     pub backoff: Backoff,
     /// Metrics.
     pub metrics: metrics::Metrics,
+    /// Settings of every controller (reconcile concurrency).
+    pub controller_config: kube::runtime::controller::Config,
+    /// Bounds the status writes and events in flight to the apiserver.
+    pub kube_writes: tokio::sync::Semaphore,
 }
+
+/// Status writes and events in flight to the apiserver at most.
+pub const MAX_KUBE_WRITES: usize = 32;
 
 impl Context {
     /// Publishes an event about `js`; failures to publish are logged, not fatal.
@@ -144,6 +151,7 @@ impl Context {
         if reference.namespace.is_none() {
             reference.namespace = Some("default".into());
         }
+        let _permit = self.kube_writes.acquire().await;
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             warn!(error = %e, reason, "cannot publish event");
         }
@@ -195,6 +203,8 @@ pub struct RunConfig {
     pub refresh_interval: Duration,
     /// Address of the metrics and health server.
     pub metrics_addr: SocketAddr,
+    /// Reconciles in flight per controller at most.
+    pub max_concurrent_reconciles: u16,
     /// Leader election; `None` runs the controllers at once (one replica only).
     pub leader_election: Option<leader::LeaderElection>,
 }
@@ -436,6 +446,9 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         refresh_interval: config.refresh_interval,
         backoff: Backoff::default(),
         metrics: metrics.clone(),
+        kube_writes: tokio::sync::Semaphore::new(MAX_KUBE_WRITES),
+        controller_config: kube::runtime::controller::Config::default()
+            .concurrency(config.max_concurrent_reconciles),
     });
 
     info!(namespaces = ?config.namespaces, "starting the controllers");
@@ -558,7 +571,8 @@ async fn run_jujusecrets(
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let controller = Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(ctx.controller_config.clone());
     let store = controller.store();
     report_cache_sync("JujuSecret", store.clone(), health);
     ctx.metrics.count_objects("JujuSecret", store.clone());
@@ -607,7 +621,8 @@ async fn run_grants(
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let controller = Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(ctx.controller_config.clone());
     let store = controller.store();
     report_cache_sync("JujuSecretGrant", store.clone(), health);
     ctx.metrics.count_objects("JujuSecretGrant", store.clone());
@@ -660,7 +675,8 @@ async fn run_backends(
     health: Arc<metrics::Health>,
 ) {
     let api: Api<crate::crd::backend::JujuSecretBackend> = Api::all(client.clone());
-    let mut controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let mut controller = Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(ctx.controller_config.clone());
     let store = controller.store();
     report_cache_sync("JujuSecretBackend", store.clone(), health);
     ctx.metrics

@@ -87,6 +87,7 @@ pub(crate) fn ready_changes(previous: &[Condition], problem: &Problem) -> bool {
 /// Writes `status` with server-side apply under the operator's field manager, unless
 /// the object already has a status equal to it.
 pub(crate) async fn write_status<K, S>(
+    limit: &tokio::sync::Semaphore,
     api: &Api<K>,
     name: &str,
     has_status: bool,
@@ -105,6 +106,9 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
+    // A bounded number of writes in flight: thousands of objects reconciled at once
+    // must not push the apiserver past its in-flight limit (429s, timeouts).
+    let _permit = limit.acquire().await;
     api.patch_status(
         name,
         &PatchParams::apply(FIELD_MANAGER).force(),
