@@ -367,14 +367,21 @@ const BUSY_WITHIN: Duration = Duration::from_secs(2);
 pub struct WriteBatcher {
     juju: JujuClient,
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Write>>>,
+    intents: Arc<super::intents::Intents>,
 }
 
 impl WriteBatcher {
-    /// A batcher over `juju`.
+    /// A batcher over `juju` whose create claims are kept in memory only.
     pub fn new(juju: JujuClient) -> Self {
+        Self::with_intents(juju, Arc::new(super::intents::Intents::in_memory()))
+    }
+
+    /// A batcher over `juju` that makes `intents` durable before every bulk create.
+    pub fn with_intents(juju: JujuClient, intents: Arc<super::intents::Intents>) -> Self {
         Self {
             juju,
             queues: Mutex::default(),
+            intents,
         }
     }
 
@@ -384,7 +391,12 @@ impl WriteBatcher {
             return tx.clone();
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drain(self.juju.clone(), model_uuid.to_owned(), rx));
+        tokio::spawn(drain(
+            self.juju.clone(),
+            self.intents.clone(),
+            model_uuid.to_owned(),
+            rx,
+        ));
         queues.insert(model_uuid.to_owned(), tx.clone());
         tx
     }
@@ -425,7 +437,12 @@ fn closed() -> SharedFailure {
 
 /// Takes everything queued, sends creates and updates as one call each, answers each
 /// waiter, and repeats.
-async fn drain(juju: JujuClient, model_uuid: String, mut rx: mpsc::UnboundedReceiver<Write>) {
+async fn drain(
+    juju: JujuClient,
+    intents: Arc<super::intents::Intents>,
+    model_uuid: String,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+) {
     // When the last batch went out, if it carried several writes.
     let mut last_multi: Option<Instant> = None;
     while let Some(first) = rx.recv().await {
@@ -433,7 +450,11 @@ async fn drain(juju: JujuClient, model_uuid: String, mut rx: mpsc::UnboundedRece
         // wait a moment for them so they share one round trip; longer while busy.
         let busy = last_multi.is_some_and(|t| t.elapsed() < BUSY_WITHIN);
         let mut batch = vec![first];
-        let linger = tokio::time::sleep(if busy { BATCH_LINGER_BUSY } else { BATCH_LINGER });
+        let linger = tokio::time::sleep(if busy {
+            BATCH_LINGER_BUSY
+        } else {
+            BATCH_LINGER
+        });
         tokio::pin!(linger);
         while batch.len() < MAX_BATCH {
             tokio::select! {
@@ -461,19 +482,30 @@ async fn drain(juju: JujuClient, model_uuid: String, mut rx: mpsc::UnboundedRece
         }
         if !creates.is_empty() {
             let (items, replies): (Vec<_>, Vec<_>) = creates.into_iter().unzip();
-            let outcome = juju.create_secrets(&model_uuid, &items).await;
-            match outcome {
-                // One bad item may fail a bulk create as a whole (Juju 3.6.15+); labels
-                // are unique, so sending the items one by one cannot duplicate any.
-                Err(e) if items.len() > 1 && !e.is_transient() => {
-                    for (item, reply) in items.into_iter().zip(replies) {
-                        let one = juju
-                            .create_secrets(&model_uuid, std::slice::from_ref(&item))
-                            .await;
-                        answer(one, vec![reply]);
+            // The claims on these names must be durable before Juju creates anything.
+            match intents.persist().await {
+                Err(message) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(SharedFailure {
+                            kind: FailureKind::Unavailable,
+                            message: message.clone(),
+                        }));
                     }
                 }
-                outcome => answer(outcome, replies),
+                Ok(()) => match juju.create_secrets(&model_uuid, &items).await {
+                    // One bad item may fail a bulk create as a whole (Juju 3.6.15+);
+                    // labels are unique, so sending the items one by one cannot
+                    // duplicate any.
+                    Err(e) if items.len() > 1 && !e.is_transient() => {
+                        for (item, reply) in items.into_iter().zip(replies) {
+                            let one = juju
+                                .create_secrets(&model_uuid, std::slice::from_ref(&item))
+                                .await;
+                            answer(one, vec![reply]);
+                        }
+                    }
+                    outcome => answer(outcome, replies),
+                },
             }
         }
         if !updates.is_empty() {

@@ -16,6 +16,7 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use super::content::{ContentProblem, content_mac, desired_content};
+use super::intents;
 use super::juju_state::{FailureKind, SecretSummary, SharedFailure};
 use super::outcome::{self, Problem};
 use super::{Context, Error, now_rfc3339};
@@ -145,7 +146,16 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             )
         }
     };
+    let recorded = status
+        .secret_id
+        .is_some()
+        .then(|| status.model_uuid.clone());
     write_status(js, ctx, &previous, status).await?;
+    // The status records the secret now: the create claim has done its job.
+    if let Some(Some(model_uuid)) = recorded {
+        ctx.intents
+            .release(&model_uuid, &juju_name(js), &js.uid().unwrap_or_default());
+    }
     Ok(action)
 }
 
@@ -158,6 +168,7 @@ async fn sync(
     let namespace = js.namespace().unwrap_or_default();
     let spec = &js.spec;
     let label = juju_name(js);
+    let uid = js.uid().unwrap_or_default();
 
     // Tenancy comes first: a forbidden object causes no call on its model.
     let precheck = ctx
@@ -206,7 +217,9 @@ async fn sync(
             let recorded = recorded_uri.as_ref() == Some(&found.uri);
             // A secret found by name is ours only if this resource was creating it and
             // it is exactly what was being created (first revision, same content).
-            let created_here = previous.pending_create.is_some()
+            let claimed =
+                previous.pending_create.is_some() || ctx.intents.held_by(&model.uuid, &label, &uid);
+            let created_here = claimed
                 && found.latest_revision == 1
                 && (found.checksum.is_none() || found.checksum == desired_checksum);
             let ours = (recorded && previously_owned) || created_here;
@@ -255,15 +268,30 @@ async fn sync(
                 owned: previously_owned,
             });
         }
-        // Record the intent first: if the operator dies after Juju creates the secret
-        // but before its URI is recorded, the next pass knows the secret is its own.
-        let mut pending = previous.clone();
-        pending.pending_create = Some(now_rfc3339());
-        pending.model_uuid = Some(model.uuid.clone());
-        write_status(js, ctx, previous, pending.clone())
-            .await
-            .map_err(|e| Problem::new(reason::KUBERNETES_ERROR, e.to_string()).transient())?;
-        *base = pending;
+        // Claim the name first (made durable before the bulk create goes out): if the
+        // operator dies after Juju creates the secret but before its URI is recorded,
+        // the next pass knows the secret is its own.
+        match ctx.intents.claim(&model.uuid, &label, &uid) {
+            Ok(()) => {}
+            Err(intents::ClaimError::Held) => {
+                return Err(Problem::new(
+                    reason::CONFLICT,
+                    format!(
+                        "another JujuSecret is creating a Juju secret named {label:?} in model {}",
+                        model.qualified_name()
+                    ),
+                )
+                .transient());
+            }
+            Err(intents::ClaimError::Full) => {
+                return Err(Problem::new(
+                    reason::JUJU_UNAVAILABLE,
+                    "too many Juju secrets being created at once; waiting",
+                )
+                .transient());
+            }
+        }
+        base.model_uuid = Some(model.uuid.clone());
 
         let checksum = content.juju_checksum();
         let created = ctx
@@ -289,6 +317,7 @@ async fn sync(
                     FailureKind::Unauthorized | FailureKind::InvalidContent
                 ) {
                     base.pending_create = None;
+                    ctx.intents.release(&model.uuid, &label, &uid);
                 }
                 return Err(failure.into());
             }
@@ -309,6 +338,7 @@ async fn sync(
             Ok(Err(e)) => {
                 // Juju refused: nothing was created.
                 base.pending_create = None;
+                ctx.intents.release(&model.uuid, &label, &uid);
                 return Err(Problem::new(reason::JUJU_ERROR, e.to_string()));
             }
         };
@@ -668,7 +698,13 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let status = js.status.clone().unwrap_or_default();
-    let Some(model_uuid) = status.model_uuid.clone() else {
+    let uid = js.uid().unwrap_or_default();
+    // Created but not recorded (the operator stopped in between): the claim says where.
+    let Some(model_uuid) = status
+        .model_uuid
+        .clone()
+        .or_else(|| ctx.intents.model_of(&label, &uid))
+    else {
         return Ok(Action::await_change());
     };
     let namespace = js.namespace().unwrap_or_default();
@@ -693,7 +729,7 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
         Some(Ok(uri)) if status.owned == Some(true) => SecretSelector::Uri(uri),
         // Created but not recorded (the operator stopped in between): the secret of
         // that name, if it is still the first revision this resource was creating.
-        _ if status.pending_create.is_some() => {
+        _ if status.pending_create.is_some() || ctx.intents.held_by(&model_uuid, &label, &uid) => {
             let listing = ctx
                 .listings
                 .get(&model_uuid, Duration::ZERO)
@@ -755,6 +791,7 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     if let SecretSelector::Uri(uri) = &selector {
         ctx.listings.forget(&model_uuid, uri).await;
     }
+    ctx.intents.release(&model_uuid, &label, &uid);
     ctx.publish(
         js,
         EventType::Normal,

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod content;
 pub mod grant;
+pub mod intents;
 pub mod juju_state;
 pub mod jujusecret;
 pub mod leader;
@@ -115,6 +116,8 @@ pub struct Context {
     pub listings: SecretListings,
     /// Per-model write batching.
     pub writes: WriteBatcher,
+    /// Which object is creating which Juju secret (crash safety).
+    pub intents: Arc<intents::Intents>,
     /// Key of the content MAC.
     pub mac_key: Vec<u8>,
     /// Default drift-check interval.
@@ -239,6 +242,9 @@ pub enum RunError {
     /// The Juju client could not be built.
     #[error("Juju client: {0}")]
     Juju(#[from] juju::Error),
+    /// The create intents could not be read.
+    #[error("create intents: {0}")]
+    Intents(String),
     /// Another replica took the leader Lease, or renewing it failed.
     #[error("leadership lost: {0}")]
     LeadershipLost(String),
@@ -425,8 +431,22 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         }
         None => None,
     };
-    // Only the leader talks to Juju.
+    // Only the leader talks to Juju, and writes the create intents.
     let juju = JujuClient::new(options)?;
+    let intents_namespace = config
+        .connection_secret
+        .split_once('/')
+        .map_or("default", |(ns, _)| ns);
+    let intents = Arc::new(
+        intents::Intents::load(client.clone(), intents_namespace)
+            .await
+            .map_err(|e| {
+                RunError::Intents(format!(
+                    "cannot read ConfigMap {intents_namespace}/{}: {e}",
+                    intents::CONFIGMAP
+                ))
+            })?,
+    );
     metrics.attach(juju.clone());
     metrics.set_leader(true);
 
@@ -440,7 +460,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         policy,
         models: ModelDirectory::new(juju.clone(), Duration::from_secs(30)),
         listings: SecretListings::new(juju.clone()),
-        writes: WriteBatcher::new(juju.clone()),
+        writes: WriteBatcher::with_intents(juju.clone(), intents.clone()),
+        intents,
         juju,
         mac_key,
         refresh_interval: config.refresh_interval,

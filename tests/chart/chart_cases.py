@@ -173,6 +173,8 @@ def expected_permissions(
         add(where, "", ["secrets"], ["get", "list", "watch", "create", "patch"])
     # The release namespace: the connection and MAC-key Secrets, the Lease.
     add(namespace, "", ["secrets"], ["get"], names=(connection_secret, "juju-secrets-operator-mac-key"))
+    add(namespace, "", ["configmaps"], ["get", "patch"], names=("juju-secrets-operator-intents",))
+    add(namespace, "", ["configmaps"], ["create"])
     add(namespace, "", ["secrets"], ["create"])
     if lease:
         add(namespace, "coordination.k8s.io", ["leases"], ["create"])
