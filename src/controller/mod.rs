@@ -28,7 +28,10 @@ use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher;
+use serde::de::DeserializeOwned;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -574,6 +577,34 @@ fn report_cache_sync<K>(
     });
 }
 
+/// A controller for `K` whose cache keeps objects without `metadata.managedFields`:
+/// the operator never reads them, and with server-side apply they are a good part of
+/// every cached object.
+fn lean_controller<K>(api: Api<K>, config: &kube::runtime::controller::Config) -> Controller<K>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + std::fmt::Debug + Unpin,
+{
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|obj: &mut K| obj.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(stream, reader).with_config(config.clone())
+}
+
+/// Changes to Secrets in `api`'s scope, as metadata only: the mappers need the name,
+/// namespace and labels, and the reconcilers read the Secrets they use themselves.
+fn secret_changes(
+    api: Api<PartialObjectMeta<Secret>>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .touched_objects()
+}
+
 /// An API over all namespaces, or one.
 fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -588,20 +619,18 @@ where
 
 async fn run_jujusecrets(
     api: Api<JujuSecret>,
-    secrets: Api<Secret>,
+    secrets: Api<PartialObjectMeta<Secret>>,
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
-    let controller = Controller::new(api, watcher::Config::default().any_semantic())
-        .with_config(ctx.controller_config.clone());
+    let controller = lean_controller(api, &ctx.controller_config);
     let store = controller.store();
     report_cache_sync("JujuSecret", store.clone(), health);
     ctx.metrics.count_objects("JujuSecret", store.clone());
     controller
-        .watches(
-            secrets,
-            watcher::Config::default().any_semantic(),
-            move |secret: Secret| {
+        .watches_stream(
+            secret_changes(secrets),
+            move |secret: PartialObjectMeta<Secret>| {
                 // A source Secret changed: reconcile every JujuSecret that reads it.
                 let namespace = secret.namespace();
                 let name = secret.name_any();
@@ -642,8 +671,7 @@ async fn run_grants(
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
-    let controller = Controller::new(api, watcher::Config::default().any_semantic())
-        .with_config(ctx.controller_config.clone());
+    let controller = lean_controller(api, &ctx.controller_config);
     let store = controller.store();
     report_cache_sync("JujuSecretGrant", store.clone(), health);
     ctx.metrics.count_objects("JujuSecretGrant", store.clone());
@@ -696,8 +724,7 @@ async fn run_backends(
     health: Arc<metrics::Health>,
 ) {
     let api: Api<crate::crd::backend::JujuSecretBackend> = Api::all(client.clone());
-    let mut controller = Controller::new(api, watcher::Config::default().any_semantic())
-        .with_config(ctx.controller_config.clone());
+    let mut controller = lean_controller(api, &ctx.controller_config);
     let store = controller.store();
     report_cache_sync("JujuSecretBackend", store.clone(), health);
     ctx.metrics
@@ -713,10 +740,9 @@ async fn run_backends(
     };
     for scope in scopes {
         let store = store.clone();
-        controller = controller.watches(
-            api_for::<Secret>(&client, scope.as_deref()),
-            watcher::Config::default().any_semantic(),
-            move |secret: Secret| {
+        controller = controller.watches_stream(
+            secret_changes(api_for(&client, scope.as_deref())),
+            move |secret: PartialObjectMeta<Secret>| {
                 // A configSecretRef changed (a rotated token): update the backend.
                 backend::reading_secret(&store, secret.namespace(), &secret.name_any())
                     .iter()
