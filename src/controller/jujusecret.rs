@@ -377,7 +377,9 @@ async fn sync(
             content_mac: mac,
             auto_prune: None,
             reason: reason::SYNCED,
-            message: "created in Juju".into(),
+            // The same message as the passes that follow, so the one that the status
+            // write itself triggers finds nothing to write (the Created event tells).
+            message: "in sync".into(),
             wrote: true,
             owned: true,
         });
