@@ -358,7 +358,7 @@ const BATCH_LINGER: Duration = Duration::from_millis(25);
 /// together (a cold start, a mass edit): items for one model arrive at the rate the whole
 /// operator converges divided by the number of models (the apiserver bounds that rate),
 /// so batches fill only over seconds.
-const BATCH_LINGER_BUSY: Duration = Duration::from_secs(3);
+const BATCH_LINGER_BUSY: Duration = Duration::from_secs(5);
 
 /// A queue whose last batch carried several writes, less than this long ago, counts as
 /// busy (edits one after another make one-write batches and stay fast).
