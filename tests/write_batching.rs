@@ -84,6 +84,32 @@ async fn writes_share_bulk_calls_and_busy_queues_fill_longer_batches() {
         "while busy, writes 200 ms apart should share one call"
     );
 
+    // Busy, but the burst is over: a write 2 s after the last one does not wait out the
+    // busy linger with it (the queue was quiet for 1.5 s).
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let (b, m) = (batcher.clone(), model.clone());
+        tasks.push(tokio::spawn(async move {
+            create(&b, &m, &format!("burst2-{i}")).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let before = calls();
+    let first = {
+        let (b, m) = (batcher.clone(), model.clone());
+        tokio::spawn(async move { create(&b, &m, "quiet-a").await })
+    };
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    create(&batcher, &model, "quiet-b").await;
+    first.await.unwrap();
+    assert_eq!(
+        calls() - before,
+        2,
+        "a busy batch waited out the whole linger after the burst was over"
+    );
+
     // Idle again: an isolated write is not held for the busy linger: a second write
     // 200 ms later finds it sent, and goes in a call of its own. Writes one after
     // another (one-write batches) never make the queue busy.

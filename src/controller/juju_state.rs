@@ -360,6 +360,9 @@ const BATCH_LINGER: Duration = Duration::from_millis(25);
 /// so batches fill only over seconds.
 const BATCH_LINGER_BUSY: Duration = Duration::from_secs(5);
 
+/// While busy, a batch goes out early when no write came for this long.
+const BUSY_QUIET: Duration = Duration::from_millis(1500);
+
 /// A queue whose last batch carried several writes, less than this long ago, counts as
 /// busy (edits one after another make one-write batches and stay fast).
 const BUSY_WITHIN: Duration = Duration::from_secs(2);
@@ -451,19 +454,23 @@ async fn drain(
         // wait a moment for them so they share one round trip; longer while busy.
         let busy = last_multi.is_some_and(|t| t.elapsed() < BUSY_WITHIN);
         let mut batch = vec![first];
-        let linger = tokio::time::sleep(if busy {
-            BATCH_LINGER_BUSY
-        } else {
-            BATCH_LINGER
-        });
-        tokio::pin!(linger);
+        let deadline = Instant::now()
+            + if busy {
+                BATCH_LINGER_BUSY
+            } else {
+                BATCH_LINGER
+            };
         while batch.len() < MAX_BATCH {
-            tokio::select! {
-                w = rx.recv() => match w {
-                    Some(w) => batch.push(w),
-                    None => break,
-                },
-                () = &mut linger => break,
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // While busy, a queue that stays quiet for a while goes out early (the
+            // burst is over); otherwise wait out the linger.
+            let wait = if busy { left.min(BUSY_QUIET) } else { left };
+            match tokio::time::timeout(wait, rx.recv()).await {
+                Ok(Some(w)) => batch.push(w),
+                Ok(None) | Err(_) => break,
             }
         }
         while batch.len() < MAX_BATCH {
