@@ -146,14 +146,12 @@ fn main() -> ExitCode {
                     .into());
                 }
                 let leader_election = leader_election.then(|| {
-                    let namespace = lease_namespace
-                        .filter(|n| !n.is_empty())
-                        .or_else(|| {
-                            juju_connection_secret
-                                .split_once('/')
-                                .map(|(ns, _)| ns.to_owned())
-                        })
-                        .unwrap_or_else(|| "default".into());
+                    let namespace =
+                        lease_namespace
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or_else(|| {
+                                controller::connection_namespace(&juju_connection_secret).to_owned()
+                            });
                     controller::leader::LeaderElection {
                         lease_name,
                         namespace,

@@ -232,6 +232,22 @@ fn desired(i: usize, gen_: u64) -> BTreeMap<String, String> {
     }
 }
 
+/// Name → resourceVersion of every object in `list`.
+fn versions<K: kube::Resource + Clone>(
+    list: &kube::core::ObjectList<K>,
+) -> BTreeMap<String, String> {
+    list.items
+        .iter()
+        .map(|o| {
+            let meta = o.meta();
+            (
+                meta.name.clone().unwrap_or_default(),
+                meta.resource_version.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 fn is_ready(js: &JujuSecret) -> bool {
     js.status.as_ref().is_some_and(|s| {
         s.conditions
@@ -491,29 +507,9 @@ async fn run(args: &Args) -> Res<Value> {
 
     // ---- steady state: one full refresh interval with no changes
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rv = |l: &kube::core::ObjectList<JujuSecret>| -> BTreeMap<String, String> {
-        l.items
-            .iter()
-            .map(|j| {
-                (
-                    j.metadata.name.clone().unwrap_or_default(),
-                    j.metadata.resource_version.clone().unwrap_or_default(),
-                )
-            })
-            .collect()
-    };
+    let rv = versions::<JujuSecret>;
     let events: Api<Event> = Api::namespaced(kube.clone(), NS);
-    let sec_rv = |l: &kube::core::ObjectList<Secret>| -> BTreeMap<String, String> {
-        l.items
-            .iter()
-            .map(|j| {
-                (
-                    j.metadata.name.clone().unwrap_or_default(),
-                    j.metadata.resource_version.clone().unwrap_or_default(),
-                )
-            })
-            .collect()
-    };
+    let sec_rv = versions::<Secret>;
     let before_list = jss.list(&ListParams::default()).await.map_err(e)?;
     let steady_rev0 = etcd_rev(&before_list);
     let before = rv(&before_list);

@@ -95,7 +95,8 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     let mut js = cached;
     let fresh;
     let mut previous = js.status.clone().unwrap_or_default();
-    // What the server holds; the pass updates it when it records the intent to create.
+    // The status this pass builds on: what the server holds, plus the model once a
+    // create was attempted (a failure status then still names the model).
     let mut base = previous.clone();
     let mut outcome = sync(js, ctx, &previous, &mut base).await;
     // Under apiserver load the watch cache can lag behind the operator's own status

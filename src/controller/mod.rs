@@ -323,14 +323,19 @@ pub async fn connection_options(client: &Client, secret: &str) -> Result<Connect
 /// Name of the Secret holding the key of the content MACs, beside the connection Secret.
 pub const MAC_KEY_SECRET: &str = "juju-secrets-operator-mac-key";
 
+/// The namespace of the connection Secret (`namespace/name`), where the operator keeps
+/// its own objects: the MAC key, the create intents and, by default, the leader Lease.
+pub fn connection_namespace(connection_secret: &str) -> &str {
+    connection_secret
+        .split_once('/')
+        .map_or("default", |(ns, _)| ns)
+}
+
 /// The key of the content MACs: 32 random bytes, created once and kept in a Secret in
 /// the connection Secret's namespace, so MACs survive restarts and reveal nothing (a
 /// key derived from a password would let anyone who knows some content test guesses).
 async fn mac_key(client: &Client, connection_secret: &str) -> Result<Vec<u8>, RunError> {
-    let namespace = connection_secret
-        .split_once('/')
-        .map(|(ns, _)| ns)
-        .unwrap_or("default");
+    let namespace = connection_namespace(connection_secret);
     let fail = |detail: String| RunError::Connection {
         secret: format!("{namespace}/{MAC_KEY_SECRET}"),
         detail,
@@ -436,10 +441,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     };
     // Only the leader talks to Juju, and writes the create intents.
     let juju = JujuClient::new(options)?;
-    let intents_namespace = config
-        .connection_secret
-        .split_once('/')
-        .map_or("default", |(ns, _)| ns);
+    let intents_namespace = connection_namespace(&config.connection_secret);
     let intents = Arc::new(
         intents::Intents::load(client.clone(), intents_namespace)
             .await
