@@ -944,6 +944,46 @@ async fn control_path_drives_faults() {
     emu.shutdown().await;
 }
 
+/// `CallTimes` reports the time spent serving each method, without injected delays and
+/// without control calls; `control_call` reaches it from Rust.
+#[tokio::test]
+async fn call_times_leave_out_injected_delays() {
+    use juju_secrets_operator::emulator::control_call;
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(&dir).await;
+    let info = emu.connection_info().clone();
+    let empty = control_call(&info, "CallTimes", json!({})).await.unwrap();
+    assert_eq!(empty, json!({}), "nothing served yet");
+    control_call(
+        &info,
+        "SetDelay",
+        json!({"milliseconds": 400, "facade": "Pinger", "method": "Ping"}),
+    )
+    .await
+    .unwrap();
+    let mut m = admin_model(&emu).await;
+    let t = Instant::now();
+    m.ok("Pinger", 1, "Ping", json!({})).await;
+    assert!(t.elapsed() >= Duration::from_millis(400), "the delay was applied");
+    m.ok(
+        "Secrets",
+        2,
+        "CreateSecrets",
+        json!({"args": [{"label": "t", "content": {"data": {"a": "Yg=="}}}]}),
+    )
+    .await;
+    let times = control_call(&info, "CallTimes", json!({})).await.unwrap();
+    let secs = |k: &str| times[k].as_f64().unwrap_or(-1.0);
+    assert!(secs("Pinger.Ping") >= 0.0, "{times}");
+    assert!(secs("Pinger.Ping") < 0.4, "the injected delay is not Juju-side time: {times}");
+    assert!(secs("Secrets.CreateSecrets") > 0.0, "{times}");
+    assert!(secs("Admin.Login") > 0.0, "{times}");
+    assert!(times.get("Emulator.CallTimes").is_none(), "control calls are not timed");
+    let err = control_call(&info, "NoSuchThing", json!({})).await.unwrap_err();
+    assert!(err.contains("not implemented"), "{err}");
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn python_style_watcher_and_case_insensitive_keys() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use juju_secrets_operator::crd::secret::JujuSecret;
-use juju_secrets_operator::emulator::ConnectionInfo;
+use juju_secrets_operator::emulator::{ConnectionInfo, control_call};
 use juju_secrets_operator::juju::{
     ConnectOptions, JujuClient, NewSecret, Password, SecretContent, SecretFilter,
 };
@@ -147,6 +147,25 @@ fn delta(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<Strin
     b.iter()
         .map(|(k, v)| (k.clone(), v - a.get(k).copied().unwrap_or(0)))
         .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+/// The emulator's time serving calls (`CallTimes`), per `Facade.Method`: the
+/// "Juju-side time" of a run. Long polls (`AllWatcher.Next`) are left out: their time is
+/// waiting for changes, not work.
+async fn juju_side_secs(info: &ConnectionInfo) -> Res<BTreeMap<String, f64>> {
+    let v = control_call(info, "CallTimes", json!({})).await?;
+    let map: BTreeMap<String, f64> = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    Ok(map
+        .into_iter()
+        .filter(|(k, _)| k != "AllWatcher.Next")
+        .collect())
+}
+
+fn secs_delta(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    b.iter()
+        .map(|(k, v)| (k.clone(), v - a.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
         .collect()
 }
 
@@ -387,6 +406,7 @@ async fn run(args: &Args) -> Res<Value> {
     let rev_before = etcd_rev(&jss.list(&ListParams::default().limit(1)).await.map_err(e)?);
 
     // ---- operator
+    let side_before = juju_side_secs(&info).await?;
     let port = free_port();
     let oplog = File::create(args.work_dir.join("operator.log")).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
@@ -443,6 +463,9 @@ async fn run(args: &Args) -> Res<Value> {
     follow.abort();
     let cold = t0.elapsed().as_secs_f64();
     let conv_calls = juju_calls(port);
+    let side = secs_delta(&side_before, &juju_side_secs(&info).await?);
+    out["converge_juju_side_secs"] = json!(side.values().sum::<f64>());
+    out["converge_juju_side_by_method"] = json!(side);
     if let Ok(l) = jss.list(&ListParams::default().limit(1)).await {
         let w = etcd_rev(&l).saturating_sub(rev_before);
         out["converge_etcd_writes"] = json!(w);
@@ -675,9 +698,16 @@ async fn run(args: &Args) -> Res<Value> {
         }
         let list_secs = tl.elapsed().as_secs_f64();
         let stats = format!("{:?}", jc2.stats());
+        let side = juju_side_secs(&info2).await?;
+        out["ceiling_juju_side_secs"] = json!(side.values().sum::<f64>());
+        out["ceiling_juju_side_by_method"] = json!(side);
         out["ceiling_create_secs"] = json!(create_secs);
         out["ceiling_list_secs"] = json!(list_secs);
-        out["ceiling_round_trips"] = json!(2 * m);
+        let counts: BTreeMap<String, u64> =
+            serde_json::from_value(control_call(&info2, "CallCounts", json!({})).await?)
+                .map_err(|e| e.to_string())?;
+        out["ceiling_round_trips"] = json!(counts.values().sum::<u64>());
+        out["ceiling_calls"] = json!(counts);
         out["ceiling_stats"] = json!(stats);
         eprintln!(
             "  ceiling: bulk CreateSecrets of {n} in {create_secs:.2}s, ListSecrets(show) x{m} in {list_secs:.2}s"
@@ -714,6 +744,9 @@ async fn run(args: &Args) -> Res<Value> {
             .unwrap_or(json!({"error": format!("peer failed: {}", o.status)}));
         out["peer"] = peer;
         out["peer_wall_secs_outer"] = json!(wall);
+        let side = juju_side_secs(&info3).await?;
+        out["peer_juju_side_secs"] = json!(side.values().sum::<f64>());
+        out["peer_juju_side_by_method"] = json!(side);
         drop(emu3);
     }
     Ok(out)

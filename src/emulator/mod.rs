@@ -21,8 +21,11 @@
 //!   methods `DropConnections {}`, `SetDelay {"milliseconds","facade"?,"method"?}`,
 //!   `FailNext {"facade","method","count","code","message"}`,
 //!   `SetBackendReachable {"name","reachable"}`,
-//!   `AddApplication {"model-uuid","application"}` and `CallCounts {}` (which returns
-//!   `{"Facade.Method": n}`). Control calls are not counted, delayed, failed or logged.
+//!   `AddApplication {"model-uuid","application"}`, `CallCounts {}` (which returns
+//!   `{"Facade.Method": n}`) and `CallTimes {}` (`{"Facade.Method": seconds}`: time from
+//!   each frame's arrival to its encoded response, injected delays excluded; the
+//!   "Juju-side time" of the benchmark). Control calls are not counted, timed, delayed,
+//!   failed or logged. [`control_call`] sends one control request from Rust.
 //!
 //! The envelope follows Juju's codec: `request-id` echoed, `response` always present,
 //! `error-code` only when non-empty, request keys matched case-insensitively with `null`
@@ -44,6 +47,7 @@
 //! and responses verbatim, Login passwords and revealed secret content included, so it is
 //! meant for test runs only. Tracing output never contains secret values.
 
+mod control_client;
 mod facades;
 mod faults;
 pub mod frame_log;
@@ -61,6 +65,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::watch;
 
+pub use control_client::control_call;
 pub use faults::Faults;
 pub use info::{ConnectionInfo, ModelInfo, Seed, SeedModel, SeedUser, UserInfo};
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     /// Fault switches.
     pub faults: Faults,
     calls: Mutex<HashMap<String, u64>>,
+    /// Time spent serving calls, per `Facade.Method` (injected delays excluded).
+    call_time: Mutex<HashMap<String, Duration>>,
     /// Optional frame log.
     pub frame_log: Option<FrameLog>,
     /// The listening port (reported in Login's `servers`).
@@ -56,6 +58,7 @@ impl Shared {
             state_path,
             faults,
             calls: Mutex::default(),
+            call_time: Mutex::default(),
             frame_log,
             port,
         }
@@ -105,6 +108,22 @@ impl Shared {
     /// All call counts, keyed `Facade.Method`.
     pub(crate) fn call_counts(&self) -> HashMap<String, u64> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn add_time(&self, facade: &str, method: &str, spent: Duration) {
+        let mut times = self.call_time.lock().unwrap_or_else(|e| e.into_inner());
+        *times.entry(format!("{facade}.{method}")).or_default() += spent;
+    }
+
+    /// Seconds spent serving calls so far, keyed `Facade.Method`: from the frame's
+    /// arrival to its encoded response, injected delays excluded. A long poll
+    /// (`AllWatcher.Next`) counts its wait.
+    pub(crate) fn call_seconds(&self) -> HashMap<String, f64> {
+        let times = self.call_time.lock().unwrap_or_else(|e| e.into_inner());
+        times
+            .iter()
+            .map(|(k, d)| (k.clone(), d.as_secs_f64()))
+            .collect()
     }
 }
 
@@ -374,6 +393,7 @@ async fn run_connection<S>(
 /// Handles one text frame; returns false when the connection must close (unparseable
 /// frame, as Juju's codec gives up on the connection).
 fn handle_frame(conn: &Arc<Conn>, tx: &mpsc::UnboundedSender<Message>, text: &str) -> bool {
+    let arrived = Instant::now();
     let req = match Request::parse(text) {
         Ok(r) => r,
         Err(e) => {
@@ -395,8 +415,9 @@ fn handle_frame(conn: &Arc<Conn>, tx: &mpsc::UnboundedSender<Message>, text: &st
     let conn = conn.clone();
     let tx = tx.clone();
     tokio::spawn(async move {
+        let mut delay = Duration::ZERO;
         if !control {
-            let delay = conn.shared.faults.delay_for(&req.facade, &req.method);
+            delay = conn.shared.faults.delay_for(&req.facade, &req.method);
             if !delay.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -412,6 +433,10 @@ fn handle_frame(conn: &Arc<Conn>, tx: &mpsc::UnboundedSender<Message>, text: &st
             log.record(conn.log_kind(), &req, &outcome);
         }
         let text = rpc::encode_response(req.request_id, &outcome);
+        if !control {
+            let spent = arrived.elapsed().saturating_sub(delay);
+            conn.shared.add_time(&req.facade, &req.method, spent);
+        }
         let _ = tx.send(Message::Text(text.into()));
     });
     true

@@ -11,6 +11,7 @@ use crate::emulator::server::Conn;
 pub(super) const METHODS: &[&str] = &[
     "AddApplication",
     "CallCounts",
+    "CallTimes",
     "DropConnections",
     "FailNext",
     "SetBackendReachable",
@@ -67,6 +68,7 @@ pub(super) fn handle(conn: &Conn, req: &Request) -> Result<Value, RpcError> {
             crate::emulator::add_application_to(&conn.shared, &uuid, &app)
         }
         "CallCounts" => Ok(json!(conn.shared.call_counts())),
+        "CallTimes" => Ok(json!(conn.shared.call_seconds())),
         other => Err(RpcError::plain(format!(
             "no such request - method Emulator(1).{other} is not implemented"
         ))),
