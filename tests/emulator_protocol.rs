@@ -849,6 +849,35 @@ async fn restart_with_the_same_state_dir_keeps_everything() {
     emu.shutdown().await;
 }
 
+/// A change reaches `state.json` soon after, without a shutdown (a killed emulator
+/// loses at most the last half second).
+#[tokio::test]
+async fn changes_reach_the_state_file_without_a_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(&dir).await;
+    let mut m = admin_model(&emu).await;
+    m.ok(
+        "Secrets",
+        2,
+        "CreateSecrets",
+        json!({"args": [{"label": "written-soon", "content": {"data": {"a": "Yg=="}}}]}),
+    )
+    .await;
+    let path = dir.path().join("state.json");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .contains("written-soon")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "state.json not written within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn faults_fail_delay_and_drop() {
     let dir = tempfile::tempdir().unwrap();
@@ -964,7 +993,10 @@ async fn call_times_leave_out_injected_delays() {
     let mut m = admin_model(&emu).await;
     let t = Instant::now();
     m.ok("Pinger", 1, "Ping", json!({})).await;
-    assert!(t.elapsed() >= Duration::from_millis(400), "the delay was applied");
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "the delay was applied"
+    );
     m.ok(
         "Secrets",
         2,
@@ -975,11 +1007,19 @@ async fn call_times_leave_out_injected_delays() {
     let times = control_call(&info, "CallTimes", json!({})).await.unwrap();
     let secs = |k: &str| times[k].as_f64().unwrap_or(-1.0);
     assert!(secs("Pinger.Ping") >= 0.0, "{times}");
-    assert!(secs("Pinger.Ping") < 0.4, "the injected delay is not Juju-side time: {times}");
+    assert!(
+        secs("Pinger.Ping") < 0.4,
+        "the injected delay is not Juju-side time: {times}"
+    );
     assert!(secs("Secrets.CreateSecrets") > 0.0, "{times}");
     assert!(secs("Admin.Login") > 0.0, "{times}");
-    assert!(times.get("Emulator.CallTimes").is_none(), "control calls are not timed");
-    let err = control_call(&info, "NoSuchThing", json!({})).await.unwrap_err();
+    assert!(
+        times.get("Emulator.CallTimes").is_none(),
+        "control calls are not timed"
+    );
+    let err = control_call(&info, "NoSuchThing", json!({}))
+        .await
+        .unwrap_err();
     assert!(err.contains("not implemented"), "{err}");
     emu.shutdown().await;
 }

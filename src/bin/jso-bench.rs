@@ -143,6 +143,15 @@ fn juju_calls(port: u16) -> BTreeMap<String, u64> {
     out
 }
 
+/// The value of an unlabelled metric `juju_secrets_operator_<name>`.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let body = http_get(port, "/metrics")?;
+    let prefix = format!("juju_secrets_operator_{name} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn delta(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     b.iter()
         .map(|(k, v)| (k.clone(), v - a.get(k).copied().unwrap_or(0)))
@@ -528,7 +537,21 @@ async fn run(args: &Args) -> Res<Value> {
     out["content_bad"] = json!(bad);
     eprintln!("  content: {ok} right, {bad} wrong in the emulator");
 
-    // ---- steady state: one full refresh interval with no changes
+    // ---- steady state: one full refresh interval with no changes, once the events of
+    // the convergence (which yield to status writes) are delivered.
+    let te = Instant::now();
+    while metric(port, "events_queued").unwrap_or(0.0) > 0.0
+        && te.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    out["events_drained_after_secs"] = json!(te.elapsed().as_secs_f64());
+    out["events_dropped"] = json!(metric(port, "events_dropped_total"));
+    eprintln!(
+        "  events delivered {:.1}s after convergence; {} dropped",
+        te.elapsed().as_secs_f64(),
+        metric(port, "events_dropped_total").unwrap_or(0.0)
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rv = versions::<JujuSecret>;
     let events: Api<Event> = Api::namespaced(kube.clone(), NS);

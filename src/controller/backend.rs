@@ -215,8 +215,7 @@ async fn apply(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action, E
                     problem.reason,
                     "Sync",
                     Some(problem.message.clone()),
-                )
-                .await;
+                );
             }
             status.conditions = vec![condition(
                 b,
@@ -297,8 +296,7 @@ async fn sync(
                 "Created",
                 "Create",
                 Some(format!("added {backend_type} secret backend {name:?}")),
-            )
-            .await;
+            );
         }
         Some(current) => {
             let ours = previous.backend_id.as_deref() == Some(current.id.as_str())
@@ -364,8 +362,7 @@ async fn sync(
                     "Updated",
                     "Update",
                     Some(format!("updated {what} of secret backend {name:?}")),
-                )
-                .await;
+                );
             }
         }
     }
@@ -476,8 +473,7 @@ async fn assign_models(
                     "model {} now stores new secrets in {name:?}",
                     model.qualified_name()
                 )),
-            )
-            .await;
+            );
         }
         assigned.insert(model.uuid.clone());
     }
@@ -523,8 +519,7 @@ async fn release_model(
                 "ModelReleased",
                 "Assign",
                 Some(format!("model {uuid} back to the auto secret backend")),
-            )
-            .await;
+            );
             Ok(())
         }
         Ok(_) => Ok(()),
@@ -548,8 +543,7 @@ async fn cleanup(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action,
             "Retained",
             "Delete",
             Some(format!("left secret backend {name:?} in Juju")),
-        )
-        .await;
+        );
         return Ok(Action::await_change());
     }
     let previous = b.status.clone().unwrap_or_default();
@@ -593,8 +587,7 @@ async fn cleanup(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action,
                 "Deleted",
                 "Delete",
                 Some(format!("removed secret backend {name:?}")),
-            )
-            .await;
+            );
             Ok(Action::await_change())
         }
         Err(problem) => {
@@ -613,8 +606,7 @@ async fn cleanup(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action,
                     problem.reason,
                     "Delete",
                     Some(problem.message.clone()),
-                )
-                .await;
+                );
             }
             write_status(b, ctx, &previous, status).await?;
             Err(Error::Cleanup(problem.message))

@@ -273,8 +273,7 @@ async fn apply(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, E
                     problem.reason,
                     "Grant",
                     Some(problem.message.clone()),
-                )
-                .await;
+                );
             }
             let delay = if problem.transient || problem.reason == SECRET_NOT_READY {
                 ctx.backoff
@@ -445,8 +444,7 @@ async fn sync(
                     granted.join(", "),
                     target.uri
                 )),
-            )
-            .await;
+            );
         }
     }
     // Applications that already had access and that another object's grant made count
@@ -512,8 +510,7 @@ async fn sync(
             reason::APPLICATION_NOT_FOUND,
             "Grant",
             Some(message.clone()),
-        )
-        .await;
+        );
     }
     let status = JujuSecretGrantStatus {
         secret_id: Some(target.uri.short()),
@@ -562,8 +559,7 @@ async fn revoke(
             apps.join(", "),
             target.uri
         )),
-    )
-    .await;
+    );
     Ok(())
 }
 
@@ -620,8 +616,7 @@ async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action,
                 p.reason,
                 "Revoke",
                 Some(p.message.clone()),
-            )
-            .await;
+            );
             Err(Error::Cleanup(p.message))
         }
     }

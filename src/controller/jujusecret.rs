@@ -138,8 +138,7 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
                     problem.reason,
                     "Sync",
                     Some(problem.message.clone()),
-                )
-                .await;
+                );
             }
             (
                 problem_status(js, &previous, &problem),
@@ -369,8 +368,7 @@ async fn sync(
                 "created Juju secret {label:?} ({uri}) in model {}",
                 model.qualified_name()
             )),
-        )
-        .await;
+        );
         return Ok(Synced {
             model_uuid: model.uuid,
             uri: Some(uri),
@@ -396,8 +394,7 @@ async fn sync(
                 "took over existing Juju secret {label:?} ({})",
                 current.uri
             )),
-        )
-        .await;
+        );
     }
 
     let observed = |message: &str| Synced {
@@ -526,8 +523,7 @@ async fn sync(
                 "the content of Juju secret {label:?} ({}) was changed outside the operator; restored as revision {revision}",
                 current.uri
             )),
-        )
-        .await;
+        );
     }
     if !changes.is_empty() {
         let what = changes.join(", ");
@@ -546,8 +542,7 @@ async fn sync(
                 "updated {what} of Juju secret {label:?} ({}); revision {revision}",
                 current.uri
             )),
-        )
-        .await;
+        );
     }
     Ok(Synced {
         model_uuid: model.uuid,
@@ -696,8 +691,7 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             "Retained",
             "Delete",
             Some(format!("left Juju secret {label:?} in place")),
-        )
-        .await;
+        );
         return Ok(Action::await_change());
     }
     let status = js.status.clone().unwrap_or_default();
@@ -724,8 +718,7 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             reason::FORBIDDEN,
             "Delete",
             Some("the tenancy policy no longer allows this namespace to use the model; the Juju secret was left in place".into()),
-        )
-        .await;
+        );
         return Ok(Action::await_change());
     }
     let selector = match status.secret_id.as_deref().map(SecretUri::parse) {
@@ -769,8 +762,7 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
                     problem.reason,
                     "Delete",
                     Some(problem.message.clone()),
-                )
-                .await;
+                );
                 write_status(js, ctx, &previous, status).await?;
                 return Err(Error::Cleanup(problem.message));
             }
@@ -786,8 +778,7 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
                 reason::JUJU_ERROR,
                 "Delete",
                 Some(e.to_string()),
-            )
-            .await;
+            );
             return Err(Error::Cleanup(e.to_string()));
         }
     }
@@ -801,8 +792,7 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
         "Deleted",
         "Delete",
         Some(format!("removed Juju secret {label:?}")),
-    )
-    .await;
+    );
     Ok(Action::await_change())
 }
 

@@ -118,6 +118,8 @@ pub struct Metrics {
     juju_connected: Gauge,
     objects: Family<ObjectLabels, Gauge>,
     leader: Gauge,
+    events_queued: Gauge,
+    events_dropped: Counter,
     juju: Arc<OnceLock<JujuClient>>,
     seen: Arc<Mutex<BTreeMap<CallKey, u64>>>,
     censuses: Arc<Mutex<Vec<(&'static str, Census)>>>,
@@ -175,6 +177,18 @@ impl Metrics {
             "1 in the replica that holds the leader lease and reconciles",
             leader.clone(),
         );
+        let events_queued = Gauge::default();
+        registry.register(
+            "events_queued",
+            "Kubernetes Events waiting for delivery (they yield to status writes)",
+            events_queued.clone(),
+        );
+        let events_dropped = Counter::default();
+        registry.register(
+            "events_dropped",
+            "Kubernetes Events dropped because the delivery queue was full",
+            events_dropped.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -184,6 +198,8 @@ impl Metrics {
             juju_connected,
             objects,
             leader,
+            events_queued,
+            events_dropped,
             juju: Arc::default(),
             seen: Arc::default(),
             censuses: Arc::default(),
@@ -253,6 +269,16 @@ impl Metrics {
     /// Reports the calls and connection state of `juju` from now on.
     pub fn attach(&self, juju: JujuClient) {
         let _ = self.juju.set(juju);
+    }
+
+    /// Adds `delta` to the events waiting for delivery.
+    pub fn event_queued(&self, delta: i64) {
+        self.events_queued.inc_by(delta);
+    }
+
+    /// Counts one event dropped at a full queue.
+    pub fn event_dropped(&self) {
+        self.events_dropped.inc();
     }
 
     /// Records whether this replica leads.

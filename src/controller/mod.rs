@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod content;
+pub mod events;
 pub mod grant;
 pub mod intents;
 pub mod juju_state;
@@ -109,8 +110,8 @@ pub struct Context {
     pub client: Client,
     /// Juju client.
     pub juju: JujuClient,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Events, delivered behind the status writes.
+    pub events: events::EventSink,
     /// Tenancy policy.
     pub policy: TenancyPolicy,
     /// Model name resolution.
@@ -132,15 +133,15 @@ pub struct Context {
     /// Settings of every controller (reconcile concurrency).
     pub controller_config: kube::runtime::controller::Config,
     /// Bounds the status writes and events in flight to the apiserver.
-    pub kube_writes: tokio::sync::Semaphore,
+    pub kube_writes: Arc<tokio::sync::Semaphore>,
 }
 
 /// Status writes and events in flight to the apiserver at most.
 pub const MAX_KUBE_WRITES: usize = 32;
 
 impl Context {
-    /// Publishes an event about `js`; failures to publish are logged, not fatal.
-    pub async fn publish<K>(
+    /// Queues an event about `obj` (see [`events`]): best-effort, never waited for.
+    pub fn publish<K>(
         &self,
         obj: &K,
         type_: EventType,
@@ -157,10 +158,7 @@ impl Context {
         if reference.namespace.is_none() {
             reference.namespace = Some("default".into());
         }
-        let _permit = self.kube_writes.acquire().await;
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
-            warn!(error = %e, reason, "cannot publish event");
-        }
+        self.events.send(event, reference);
     }
 }
 
@@ -459,9 +457,14 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let kube_writes = Arc::new(tokio::sync::Semaphore::new(MAX_KUBE_WRITES));
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: events::EventSink::start(
+            Recorder::new(client.clone(), reporter),
+            kube_writes.clone(),
+            metrics.clone(),
+        ),
         policy,
         models: ModelDirectory::new(juju.clone(), Duration::from_secs(30)),
         listings: SecretListings::new(juju.clone()),
@@ -472,7 +475,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         refresh_interval: config.refresh_interval,
         backoff: Backoff::default(),
         metrics: metrics.clone(),
-        kube_writes: tokio::sync::Semaphore::new(MAX_KUBE_WRITES),
+        kube_writes,
         controller_config: kube::runtime::controller::Config::default()
             .concurrency(config.max_concurrent_reconciles),
     });

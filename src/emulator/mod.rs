@@ -36,7 +36,7 @@
 //!
 //! `ca.pem`, `ca-key.pem`, `server.pem`, `server-key.pem` (kept, so a restarted emulator
 //! stays trusted), `state.json` (users, passwords, models, secrets, backends; rewritten
-//! atomically after every change) and `connection.json` ([`ConnectionInfo`], written once
+//! atomically half a second after a change, a burst of changes at once, and at shutdown) and `connection.json` ([`ConnectionInfo`], written once
 //! the server listens). A [`Seed`] is applied only when `state.json` does not exist yet.
 //!
 //! # Frame log
@@ -150,6 +150,7 @@ pub struct Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.shutdown_tx.send(true);
+        self.shared.flush();
     }
 }
 
@@ -219,6 +220,7 @@ impl Emulator {
             endpoint.port(),
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tokio::spawn(server::persist(shared.clone(), shutdown_rx.clone()));
         let server = tokio::spawn(server::serve(
             listener,
             tokio_rustls::TlsAcceptor::from(tls_config),

@@ -8,14 +8,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
@@ -34,6 +34,12 @@ use super::state::{ModelAccess, State};
 pub(crate) struct Shared {
     state: Mutex<State>,
     state_path: PathBuf,
+    /// Set by a change, cleared when the state is written out.
+    dirty: AtomicBool,
+    /// Wakes the writer of `state.json` after a change.
+    changed: Notify,
+    /// Serialises writers of `state.json`, so an older snapshot never replaces a newer.
+    saving: Mutex<()>,
     /// Fault switches.
     pub faults: Faults,
     calls: Mutex<HashMap<String, u64>>,
@@ -56,6 +62,9 @@ impl Shared {
         Self {
             state: Mutex::new(state),
             state_path,
+            dirty: AtomicBool::new(false),
+            changed: Notify::new(),
+            saving: Mutex::new(()),
             faults,
             calls: Mutex::default(),
             call_time: Mutex::default(),
@@ -73,20 +82,28 @@ impl Shared {
         f(&self.lock())
     }
 
-    /// Changes the state and persists it.
+    /// Changes the state; [`persist`] writes it out soon after.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut state = self.lock();
-        let out = f(&mut state);
-        if let Err(e) = state.save(&self.state_path) {
-            tracing::warn!(error = %e, "cannot persist emulator state");
-        }
+        let out = f(&mut self.lock());
+        self.dirty.store(true, Ordering::Release);
+        self.changed.notify_one();
         out
     }
 
-    /// Persists the state as it is.
+    /// Writes the state out now if it changed since it was last written.
     pub(crate) fn flush(&self) {
-        let state = self.lock();
-        if let Err(e) = state.save(&self.state_path) {
+        let _saving = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let text = match self.lock().to_json() {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot persist emulator state");
+                return;
+            }
+        };
+        if let Err(e) = super::state::write_private_atomically(&self.state_path, &text) {
             tracing::warn!(error = %e, "cannot persist emulator state");
         }
     }
@@ -440,6 +457,27 @@ fn handle_frame(conn: &Arc<Conn>, tx: &mpsc::UnboundedSender<Message>, text: &st
         let _ = tx.send(Message::Text(text.into()));
     });
     true
+}
+
+/// How long after a change `state.json` is written: a burst of changes is written once.
+pub(crate) const PERSIST_DELAY: Duration = Duration::from_millis(500);
+
+/// Writes `state.json` after changes, at most once per [`PERSIST_DELAY`], until shutdown
+/// (which writes it a last time).
+pub(crate) async fn persist(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = shared.changed.notified() => {}
+            () = wait_true(&mut shutdown) => break,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PERSIST_DELAY) => {}
+            () = wait_true(&mut shutdown) => break,
+        }
+        let writer = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || writer.flush()).await;
+    }
+    shared.flush();
 }
 
 /// Waits until a boolean watch turns true (or its sender is gone).

@@ -262,9 +262,12 @@ impl State {
 
     /// Writes the state file atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), EmulatorError> {
-        let text =
-            serde_json::to_vec_pretty(self).map_err(|e| EmulatorError::State(e.to_string()))?;
-        write_private_atomically(path, &text)
+        write_private_atomically(path, &self.to_json()?)
+    }
+
+    /// The state as `state.json` holds it.
+    pub fn to_json(&self) -> Result<Vec<u8>, EmulatorError> {
+        serde_json::to_vec_pretty(self).map_err(|e| EmulatorError::State(e.to_string()))
     }
 
     /// Users and models as `connection.json` lists them.
