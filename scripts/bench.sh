@@ -10,7 +10,8 @@
 #   scripts/bench.sh 100:10 10000:50 # N:M pairs
 #
 # Env: REFRESH (s, default 60), EDITS (default 50), PEER=0 to skip the python peer,
-#      RUN_TIMEOUT (s per run, default 900), OUT (default target/bench/<timestamp>).
+#      RUN_TIMEOUT (s per run, default 900), OUT (default target/bench/<timestamp>),
+#      OPERATOR_ARGS (extra `run` flags, e.g. "--max-concurrent-reconciles=256").
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -60,6 +61,7 @@ for pair in "${pairs[@]}"; do
       --refresh-secs "${REFRESH:-60}" --edits "${EDITS:-50}" \
       --converge-timeout "${CONVERGE_TIMEOUT:-600}" \
       --python "$python" --peer-script bench/libjuju_peer.py \
+      $(for a in ${OPERATOR_ARGS:-}; do printf -- '--operator-arg=%s ' "$a"; done) \
       > "$run/result.json"; then
     cat "$run/result.json" >> "$results"
   else

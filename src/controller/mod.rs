@@ -276,7 +276,31 @@ async fn kube_config(kubeconfig: Option<&PathBuf>) -> Result<kube::Config, RunEr
 }
 
 fn kube_client(config: kube::Config) -> Result<Client, RunError> {
-    Client::try_from(config).map_err(|e| RunError::KubeConfig(e.to_string()))
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| RunError::KubeConfig(e.to_string()))?;
+    Ok(limit_requests(builder))
+}
+
+/// Requests in flight to the apiserver at most. The client speaks HTTP/1.1, one request
+/// per connection: without a bound, a thousand reconciles reading Secrets or adding
+/// finalizers at once open a thousand TLS connections (memory and handshakes on both
+/// sides). A watch counts until its response starts, not while it streams.
+pub const MAX_KUBE_REQUESTS: usize = 64;
+
+/// Builds the client with at most [`MAX_KUBE_REQUESTS`] requests in flight; more wait.
+pub fn limit_requests<S, B>(builder: kube::client::ClientBuilder<S>) -> Client
+where
+    S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<tower::BoxError>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tower::BoxError>,
+{
+    builder
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(MAX_KUBE_REQUESTS))
+        .build()
 }
 
 /// Reads the Juju connection (endpoints, CA, username, password) from a Secret.
@@ -836,4 +860,54 @@ fn error_policy(js: Arc<JujuSecret>, error: &Error, ctx: Arc<Context>) -> Action
     let delay = ctx.backoff.next(&key);
     warn!(namespace = js.namespace().unwrap_or_default(), name = js.name_any(), error = %error, retry_in = ?delay, "reconcile error");
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use kube::client::Body;
+
+    use super::*;
+
+    /// A thousand requests at once reach the apiserver at most MAX_KUBE_REQUESTS at a
+    /// time, and all of them are answered.
+    #[tokio::test]
+    async fn the_client_bounds_requests_in_flight() {
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let service = tower::service_fn({
+            let (now, peak) = (now.clone(), peak.clone());
+            move |_req: http::Request<Body>| {
+                let (now, peak) = (now.clone(), peak.clone());
+                async move {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    let body = serde_json::to_vec(&serde_json::json!({
+                        "apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "c", "namespace": "ns"}
+                    }))
+                    .unwrap();
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder().body(Body::from(body)).unwrap(),
+                    )
+                }
+            }
+        });
+        let client = limit_requests(kube::client::ClientBuilder::new(service, "ns"));
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client, "ns");
+        let gets = (0..1000).map(|_| api.get("c"));
+        let answered = futures::future::join_all(gets).await;
+        assert!(answered.iter().all(Result::is_ok));
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak <= MAX_KUBE_REQUESTS, "{peak} requests in flight");
+        assert!(
+            peak >= MAX_KUBE_REQUESTS / 2,
+            "the limit serialised too much: {peak}"
+        );
+    }
 }
