@@ -9,6 +9,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use juju_secrets_operator::controller::{self, RunConfig};
 
+/// See Cargo.toml: less memory held beyond the live heap than glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Manage Juju user secrets, grants and secret backends from Kubernetes.
 #[derive(Parser)]
 #[command(version, about)]

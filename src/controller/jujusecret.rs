@@ -239,6 +239,9 @@ async fn sync(
             }
         }
     };
+    // Not held across the Juju writes below: the operator's own records of what it
+    // created copy the listing while any reader still holds it.
+    drop(listing);
     let owned = match &current {
         Some(_) if observe_only => previously_owned,
         _ => true,
