@@ -623,11 +623,16 @@ where
     Controller::for_stream(stream, reader).with_config(config.clone())
 }
 
-/// Changes to Secrets in `api`'s scope, as metadata only: the mappers need the name,
-/// namespace and labels, and the reconcilers read the Secrets they use themselves.
-fn secret_changes(
-    api: Api<PartialObjectMeta<Secret>>,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+/// Changes to objects in `api`'s scope, as metadata only: the mappers need the name,
+/// namespace and labels, and the reconcilers read the objects they use themselves.
+/// (Any change of an object, its status included, changes its resourceVersion.)
+fn metadata_changes<K>(
+    api: Api<PartialObjectMeta<K>>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default,
+    PartialObjectMeta<K>: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + 'static,
 {
     watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
@@ -658,7 +663,7 @@ async fn run_jujusecrets(
     ctx.metrics.count_objects("JujuSecret", store.clone());
     controller
         .watches_stream(
-            secret_changes(secrets),
+            metadata_changes(secrets),
             move |secret: PartialObjectMeta<Secret>| {
                 // A source Secret changed: reconcile every JujuSecret that reads it.
                 let namespace = secret.namespace();
@@ -696,7 +701,7 @@ async fn run_jujusecrets(
 
 async fn run_grants(
     api: Api<JujuSecretGrant>,
-    jujusecrets: Api<JujuSecret>,
+    jujusecrets: Api<PartialObjectMeta<JujuSecret>>,
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
@@ -710,10 +715,9 @@ async fn run_grants(
         made: Default::default(),
     });
     controller
-        .watches(
-            jujusecrets,
-            watcher::Config::default().any_semantic(),
-            move |js: JujuSecret| {
+        .watches_stream(
+            metadata_changes(jujusecrets),
+            move |js: PartialObjectMeta<JujuSecret>| {
                 // A JujuSecret became Ready, changed or was recreated: its grants follow.
                 let namespace = js.namespace();
                 let name = js.name_any();
@@ -770,7 +774,7 @@ async fn run_backends(
     for scope in scopes {
         let store = store.clone();
         controller = controller.watches_stream(
-            secret_changes(api_for(&client, scope.as_deref())),
+            metadata_changes(api_for(&client, scope.as_deref())),
             move |secret: PartialObjectMeta<Secret>| {
                 // A configSecretRef changed (a rotated token): update the backend.
                 backend::reading_secret(&store, secret.namespace(), &secret.name_any())
