@@ -608,19 +608,42 @@ fn report_cache_sync<K>(
 
 /// A controller for `K` whose cache keeps objects without `metadata.managedFields`:
 /// the operator never reads them, and with server-side apply they are a good part of
-/// every cached object.
-fn lean_controller<K>(api: Api<K>, config: &kube::runtime::controller::Config) -> Controller<K>
+/// every cached object. Only changes that `predicate` sees trigger a reconcile (the
+/// cache gets every change).
+fn lean_controller<K, P>(
+    api: Api<K>,
+    config: &kube::runtime::controller::Config,
+    predicate: P,
+) -> Controller<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + std::fmt::Debug + Unpin,
+    P: kube::runtime::Predicate<K> + Send + Unpin + 'static,
 {
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|obj: &mut K| obj.managed_fields_mut().clear())
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        .predicate_filter(predicate, Default::default());
     Controller::for_stream(stream, reader).with_config(config.clone())
+}
+
+/// Everything of an object but its status: generation (the spec), finalizers, deletion,
+/// labels and annotations. A status write (the operator's own, mostly) changes none of
+/// them, so it does not cause another pass; the timed requeues still check drift.
+pub fn all_but_status<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = obj.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.uid.hash(&mut h);
+    meta.generation.hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    meta.labels.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    Some(h.finish())
 }
 
 /// Changes to objects in `api`'s scope, as metadata only: the mappers need the name,
@@ -632,7 +655,8 @@ fn metadata_changes<K>(
 where
     K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default,
-    PartialObjectMeta<K>: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + 'static,
+    PartialObjectMeta<K>:
+        Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + 'static,
 {
     watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
@@ -657,7 +681,7 @@ async fn run_jujusecrets(
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
-    let controller = lean_controller(api, &ctx.controller_config);
+    let controller = lean_controller(api, &ctx.controller_config, all_but_status::<JujuSecret>);
     let store = controller.store();
     report_cache_sync("JujuSecret", store.clone(), health);
     ctx.metrics.count_objects("JujuSecret", store.clone());
@@ -705,7 +729,11 @@ async fn run_grants(
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
-    let controller = lean_controller(api, &ctx.controller_config);
+    let controller = lean_controller(
+        api,
+        &ctx.controller_config,
+        kube::runtime::predicates::resource_version,
+    );
     let store = controller.store();
     report_cache_sync("JujuSecretGrant", store.clone(), health);
     ctx.metrics.count_objects("JujuSecretGrant", store.clone());
@@ -757,7 +785,11 @@ async fn run_backends(
     health: Arc<metrics::Health>,
 ) {
     let api: Api<crate::crd::backend::JujuSecretBackend> = Api::all(client.clone());
-    let mut controller = lean_controller(api, &ctx.controller_config);
+    let mut controller = lean_controller(
+        api,
+        &ctx.controller_config,
+        kube::runtime::predicates::resource_version,
+    );
     let store = controller.store();
     report_cache_sync("JujuSecretBackend", store.clone(), health);
     ctx.metrics
@@ -875,6 +907,41 @@ mod tests {
     use kube::client::Body;
 
     use super::*;
+
+    /// A status write leaves the trigger hash alone; spec, finalizer, deletion, label
+    /// and annotation changes move it.
+    #[test]
+    fn only_changes_beside_the_status_trigger_a_pass() {
+        let js: JujuSecret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "secrets.juju.is/v1alpha1", "kind": "JujuSecret",
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u1", "generation": 1},
+            "spec": {"model": "admin/dev", "data": {"k": "v"}}
+        }))
+        .unwrap();
+        let base = all_but_status(&js);
+        let mut with_status = js.clone();
+        with_status.status = Some(Default::default());
+        with_status.metadata.resource_version = Some("99".into());
+        assert_eq!(all_but_status(&with_status), base);
+        let changes: [fn(&mut JujuSecret); 6] = [
+            |o| o.metadata.generation = Some(2),
+            |o| o.metadata.finalizers = Some(vec!["f".into()]),
+            |o| {
+                o.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        jiff::Timestamp::UNIX_EPOCH,
+                    ))
+            },
+            |o| o.metadata.labels = Some([("l".to_owned(), "1".to_owned())].into()),
+            |o| o.metadata.annotations = Some([("a".to_owned(), "1".to_owned())].into()),
+            |o| o.metadata.uid = Some("u2".into()),
+        ];
+        for change in changes {
+            let mut o = js.clone();
+            change(&mut o);
+            assert_ne!(all_but_status(&o), base, "{:?}", o.metadata);
+        }
+    }
 
     /// A thousand requests at once reach the apiserver at most MAX_KUBE_REQUESTS at a
     /// time, and all of them are answered.
