@@ -102,7 +102,8 @@ print()
 cols = ["N", "M", "operator round trips", "peer round trips", "ceiling round trips",
         "peer / operator", "operator / ceiling", "operator Juju-side s", "peer Juju-side s",
         "ceiling Juju-side s", "peer / operator (time)", "operator / ceiling (time)",
-        "peer wall s", "ceiling create s"]
+        "operator Juju CPU s", "peer Juju CPU s", "ceiling Juju CPU s",
+        "peer / operator (CPU)", "operator / ceiling (CPU)", "peer wall s", "ceiling create s"]
 print("| " + " | ".join(cols) + " |")
 print("|" + "---|" * len(cols))
 def ratio(a, b):
@@ -114,10 +115,13 @@ for r in rows:
     op_rt, op_t = r.get("converge_calls_total"), r.get("converge_juju_side_secs")
     p_rt, p_t = peer.get("round_trips"), r.get("peer_juju_side_secs")
     c_rt, c_t = r.get("ceiling_round_trips"), r.get("ceiling_juju_side_secs")
+    op_c, p_c, c_c = (r.get("converge_juju_cpu_secs"), r.get("peer_juju_cpu_secs"),
+                      r.get("ceiling_juju_cpu_secs"))
     print("| " + " | ".join([str(r["n"]), str(r["m"]), f(op_rt, "{}"), f(p_rt, "{}"), f(c_rt, "{}"),
         f(ratio(p_rt, op_rt), "{:.1f}x"), f(ratio(op_rt, c_rt), "{:.1f}x"),
         f(op_t, "{:.3f}"), f(p_t, "{:.3f}"), f(c_t, "{:.3f}"),
         f(ratio(p_t, op_t), "{:.1f}x"), f(ratio(op_t, c_t), "{:.1f}x"),
+        f(op_c), f(p_c), f(c_c), f(ratio(p_c, op_c), "{:.1f}x"), f(ratio(op_c, c_c), "{:.1f}x"),
         f(peer.get("wall_secs"), "{:.1f}"), f(r.get("ceiling_create_secs"))]) + " |")
 print()
 for r in rows:

@@ -420,6 +420,7 @@ async fn run(args: &Args) -> Res<Value> {
 
     // ---- operator
     let side_before = juju_side_secs(&info).await?;
+    let (emu_cpu_before, _, _) = proc_stats(emu_pid);
     let port = free_port();
     let oplog = File::create(args.work_dir.join("operator.log")).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
@@ -479,6 +480,7 @@ async fn run(args: &Args) -> Res<Value> {
     let conv_calls = juju_calls(port);
     let side = secs_delta(&side_before, &juju_side_secs(&info).await?);
     out["converge_juju_side_secs"] = json!(side.values().sum::<f64>());
+    out["converge_juju_cpu_secs"] = json!(proc_stats(emu_pid).0 - emu_cpu_before);
     out["converge_juju_side_by_method"] = json!(side);
     if let Ok(l) = jss.list(&ListParams::default().limit(1)).await {
         let w = etcd_rev(&l).saturating_sub(rev_before);
@@ -699,6 +701,7 @@ async fn run(args: &Args) -> Res<Value> {
                     .unwrap_or_default()
             })
             .collect();
+        let ceiling_cpu_before = proc_stats(emu2.child.id()).0;
         let tc = Instant::now();
         for (k, uuid) in uuids.iter().enumerate() {
             let batch: Vec<NewSecret> = (0..n)
@@ -730,6 +733,7 @@ async fn run(args: &Args) -> Res<Value> {
         let stats = format!("{:?}", jc2.stats());
         let side = juju_side_secs(&info2).await?;
         out["ceiling_juju_side_secs"] = json!(side.values().sum::<f64>());
+        out["ceiling_juju_cpu_secs"] = json!(proc_stats(emu2.child.id()).0 - ceiling_cpu_before);
         out["ceiling_juju_side_by_method"] = json!(side);
         out["ceiling_create_secs"] = json!(create_secs);
         out["ceiling_list_secs"] = json!(list_secs);
@@ -758,6 +762,7 @@ async fn run(args: &Args) -> Res<Value> {
             json!({"connection": info3, "secrets": want}).to_string(),
         )
         .map_err(|e| e.to_string())?;
+        let peer_cpu_before = proc_stats(emu3.child.id()).0;
         let tp = Instant::now();
         let o = Command::new(&args.python)
             .arg(&args.peer_script)
@@ -776,6 +781,7 @@ async fn run(args: &Args) -> Res<Value> {
         out["peer_wall_secs_outer"] = json!(wall);
         let side = juju_side_secs(&info3).await?;
         out["peer_juju_side_secs"] = json!(side.values().sum::<f64>());
+        out["peer_juju_cpu_secs"] = json!(proc_stats(emu3.child.id()).0 - peer_cpu_before);
         out["peer_juju_side_by_method"] = json!(side);
         drop(emu3);
     }
