@@ -156,10 +156,14 @@ fn metric(port: u16, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn delta(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+/// What grew from `a` to `b`, per key (counters: call counts, served seconds).
+fn delta<T>(a: &BTreeMap<String, T>, b: &BTreeMap<String, T>) -> BTreeMap<String, T>
+where
+    T: Copy + Default + PartialOrd + std::ops::Sub<Output = T>,
+{
     b.iter()
-        .map(|(k, v)| (k.clone(), v - a.get(k).copied().unwrap_or(0)))
-        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| (k.clone(), *v - a.get(k).copied().unwrap_or_default()))
+        .filter(|(_, v)| *v > T::default())
         .collect()
 }
 
@@ -173,13 +177,6 @@ async fn juju_side_secs(info: &ConnectionInfo) -> Res<BTreeMap<String, f64>> {
         .into_iter()
         .filter(|(k, _)| k != "AllWatcher.Next")
         .collect())
-}
-
-fn secs_delta(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    b.iter()
-        .map(|(k, v)| (k.clone(), v - a.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v > 0.0)
-        .collect()
 }
 
 struct Proc {
@@ -478,7 +475,7 @@ async fn run(args: &Args) -> Res<Value> {
     follow.abort();
     let cold = t0.elapsed().as_secs_f64();
     let conv_calls = juju_calls(port);
-    let side = secs_delta(&side_before, &juju_side_secs(&info).await?);
+    let side = delta(&side_before, &juju_side_secs(&info).await?);
     out["converge_juju_side_secs"] = json!(side.values().sum::<f64>());
     out["converge_juju_cpu_secs"] = json!(proc_stats(emu_pid).0 - emu_cpu_before);
     out["converge_juju_side_by_method"] = json!(side);

@@ -11,7 +11,6 @@
 //! logged, never retried.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -40,7 +39,6 @@ struct Pending {
 pub struct EventSink {
     tx: mpsc::Sender<Pending>,
     metrics: Metrics,
-    dropped: Arc<AtomicU64>,
 }
 
 impl EventSink {
@@ -49,11 +47,7 @@ impl EventSink {
     pub fn start(recorder: Recorder, writes: Arc<Semaphore>, metrics: Metrics) -> Self {
         let (tx, rx) = mpsc::channel(MAX_QUEUED_EVENTS);
         tokio::spawn(deliver(rx, recorder, writes, metrics.clone()));
-        Self {
-            tx,
-            metrics,
-            dropped: Arc::default(),
-        }
+        Self { tx, metrics }
     }
 
     /// Queues `event` about `reference`; drops it when the queue is full.
@@ -61,13 +55,12 @@ impl EventSink {
         match self.tx.try_send(Pending { event, reference }) {
             Ok(()) => self.metrics.event_queued(1),
             Err(mpsc::error::TrySendError::Full(p)) => {
-                self.metrics.event_dropped();
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed);
+                let dropped = self.metrics.event_dropped();
                 // One log line per thousand drops is enough to say what happens.
-                if n.is_multiple_of(1000) {
+                if dropped % 1000 == 1 {
                     warn!(
                         reason = %p.event.reason,
-                        dropped = n + 1,
+                        dropped,
                         "event queue full ({MAX_QUEUED_EVENTS} waiting); dropping events"
                     );
                 }

@@ -379,8 +379,8 @@ async fn sync(
             content_mac: mac,
             auto_prune: None,
             reason: reason::SYNCED,
-            // The same message as the passes that follow, so the one that the status
-            // write itself triggers finds nothing to write (the Created event tells).
+            // The same message as the passes that follow, so the next drift check
+            // finds nothing to write (the Created event tells of the create).
             message: "in sync".into(),
             wrote: true,
             owned: true,

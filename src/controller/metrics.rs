@@ -276,9 +276,9 @@ impl Metrics {
         self.events_queued.inc_by(delta);
     }
 
-    /// Counts one event dropped at a full queue.
-    pub fn event_dropped(&self) {
-        self.events_dropped.inc();
+    /// Counts one event dropped at a full queue; returns how many were dropped so far.
+    pub fn event_dropped(&self) -> u64 {
+        self.events_dropped.inc() + 1
     }
 
     /// Records whether this replica leads.

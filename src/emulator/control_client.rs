@@ -3,13 +3,11 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::ConnectionInfo;
-use crate::juju::transport::JUJU_SERVER_NAME;
+use crate::juju::transport::dial;
 use crate::juju::{ConnectOptions, Password};
 
 /// Sends one control request (`Emulator.<request>` with `params`) to the emulator that
@@ -25,6 +23,7 @@ pub async fn control_call(
 }
 
 async fn call(info: &ConnectionInfo, request: &str, params: Value) -> Result<Value, String> {
+    // Only the CA matters here: the control path takes no login.
     let options = ConnectOptions::new(
         vec![info.endpoint.clone()],
         info.ca_cert.clone(),
@@ -32,18 +31,7 @@ async fn call(info: &ConnectionInfo, request: &str, params: Value) -> Result<Val
         Password::new(""),
     );
     let tls = options.tls_config().map_err(|e| e.to_string())?;
-    let tcp = TcpStream::connect(&info.endpoint)
-        .await
-        .map_err(|e| format!("tcp: {e}"))?;
-    let name = ServerName::try_from(JUJU_SERVER_NAME).map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("tls: {e}"))?;
-    let url = format!("wss://{}/emulator/control", info.endpoint);
-    let (mut ws, _) = tokio_tungstenite::client_async(url, tls)
-        .await
-        .map_err(|e| format!("websocket: {e}"))?;
+    let mut ws = dial(tls, &info.endpoint, "/emulator/control").await?;
     let frame = json!({"request-id": 1, "type": "Emulator", "version": 1,
         "request": request, "params": params});
     ws.send(Message::Text(frame.to_string().into()))

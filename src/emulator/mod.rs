@@ -36,8 +36,8 @@
 //!
 //! `ca.pem`, `ca-key.pem`, `server.pem`, `server-key.pem` (kept, so a restarted emulator
 //! stays trusted), `state.json` (users, passwords, models, secrets, backends; rewritten
-//! atomically half a second after a change, a burst of changes at once, and at shutdown) and `connection.json` ([`ConnectionInfo`], written once
-//! the server listens). A [`Seed`] is applied only when `state.json` does not exist yet.
+//! atomically half a second after a change, a burst of changes at once, and at
+//! shutdown) and `connection.json` ([`ConnectionInfo`], written once the server listens). A [`Seed`] is applied only when `state.json` does not exist yet.
 //!
 //! # Frame log
 //!

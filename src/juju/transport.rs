@@ -26,6 +26,8 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -676,6 +678,29 @@ async fn establish(shared: &Shared) -> std::result::Result<Arc<Session>, Failure
     }))
 }
 
+/// The websocket at `path` on `endpoint`, over TLS trusting `tls`'s roots only (the
+/// server must present the name Juju gives its API certificates). Errors say which
+/// step failed: `tcp: …`, `tls: …` or `websocket: …`.
+pub(crate) async fn dial(
+    tls: Arc<rustls::ClientConfig>,
+    endpoint: &str,
+    path: &str,
+) -> std::result::Result<WebSocketStream<TlsStream<TcpStream>>, String> {
+    let tcp = TcpStream::connect(endpoint)
+        .await
+        .map_err(|e| format!("tcp: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let server_name = ServerName::try_from(JUJU_SERVER_NAME).map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(tls)
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| format!("tls: {e}"))?;
+    let (ws, _) = tokio_tungstenite::client_async(format!("wss://{endpoint}{path}"), tls)
+        .await
+        .map_err(|e| format!("websocket: {e}"))?;
+    Ok(ws)
+}
+
 async fn dial_and_login(
     shared: &Shared,
     endpoint: &str,
@@ -684,20 +709,9 @@ async fn dial_and_login(
         endpoint: endpoint.to_owned(),
         detail,
     };
-    let tcp = TcpStream::connect(endpoint)
+    let ws = dial(shared.tls.clone(), endpoint, &shared.target.path())
         .await
-        .map_err(|e| connect_failure(format!("tcp: {e}")))?;
-    let _ = tcp.set_nodelay(true);
-    let server_name =
-        ServerName::try_from(JUJU_SERVER_NAME).map_err(|e| connect_failure(e.to_string()))?;
-    let tls = tokio_rustls::TlsConnector::from(shared.tls.clone())
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| connect_failure(format!("tls: {e}")))?;
-    let url = format!("wss://{endpoint}{}", shared.target.path());
-    let (ws, _) = tokio_tungstenite::client_async(url, tls)
-        .await
-        .map_err(|e| connect_failure(format!("websocket: {e}")))?;
+        .map_err(connect_failure)?;
 
     let (mut sink, mut stream) = ws.split();
     let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<Message>();
