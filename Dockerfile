@@ -12,6 +12,9 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace members: the operator builds the Juju client crate; the others are only
+# read so that the workspace resolves (the operator binary links no emulator code).
+COPY crates ./crates
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin juju-secrets-operator \

@@ -22,8 +22,8 @@ mkdir -p "$out"
 results=$out/results.jsonl
 : > "$results"
 
-echo "== cargo build --release --bins" >&2
-cargo build --release --bins >&2
+echo "== cargo build --release --workspace --bins" >&2
+cargo build --release --workspace --bins >&2
 bash scripts/kube-apiserver.sh build >&2
 
 kubectl_bin() {

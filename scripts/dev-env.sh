@@ -136,7 +136,7 @@ start_operator() {
 
 start() {
   log "building the binaries"
-  cargo build --locked --bins
+  cargo build --locked --workspace --bins
   log "kube-apiserver (built once, cached)"
   bash scripts/kube-apiserver.sh build
   KUBECTL=$(kubectl_bin)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: the Rust unit and integration tests (the Juju client
-# against the in-process emulator; the operator binary end to end against a real
+# Runs the whole test suite: formatting and lints of the workspace, the Rust unit,
+# integration and doc tests of every crate (the Juju client against the in-process emulator; the operator binary end to end against a real
 # kube-apiserver and the emulator), then the Python conformance suite (python-libjuju
 # against the emulator binary), which also validates every frame the Rust tests logged
 # against Juju's facade schemas, and the Helm chart tests (Helm's engine; server-side dry
@@ -39,13 +39,20 @@ bash scripts/kube-apiserver.sh build
 # The end-to-end tests fail, rather than skip, when their environment cannot start.
 export JSO_REQUIRE_E2E=1
 
-echo "== building"
-cargo build --locked --bins
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (workspace, all targets)"
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
-echo "== Rust tests"
+echo "== building"
+cargo build --locked --workspace --bins
+
+echo "== Rust tests (workspace: operator, Juju client, emulator, benchmark)"
 frame_dir=$repo/target/tmp/frame-logs
 rm -rf "$frame_dir"
-cargo test --locked --all-targets
+cargo test --locked --workspace --all-targets
+echo "== doc tests (the Juju client's example runs against the emulator)"
+cargo test --locked --workspace --doc
 
 echo "== Python tests: python-libjuju against the emulator, frame validation, the Helm chart"
 JUJU_EMULATOR_BIN=$repo/target/debug/juju-emulator \

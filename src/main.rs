@@ -214,7 +214,7 @@ fn connection_secret(
     namespace: &str,
     name: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let info: juju_secrets_operator::emulator::ConnectionInfo =
+    let info: juju_client::connection_file::ConnectionInfo =
         serde_json::from_str(&std::fs::read_to_string(path)?)?;
     let account = info
         .users

@@ -25,8 +25,8 @@ use harness::{
     Env, MODEL, NS, NS_DENIED, NS_READER, NS_SYSTEM, Operator, REFRESH, SetupError, WAIT,
     assert_content, b64, content_is, describe, ready, revision, secret_id,
 };
+use juju_client::SecretUri;
 use juju_secrets_operator::crd::secret::JujuSecret;
-use juju_secrets_operator::juju::SecretUri;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -556,8 +556,8 @@ async fn deletion_never_wedges(env: Arc<Env>) {
 
     // Someone already removed it from Juju.
     let id = secret_id(&gone).unwrap();
-    let removal = juju_secrets_operator::juju::SecretRemoval {
-        secret: juju_secrets_operator::juju::SecretSelector::Uri(SecretUri::parse(&id).unwrap()),
+    let removal = juju_client::SecretRemoval {
+        secret: juju_client::SecretSelector::Uri(SecretUri::parse(&id).unwrap()),
         revisions: None,
     };
     env.juju

@@ -26,10 +26,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::{Env, MODEL, NS, NS_DENIED, NS_SYSTEM, SetupError, WAIT, b64, secret_id};
+use juju_client::{BackendInfo, SecretSelector, SecretUri};
 use juju_secrets_operator::crd::backend::JujuSecretBackend;
 use juju_secrets_operator::crd::condition::{Condition, READY};
 use juju_secrets_operator::crd::grant::JujuSecretGrant;
-use juju_secrets_operator::juju::{BackendInfo, SecretSelector, SecretUri};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
@@ -1714,12 +1714,12 @@ async fn model_assignment(t: Arc<T>) {
 /// A Juju backend of that name not made by this resource: Conflict, left untouched,
 /// and not removed when the resource is deleted.
 async fn backend_name_taken(t: Arc<T>) {
-    let mut config = juju_secrets_operator::juju::BackendConfig::default();
+    let mut config = juju_client::BackendConfig::default();
     config.insert("endpoint", "https://vault.other:8200");
     let res = t
         .env
         .juju
-        .add_secret_backends(&[juju_secrets_operator::juju::NewBackend {
+        .add_secret_backends(&[juju_client::NewBackend {
             name: "taken".into(),
             backend_type: "vault".into(),
             token_rotate_interval: None,

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use juju_client::{ConnectOptions, JujuClient, NewSecret, Password, SecretContent};
+use juju_emulator::{Emulator, EmulatorConfig};
 use juju_secrets_operator::controller::juju_state::WriteBatcher;
-use juju_secrets_operator::emulator::{Emulator, EmulatorConfig};
-use juju_secrets_operator::juju::{ConnectOptions, JujuClient, NewSecret, Password, SecretContent};
 
 async fn setup() -> (Emulator, tempfile::TempDir, JujuClient, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -29,8 +29,8 @@ use super::{Context, Error, now_rfc3339};
 use crate::crd::backend::{BackendType, JujuSecretBackend, JujuSecretBackendStatus};
 use crate::crd::condition::{Condition, reason};
 use crate::crd::secret::DeletionPolicy;
-use crate::juju::facade::model_config::AUTO_BACKEND;
-use crate::juju::{BackendConfig, BackendInfo, BackendUpdate, ErrorCode, NewBackend};
+use juju_client::facade::model_config::AUTO_BACKEND;
+use juju_client::{BackendConfig, BackendInfo, BackendUpdate, ErrorCode, NewBackend};
 
 /// Finalizer that lets the operator remove the backend before the object goes.
 pub const FINALIZER: &str = "secrets.juju.is/backend-cleanup";
@@ -53,7 +53,7 @@ const SENSITIVE_KEYS: &[&str] = &["token", "client-key", "password"];
 const MIN_ROTATE: Duration = Duration::from_secs(3600);
 
 /// Turns a per-item Juju error on Add/Update into a problem.
-fn item_problem(e: crate::juju::ApiError) -> Problem {
+fn item_problem(e: juju_client::ApiError) -> Problem {
     let text = e.to_string();
     if text.contains("not reachable") || text.contains("cannot ping") || text.contains("sealed") {
         Problem::new(backend_reason::BACKEND_UNREACHABLE, text).transient()
@@ -68,7 +68,7 @@ fn item_problem(e: crate::juju::ApiError) -> Problem {
 
 /// The outcome of a one-item Add or Update call.
 fn single(
-    outcome: crate::juju::Result<Vec<Result<(), crate::juju::ApiError>>>,
+    outcome: juju_client::Result<Vec<Result<(), juju_client::ApiError>>>,
 ) -> Result<(), Problem> {
     outcome
         .map_err(SharedFailure::from)?
@@ -459,7 +459,7 @@ async fn assign_models(
                 status.assigned_models = assigned.iter().cloned().collect();
                 return Err(match SharedFailure::from(&e) {
                     f if f.kind == FailureKind::Other => {
-                        item_problem(crate::juju::ApiError::new("", e.to_string()))
+                        item_problem(juju_client::ApiError::new("", e.to_string()))
                     }
                     f => Problem::from(f),
                 });
@@ -706,18 +706,18 @@ mod tests {
 
     #[test]
     fn unreachable_and_in_use_errors_get_their_reasons() {
-        let p = item_problem(crate::juju::ApiError::new(
+        let p = item_problem(juju_client::ApiError::new(
             "",
             "backend not reachable: dial tcp: connection refused",
         ));
         assert_eq!(p.reason, backend_reason::BACKEND_UNREACHABLE);
         assert!(p.transient);
-        let p = item_problem(crate::juju::ApiError::new(
+        let p = item_problem(juju_client::ApiError::new(
             "not valid",
             "cannot rename a secret backend that is in use",
         ));
         assert_eq!(p.reason, backend_reason::IN_USE);
-        let p = item_problem(crate::juju::ApiError::new(
+        let p = item_problem(juju_client::ApiError::new(
             "already exists",
             "secret backend \"x\" already exists",
         ));

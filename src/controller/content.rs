@@ -12,7 +12,7 @@ use rand::distr::Uniform;
 use sha2::Sha256;
 
 use crate::crd::secret::{Charset, Generator, JujuSecret};
-use crate::juju::content::{SecretContent, SecretValue, is_valid_key};
+use juju_client::content::{SecretContent, SecretValue, is_valid_key};
 
 /// Why the content could not be built. Names keys and objects, never values.
 #[derive(Debug, thiserror::Error)]

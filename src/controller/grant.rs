@@ -23,7 +23,7 @@ use super::{Context, Error};
 use crate::crd::condition::{Condition, READY, reason};
 use crate::crd::grant::{JujuSecretGrant, JujuSecretGrantStatus};
 use crate::crd::secret::JujuSecret;
-use crate::juju::{ErrorCode, SecretSelector, SecretUri};
+use juju_client::{ErrorCode, SecretSelector, SecretUri};
 
 /// Finalizer that lets the operator revoke before the object goes.
 pub const FINALIZER: &str = "secrets.juju.is/revoke";
@@ -387,7 +387,7 @@ async fn sync(
     // interval old: before granting, read who has access now, so that a grant someone
     // made a moment ago is not mistaken for one the operator made.
     if wanted.difference(&access).next().is_some() {
-        let filter = crate::juju::SecretFilter {
+        let filter = juju_client::SecretFilter {
             uri: Some(target.uri.clone()),
             ..Default::default()
         };

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::juju::{
+use juju_client::{
     self, ApiError, JujuClient, Model, NewSecret, SecretFilter, SecretInfo, SecretUpdate, SecretUri,
 };
 
@@ -45,16 +45,17 @@ pub enum FailureKind {
     Other,
 }
 
-impl From<&juju::Error> for SharedFailure {
-    fn from(e: &juju::Error) -> Self {
+impl From<&juju_client::Error> for SharedFailure {
+    fn from(e: &juju_client::Error) -> Self {
         let kind = match e {
-            juju::Error::ModelNotFound { .. } | juju::Error::AmbiguousModel { .. } => {
-                FailureKind::ModelNotFound
-            }
-            juju::Error::InvalidContent(_) => FailureKind::InvalidContent,
+            juju_client::Error::ModelNotFound { .. }
+            | juju_client::Error::AmbiguousModel { .. } => FailureKind::ModelNotFound,
+            juju_client::Error::InvalidContent(_) => FailureKind::InvalidContent,
             e if e.is_transient() => FailureKind::Unavailable,
             e if e.is_unauthorized() => FailureKind::Unauthorized,
-            e if e.code() == Some(&juju::ErrorCode::ModelNotFound) => FailureKind::ModelNotFound,
+            e if e.code() == Some(&juju_client::ErrorCode::ModelNotFound) => {
+                FailureKind::ModelNotFound
+            }
             _ => FailureKind::Other,
         };
         Self {
@@ -64,8 +65,8 @@ impl From<&juju::Error> for SharedFailure {
     }
 }
 
-impl From<juju::Error> for SharedFailure {
-    fn from(e: juju::Error) -> Self {
+impl From<juju_client::Error> for SharedFailure {
+    fn from(e: juju_client::Error) -> Self {
         Self::from(&e)
     }
 }
@@ -120,22 +121,22 @@ impl ModelDirectory {
 }
 
 /// The model-resolution rule of [`JujuClient::resolve_model`], on a list at hand.
-fn resolve_in(models: &[Model], spec: &str, user: &str) -> Result<Model, juju::Error> {
-    let not_found = || juju::Error::ModelNotFound {
+fn resolve_in(models: &[Model], spec: &str, user: &str) -> Result<Model, juju_client::Error> {
+    let not_found = || juju_client::Error::ModelNotFound {
         model: spec.to_owned(),
     };
-    match juju::ModelSpec::parse(spec) {
-        juju::ModelSpec::Uuid(uuid) => models
+    match juju_client::ModelSpec::parse(spec) {
+        juju_client::ModelSpec::Uuid(uuid) => models
             .iter()
             .find(|m| m.uuid == uuid)
             .cloned()
             .ok_or_else(not_found),
-        juju::ModelSpec::Qualified { owner, name } => models
+        juju_client::ModelSpec::Qualified { owner, name } => models
             .iter()
             .find(|m| m.owner == owner && m.name == name)
             .cloned()
             .ok_or_else(not_found),
-        juju::ModelSpec::Name(name) => {
+        juju_client::ModelSpec::Name(name) => {
             let matches: Vec<&Model> = models.iter().filter(|m| m.name == name).collect();
             if let Some(own) = matches.iter().find(|m| m.owner == user) {
                 return Ok((*own).clone());
@@ -143,7 +144,7 @@ fn resolve_in(models: &[Model], spec: &str, user: &str) -> Result<Model, juju::E
             if matches.is_empty() {
                 Err(not_found())
             } else {
-                Err(juju::Error::AmbiguousModel {
+                Err(juju_client::Error::AmbiguousModel {
                     model: spec.to_owned(),
                     candidates: matches.iter().map(|m| m.qualified_name()).collect(),
                 })
@@ -536,7 +537,7 @@ async fn drain(
     }
 }
 
-fn answer<T>(outcome: juju::Result<Vec<Result<T, ApiError>>>, replies: Vec<Reply<T>>) {
+fn answer<T>(outcome: juju_client::Result<Vec<Result<T, ApiError>>>, replies: Vec<Reply<T>>) {
     match outcome {
         Ok(results) => {
             for (result, reply) in results.into_iter().zip(replies) {
@@ -601,11 +602,11 @@ mod tests {
         );
         assert!(matches!(
             resolve_in(&models, "prod", "admin"),
-            Err(juju::Error::AmbiguousModel { .. })
+            Err(juju_client::Error::AmbiguousModel { .. })
         ));
         assert!(matches!(
             resolve_in(&models, "nope", "admin"),
-            Err(juju::Error::ModelNotFound { .. })
+            Err(juju_client::Error::ModelNotFound { .. })
         ));
         assert_eq!(
             resolve_in(&models, "46E9B4DD-e657-4a2c-8f25-222c879fd45d", "admin")

@@ -22,7 +22,7 @@ use super::outcome::{self, Problem};
 use super::{Context, Error, now_rfc3339};
 use crate::crd::condition::{Condition, READY, reason};
 use crate::crd::secret::{DeletionPolicy, JujuSecret, JujuSecretStatus, ManagementPolicy};
-use crate::juju::{
+use juju_client::{
     ErrorCode, NewSecret, SecretFilter, SecretRemoval, SecretSelector, SecretUpdate, SecretUri,
 };
 
@@ -566,7 +566,7 @@ async fn juju_content_differs(
     ctx: &Context,
     model_uuid: &str,
     uri: &SecretUri,
-    desired: &crate::juju::SecretContent,
+    desired: &juju_client::SecretContent,
 ) -> Result<bool, Problem> {
     let filter = SecretFilter {
         uri: Some(uri.clone()),

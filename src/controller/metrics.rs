@@ -38,8 +38,8 @@ use crate::crd::backend::JujuSecretBackend;
 use crate::crd::condition::{Condition, READY};
 use crate::crd::grant::JujuSecretGrant;
 use crate::crd::secret::JujuSecret;
-use crate::juju::JujuClient;
-use crate::juju::transport::CallKey;
+use juju_client::JujuClient;
+use juju_client::transport::CallKey;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::juju::{Model, ModelSpec};
+use juju_client::{Model, ModelSpec};
 
 /// Any namespace / any model.
 const WILDCARD: &str = "*";

@@ -13,12 +13,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use juju_secrets_operator::crd::condition::READY;
-use juju_secrets_operator::crd::secret::JujuSecret;
-use juju_secrets_operator::emulator::{Emulator, EmulatorConfig};
-use juju_secrets_operator::juju::{
+use juju_client::{
     ConnectOptions, JujuClient, Password, SecretContent, SecretFilter, SecretInfo, SecretUri,
 };
+use juju_emulator::{Emulator, EmulatorConfig};
+use juju_secrets_operator::crd::condition::READY;
+use juju_secrets_operator::crd::secret::JujuSecret;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -889,9 +889,8 @@ impl Env {
 
     /// Writes new content into Juju directly (a human using the Juju CLI).
     pub async fn juju_set_content(&self, uri: &SecretUri, pairs: &[(&str, &str)]) {
-        let mut update = juju_secrets_operator::juju::SecretUpdate::of(
-            juju_secrets_operator::juju::SecretSelector::Uri(uri.clone()),
-        );
+        let mut update =
+            juju_client::SecretUpdate::of(juju_client::SecretSelector::Uri(uri.clone()));
         update.content = Some(content(pairs));
         let results = self
             .juju
@@ -903,7 +902,7 @@ impl Env {
 
     /// Creates a secret in Juju directly (made outside the operator).
     pub async fn juju_create(&self, label: &str, pairs: &[(&str, &str)]) -> SecretUri {
-        let new = juju_secrets_operator::juju::NewSecret {
+        let new = juju_client::NewSecret {
             label: Some(label.to_owned()),
             description: Some("made by hand".into()),
             content: content(pairs),

@@ -63,7 +63,7 @@ class Emulator:
         binary = emulator_bin()
         if not binary.exists():
             pytest.fail(
-                f"emulator binary {binary} not found: run `cargo build --bin juju-emulator` "
+                f"emulator binary {binary} not found: run `cargo build -p juju-emulator` "
                 "or set JUJU_EMULATOR_BIN",
                 pytrace=False,
             )

@@ -1,0 +1,165 @@
+//! What every controller shares: the [`Context`] (Kubernetes client, Juju client and
+//! the shared Juju state, metrics, event sink, MAC key), the reconcile error type and the
+//! per-object backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::events::EventType;
+use kube::{Client, Resource};
+
+use super::juju_state::{ModelDirectory, SecretListings, WriteBatcher};
+use super::tenancy::TenancyPolicy;
+use super::{events, intents, juju_state, jujusecret, metrics};
+use juju_client::JujuClient;
+
+/// Field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "juju-secrets-operator";
+
+/// Errors that end a reconcile pass (Juju problems become conditions instead).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A namespaced object arrived without a namespace.
+    #[error("object has no namespace")]
+    NotNamespaced,
+    /// Removing the Juju secret failed; deletion waits and retries.
+    #[error("cleanup: {0}")]
+    Cleanup(String),
+}
+
+impl Error {
+    /// A stable PascalCase label for metrics and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesError",
+            Error::Finalizer(_) => "FinalizerError",
+            Error::NotNamespaced => "NotNamespaced",
+            Error::Cleanup(_) => "CleanupError",
+        }
+    }
+}
+
+/// Per-object exponential backoff for retries.
+#[derive(Default)]
+pub struct Backoff {
+    attempts: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    const INITIAL: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(60);
+
+    /// The next delay for `key`: 1 s, 2 s, 4 s ... up to a minute.
+    pub fn next(&self, key: &str) -> Duration {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = attempts.entry(key.to_owned()).or_default();
+        let delay = Self::INITIAL
+            .saturating_mul(2u32.saturating_pow((*n).min(16)))
+            .min(Self::MAX);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    /// Forgets `key` after a success.
+    pub fn reset(&self, key: &str) {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Juju client.
+    pub juju: JujuClient,
+    /// Events, delivered behind the status writes.
+    pub events: events::EventSink,
+    /// Tenancy policy.
+    pub policy: TenancyPolicy,
+    /// Model name resolution.
+    pub models: ModelDirectory,
+    /// Per-model secret listings.
+    pub listings: SecretListings,
+    /// Per-model write batching.
+    pub writes: WriteBatcher,
+    /// Which object is creating which Juju secret (crash safety).
+    pub intents: Arc<intents::Intents>,
+    /// Key of the content MAC.
+    pub mac_key: Vec<u8>,
+    /// Default drift-check interval.
+    pub refresh_interval: Duration,
+    /// Retry backoff.
+    pub backoff: Backoff,
+    /// Metrics.
+    pub metrics: metrics::Metrics,
+    /// Settings of every controller (reconcile concurrency).
+    pub controller_config: kube::runtime::controller::Config,
+    /// Bounds the status writes and events in flight to the apiserver.
+    pub kube_writes: Arc<tokio::sync::Semaphore>,
+}
+
+/// Status writes and events in flight to the apiserver at most.
+pub const MAX_KUBE_WRITES: usize = 32;
+
+impl Context {
+    /// Queues an event about `obj` (see [`events`]): best-effort, never waited for.
+    pub fn publish<K>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: Option<String>,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let event = jujusecret::event(type_, reason, action, note);
+        let mut reference = obj.object_ref(&());
+        // Events about cluster-scoped objects live in `default`; apiservers before 1.22
+        // insist that the reference names the event's namespace.
+        if reference.namespace.is_none() {
+            reference.namespace = Some("default".into());
+        }
+        self.events.send(event, reference);
+    }
+}
+
+impl Context {
+    /// Whether the tenancy policy lets `namespace` use the model written `model`
+    /// (name, `owner/name` or UUID). Resolves the model only when the policy names it
+    /// in another form.
+    pub async fn model_allowed(
+        &self,
+        namespace: &str,
+        model: &str,
+    ) -> Result<bool, juju_state::SharedFailure> {
+        match self
+            .policy
+            .precheck(namespace, model, &self.juju.options().username)
+        {
+            Some(answer) => Ok(answer),
+            None => {
+                let resolved = self.models.resolve(model).await?;
+                Ok(self.policy.allows_model(namespace, &resolved))
+            }
+        }
+    }
+}
+
+/// Current time, RFC 3339 with second precision (UTC).
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
+}
