@@ -29,7 +29,7 @@ use juju_client::SecretUri;
 use juju_secrets_operator::crd::secret::JujuSecret;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 type Scenario = fn(Arc<Env>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -69,6 +69,9 @@ async fn end_to_end() {
         create_only,
         observe_only,
         conflict_then_adopt,
+        conflict_then_delete_keeps_persons_secret,
+        forged_status_changes_nothing_in_juju,
+        adopt_refuses_a_managed_secret,
         conflicts_in_bulk,
         suspend,
         bad_input,
@@ -741,6 +744,199 @@ async fn conflict_then_adopt(env: Arc<Env>) {
     assert_content(&info, &[("password", &ours)], "adopted");
     env.wait_event(NS, name, "Normal", "Adopted").await;
     env.cleanup(NS, &[name]).await;
+}
+
+/// The promise: a name clash leaves the person's secret untouched, including when the
+/// clashing JujuSecret is deleted to clear the conflict. The operator's listing of the
+/// model is stale on purpose (another object synced it just before the person created
+/// the secret), so the clash is found by a CreateSecrets that Juju refuses. Both with
+/// other content and with the very content the JujuSecret declares.
+async fn conflict_then_delete_keeps_persons_secret(env: Arc<Env>) {
+    // An object whose passes make the operator list the model (refreshInterval 1h: no
+    // pass of its own in between).
+    let warm = "listing-warm";
+    env.create_jsec(
+        NS,
+        warm,
+        json!({"model": MODEL, "refreshInterval": "1h", "data": {"value": env.value("warm")}}),
+    )
+    .await;
+    env.wait_synced(NS, warm, |o| revision(o) == Some(1)).await;
+    for (round, (name, same_content)) in [("person-db", false), ("person-db-same", true)]
+        .into_iter()
+        .enumerate()
+    {
+        // A refused create makes the operator list again: warm the listing anew.
+        if round > 0 {
+            env.patch_jsec(
+                NS,
+                warm,
+                json!({"spec": {"data": {"value": env.value(&format!("warm-{round}"))}}}),
+            )
+            .await;
+            let want = Some(round as u64 + 1);
+            env.wait_synced(NS, warm, |o| revision(o) == want).await;
+        }
+        let ours = env.value(name);
+        let theirs = if same_content {
+            ours.clone()
+        } else {
+            env.value(&format!("{name}-theirs"))
+        };
+        // The person, with their own Juju connection, right after the operator listed.
+        let uri = env.juju_create(name, &[("password", &theirs)]).await;
+        let creates = env.emulator.call_count("Secrets", "CreateSecrets");
+        let removes = env.emulator.call_count("Secrets", "RemoveSecrets");
+        let updates = env.emulator.call_count("Secrets", "UpdateSecrets");
+        let obj = env
+            .create_jsec(
+                NS,
+                name,
+                json!({"model": MODEL, "refreshInterval": "1h", "data": {"password": ours}}),
+            )
+            .await;
+        let uid = obj.metadata.uid.clone().unwrap();
+        env.wait_reason(NS, name, "Conflict").await;
+        assert!(
+            env.emulator.call_count("Secrets", "CreateSecrets") > creates,
+            "{name}: the clash was not found by a refused create (the listing was fresh)"
+        );
+        // The refused create's claim is gone from the record, durably.
+        assert!(
+            !env.ownership_record_uids().await.contains(&uid),
+            "{name}: the refused create's claim is still recorded"
+        );
+        env.delete_jsec(NS, name).await;
+        let info = env
+            .juju_by_uri(&uri.short())
+            .await
+            .unwrap_or_else(|| panic!("{name}: the person's secret was removed"));
+        assert_eq!(
+            info.latest_revision, 1,
+            "{name}: the person's secret was written"
+        );
+        assert_content(&info, &[("password", &theirs)], name);
+        assert_eq!(
+            env.emulator.call_count("Secrets", "RemoveSecrets"),
+            removes,
+            "{name}: RemoveSecrets was called"
+        );
+        assert_eq!(
+            env.emulator.call_count("Secrets", "UpdateSecrets"),
+            updates,
+            "{name}: UpdateSecrets was called"
+        );
+    }
+    env.cleanup(NS, &[warm]).await;
+}
+
+/// Status is output only: a tenant who may write only statuses forges every field the
+/// operator writes, pointing them at a person's secret; the operator still writes,
+/// renames and removes only the secret it created.
+async fn forged_status_changes_nothing_in_juju(env: Arc<Env>) {
+    let theirs = env.value("forge-theirs");
+    let persons = env
+        .juju_create("forge-person", &[("password", &theirs)])
+        .await;
+    let name = "forge-mine";
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "data": {"password": env.value("forge-v1")}}),
+    )
+    .await;
+    let obj = env.wait_synced(NS, name, |o| revision(o) == Some(1)).await;
+    let mine = secret_id(&obj).unwrap();
+    let tenant = env.status_tenant(NS).await;
+    let forged = json!({"status": {
+        "secretId": persons.short(),
+        "secretUri": persons.full(&env.model_uuid),
+        "modelUuid": env.model_uuid,
+        "owned": true,
+        "pendingCreate": "forged",
+        "autoPrune": false,
+        "revision": 1,
+        "contentMac": "hmac-sha256:00",
+    }});
+    let forge = || async {
+        Api::<JujuSecret>::namespaced(tenant.clone(), NS)
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(forged.clone()))
+            .await
+            .unwrap();
+    };
+    forge().await;
+    // An edit and a rename after the forgery go to the operator's own secret.
+    let v2 = env.value("forge-v2");
+    env.patch_jsec(
+        NS,
+        name,
+        json!({"spec": {"name": "forge-renamed", "data": {"password": v2}}}),
+    )
+    .await;
+    env.wait_synced(NS, name, |o| {
+        revision(o) == Some(2) && secret_id(o).as_deref() == Some(mine.as_str())
+    })
+    .await;
+    let info = env.juju_by_uri(&mine).await.unwrap();
+    assert_eq!(info.label.as_deref(), Some("forge-renamed"));
+    assert_content(&info, &[("password", &v2)], "the operator's own secret");
+    // Forged again, then deleted: the operator removes its own secret only.
+    forge().await;
+    env.delete_jsec(NS, name).await;
+    assert!(
+        env.juju_by_uri(&mine).await.is_none(),
+        "own secret left behind"
+    );
+    let info = env
+        .juju_by_uri(&persons.short())
+        .await
+        .expect("the person's secret was removed through a forged status");
+    assert_eq!(info.latest_revision, 1);
+    assert_eq!(info.label.as_deref(), Some("forge-person"));
+    assert_content(&info, &[("password", &theirs)], "the person's secret");
+}
+
+/// `adopt` never takes over a secret that another JujuSecret manages: the second object
+/// reports Conflict (not naming the other object), and deleting it leaves the secret to
+/// its owner.
+async fn adopt_refuses_a_managed_secret(env: Arc<Env>) {
+    let (owner, intruder) = ("adopt-owner", "adopt-intruder");
+    let v1 = env.value("adopt-v1");
+    env.create_jsec(
+        NS,
+        owner,
+        json!({"model": MODEL, "name": "adopt-shared", "data": {"password": v1}}),
+    )
+    .await;
+    let obj = env.wait_synced(NS, owner, |o| revision(o) == Some(1)).await;
+    let uri = secret_id(&obj).unwrap();
+    let writes = env.writes();
+    env.create_jsec(
+        NS,
+        intruder,
+        json!({"model": MODEL, "name": "adopt-shared", "adopt": true,
+               "data": {"password": env.value("adopt-other")}}),
+    )
+    .await;
+    let seen = env.wait_reason(NS, intruder, "Conflict").await;
+    let message = seen
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("managed by another JujuSecret") && !message.contains(owner),
+        "{message}"
+    );
+    assert_eq!(env.writes(), writes, "the managed secret was written");
+    env.delete_jsec(NS, intruder).await;
+    let info = env
+        .juju_by_uri(&uri)
+        .await
+        .expect("the owner's secret was removed");
+    assert_content(&info, &[("password", &v1)], "owner's secret");
+    env.cleanup(NS, &[owner]).await;
 }
 
 /// Several clashes at once (the operator's model listing is cached, so its first create

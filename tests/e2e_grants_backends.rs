@@ -30,6 +30,7 @@ use juju_client::{BackendInfo, SecretSelector, SecretUri};
 use juju_secrets_operator::crd::backend::JujuSecretBackend;
 use juju_secrets_operator::crd::condition::{Condition, READY};
 use juju_secrets_operator::crd::grant::JujuSecretGrant;
+use juju_secrets_operator::crd::secret::JujuSecret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
@@ -99,6 +100,7 @@ async fn grants_and_backends_end_to_end() {
         external_secret,
         grant_waits_for_jujusecret,
         grant_outlives_its_secret,
+        forged_status_cannot_grant_across_tenants,
         backend_add_update_list_remove,
         backend_removed_by_hand,
         token_change_in_referenced_secret,
@@ -1178,6 +1180,84 @@ async fn grant_waits_for_jujusecret(t: Arc<T>) {
     t.delete_grant(NS, "nr").await;
     t.wait_access(&uri2, &[], "grant object deleted").await;
     t.env.delete_jsec(NS, "nr-secret").await;
+}
+
+/// Team b (namespace NS_DENIED, not allowed to use the model) forges statuses, with only
+/// status rights, so that its JujuSecret and its grant point at team a's secret: the
+/// operator grants nothing and revokes nothing there.
+async fn forged_status_cannot_grant_across_tenants(t: Arc<T>) {
+    let uri = t.jujusecret("xt-secret").await;
+    // A person granted mysql by hand on team a's secret.
+    let res = t
+        .env
+        .juju
+        .grant_secret(
+            &t.env.model_uuid,
+            &SecretSelector::Uri(uri.clone()),
+            &["mysql".to_owned()],
+        )
+        .await
+        .unwrap();
+    assert!(res.iter().all(Result::is_ok), "grant by hand: {res:?}");
+    let grants = t.env.emulator.call_count("Secrets", "GrantSecret");
+    let revokes = t.env.emulator.call_count("Secrets", "RevokeSecret");
+
+    t.env
+        .create_jsec(
+            NS_DENIED,
+            "xt-decoy",
+            json!({"model": MODEL, "data": {"password": t.env.value("xt-decoy")}}),
+        )
+        .await;
+    t.env.wait_reason(NS_DENIED, "xt-decoy", "Forbidden").await;
+    let tenant = t.env.status_tenant(NS_DENIED).await;
+    let forged = json!({"status": {
+        "secretId": uri.short(),
+        "secretUri": uri.full(&t.env.model_uuid),
+        "modelUuid": t.env.model_uuid,
+        "owned": true,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Synced",
+                        "message": "in sync", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+    }});
+    Api::<JujuSecret>::namespaced(tenant.clone(), NS_DENIED)
+        .patch_status("xt-decoy", &PatchParams::default(), &Patch::Merge(forged))
+        .await
+        .unwrap();
+    t.create_grant(
+        NS_DENIED,
+        "xt-grant",
+        json!({"secretRef": {"name": "xt-decoy"}, "applications": ["wordpress"]}),
+    )
+    .await;
+    // The operator looked at the grant (its condition is about this generation).
+    t.wait_grant_reason(NS_DENIED, "xt-grant", "SecretNotReady")
+        .await;
+    // The grant's own status forged too, claiming it granted mysql there; then deleted.
+    let forged = json!({"status": {
+        "secretId": uri.short(),
+        "modelUuid": t.env.model_uuid,
+        "ownedApplications": ["mysql"],
+        "grantedApplications": ["mysql"],
+    }});
+    Api::<JujuSecretGrant>::namespaced(tenant, NS_DENIED)
+        .patch_status("xt-grant", &PatchParams::default(), &Patch::Merge(forged))
+        .await
+        .unwrap();
+    t.delete_grant(NS_DENIED, "xt-grant").await;
+    assert_eq!(
+        t.env.emulator.call_count("Secrets", "GrantSecret"),
+        grants,
+        "GrantSecret was called across tenants"
+    );
+    assert_eq!(
+        t.env.emulator.call_count("Secrets", "RevokeSecret"),
+        revokes,
+        "RevokeSecret was called across tenants"
+    );
+    t.wait_access(&uri, &["mysql"], "after the forged grant")
+        .await;
+    t.env.delete_jsec(NS_DENIED, "xt-decoy").await;
+    t.env.delete_jsec(NS, "xt-secret").await;
 }
 
 /// The JujuSecret goes away for good: the grant waits (SecretNotReady), and deleting

@@ -99,7 +99,7 @@ pub async fn connection_options(client: &Client, secret: &str) -> Result<Connect
 pub const MAC_KEY_SECRET: &str = "juju-secrets-operator-mac-key";
 
 /// The namespace of the connection Secret (`namespace/name`), where the operator keeps
-/// its own objects: the MAC key, the create intents and, by default, the leader Lease.
+/// its own objects: the MAC key, the ownership record and, by default, the leader Lease.
 pub fn connection_namespace(connection_secret: &str) -> &str {
     connection_secret
         .split_once('/')

@@ -261,11 +261,17 @@ fn generate(g: &Generator) -> SecretValue {
 /// Keyed MAC of content (HMAC-SHA256 over the Juju checksum input), recorded in status
 /// to tell "content the operator wrote" from drift, without revealing the content.
 pub fn content_mac(key: &[u8], content: &SecretContent) -> String {
+    checksum_mac(key, &content.juju_checksum())
+}
+
+/// The keyed MAC of content whose Juju checksum is `checksum` (Juju 3.6 reports it in
+/// every listing): equal to [`content_mac`] of that content.
+pub fn checksum_mac(key: &[u8], checksum: &str) -> String {
     let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(m) => m,
         Err(_) => return String::new(),
     };
-    mac.update(content.juju_checksum().as_bytes());
+    mac.update(checksum.as_bytes());
     format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
 }
 

@@ -11,7 +11,7 @@ use kube::{Client, Resource};
 
 use super::juju_state::{ModelDirectory, SecretListings, WriteBatcher};
 use super::tenancy::TenancyPolicy;
-use super::{events, intents, juju_state, jujusecret, metrics};
+use super::{events, juju_state, jujusecret, metrics, ownership};
 use juju_client::JujuClient;
 
 /// Field manager of every write the operator makes.
@@ -93,7 +93,7 @@ pub struct Context {
     /// Per-model write batching.
     pub writes: WriteBatcher,
     /// Which object is creating which Juju secret (crash safety).
-    pub intents: Arc<intents::Intents>,
+    pub ownership: Arc<ownership::OwnershipRecord>,
     /// Key of the content MAC.
     pub mac_key: Vec<u8>,
     /// Default drift-check interval.

@@ -20,9 +20,9 @@ use tracing::{info, instrument, warn};
 use super::juju_state::{FailureKind, SharedFailure};
 use super::outcome::{self, Problem};
 use super::{Context, Error};
-use crate::crd::condition::{Condition, READY, reason};
+use crate::crd::condition::{Condition, reason};
 use crate::crd::grant::{JujuSecretGrant, JujuSecretGrantStatus};
-use crate::crd::secret::JujuSecret;
+use crate::crd::secret::{JujuSecret, ManagementPolicy};
 use juju_client::{ErrorCode, SecretSelector, SecretUri};
 
 /// Finalizer that lets the operator revoke before the object goes.
@@ -127,25 +127,43 @@ async fn target(grant: &JujuSecretGrant, ctx: &Context) -> Result<Target, Proble
                 format!("JujuSecret {namespace}/{} is being deleted", local.name),
             ));
         }
-        let status = js.status.unwrap_or_default();
-        let ready = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == READY && c.status == "True");
-        return match (
-            ready,
-            status.model_uuid,
-            status.secret_id.as_deref().map(SecretUri::parse),
-        ) {
-            (true, Some(model_uuid), Some(Ok(uri))) => Ok(Target { model_uuid, uri }),
-            _ => Err(Problem::new(
+        // The target comes from the operator's ownership record (the secret it created
+        // or adopted for that JujuSecret), never from the JujuSecret's status, and its
+        // model must be one this namespace may use.
+        let waiting = || {
+            Problem::new(
                 SECRET_NOT_READY,
                 format!(
                     "waiting for JujuSecret {namespace}/{} to be Ready",
                     local.name
                 ),
-            )),
+            )
         };
+        let owned = js
+            .uid()
+            .and_then(|uid| ctx.ownership.entry(&uid))
+            .and_then(|e| Some((e.model.clone(), SecretUri::parse(e.uri.as_deref()?).ok()?)));
+        let (model_uuid, uri) = match owned {
+            Some(found) => found,
+            // An observed secret (ObserveOnly) is looked up as the JujuSecret declares it.
+            None if js.spec.management_policy == ManagementPolicy::ObserveOnly => {
+                let name = js.spec.name.clone().unwrap_or_else(|| js.name_any());
+                let model = resolve_allowed(ctx, &namespace, &js.spec.model).await?;
+                let listing = ctx.listings.get(&model.uuid, ctx.refresh_interval).await?;
+                let uri = listing.by_label(&name).map(|s| s.uri.clone());
+                drop(listing);
+                (model.uuid, uri.ok_or_else(waiting)?)
+            }
+            None => return Err(waiting()),
+        };
+        let allowed = ctx
+            .model_allowed(&namespace, &model_uuid)
+            .await
+            .map_err(Problem::from)?;
+        if !allowed {
+            return Err(forbidden(&namespace, &js.spec.model));
+        }
+        return Ok(Target { model_uuid, uri });
     }
     let Some(external) = &grant.spec.external else {
         return Err(Problem::new(
@@ -153,16 +171,7 @@ async fn target(grant: &JujuSecretGrant, ctx: &Context) -> Result<Target, Proble
             "one of secretRef or external is required",
         ));
     };
-    let precheck = ctx
-        .policy
-        .precheck(&namespace, &external.model, &ctx.juju.options().username);
-    if precheck == Some(false) {
-        return Err(forbidden(&namespace, &external.model));
-    }
-    let model = ctx.models.resolve(&external.model).await?;
-    if precheck.is_none() && !ctx.policy.allows_model(&namespace, &model) {
-        return Err(forbidden(&namespace, &external.model));
-    }
+    let model = resolve_allowed(ctx, &namespace, &external.model).await?;
     let listing = ctx.listings.get(&model.uuid, ctx.refresh_interval).await?;
     let found = match (&external.uri, &external.name) {
         (Some(uri), _) => {
@@ -191,6 +200,26 @@ async fn target(grant: &JujuSecretGrant, ctx: &Context) -> Result<Target, Proble
         model_uuid: model.uuid,
         uri,
     })
+}
+
+/// Resolves `model` for an object in `namespace`: `Forbidden` (with no call on the model)
+/// when the tenancy policy does not let that namespace use it.
+async fn resolve_allowed(
+    ctx: &Context,
+    namespace: &str,
+    model: &str,
+) -> Result<juju_client::Model, Problem> {
+    let precheck = ctx
+        .policy
+        .precheck(namespace, model, &ctx.juju.options().username);
+    if precheck == Some(false) {
+        return Err(forbidden(namespace, model));
+    }
+    let resolved = ctx.models.resolve(model).await?;
+    if precheck.is_none() && !ctx.policy.allows_model(namespace, &resolved) {
+        return Err(forbidden(namespace, model));
+    }
+    Ok(resolved)
 }
 
 fn forbidden(namespace: &str, model: &str) -> Problem {
@@ -361,6 +390,16 @@ async fn sync(
             previous.secret_id.as_deref().map(SecretUri::parse),
         )
     {
+        // The old target comes from this object's status: revoke there only on a model
+        // this namespace may use (a forged status cannot reach another tenant's model).
+        let namespace = grant.namespace().unwrap_or_default();
+        let allowed = ctx
+            .model_allowed(&namespace, &old_model)
+            .await
+            .map_err(Problem::from)?;
+        if !allowed {
+            warn!(model = %old_model, "the grant's former secret is in a model this namespace may not use; nothing revoked there");
+        }
         let old = Target {
             model_uuid: old_model,
             uri: old_uri,
@@ -372,7 +411,7 @@ async fn sync(
             .filter(|a| !still_wanted.contains(*a))
             .cloned()
             .collect();
-        if !apps.is_empty() {
+        if allowed && !apps.is_empty() {
             match revoke(ctx, grant, &old, &apps).await {
                 Ok(()) => ctx.listings.invalidate(&old.model_uuid).await,
                 // The old secret or its model is gone, and its grants with it.

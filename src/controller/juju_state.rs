@@ -16,6 +16,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::ownership::OwnershipRecord;
+
 use juju_client::{
     self, ApiError, JujuClient, Model, NewSecret, SecretFilter, SecretInfo, SecretUpdate, SecretUri,
 };
@@ -372,21 +374,23 @@ const BUSY_WITHIN: Duration = Duration::from_secs(2);
 pub struct WriteBatcher {
     juju: JujuClient,
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Write>>>,
-    intents: Arc<super::intents::Intents>,
+    record: Arc<OwnershipRecord>,
 }
 
 impl WriteBatcher {
-    /// A batcher over `juju` whose create claims are kept in memory only.
+    /// A batcher over `juju` whose ownership record is kept in memory only.
     pub fn new(juju: JujuClient) -> Self {
-        Self::with_intents(juju, Arc::new(super::intents::Intents::in_memory()))
+        Self::with_record(juju, Arc::new(OwnershipRecord::in_memory()))
     }
 
-    /// A batcher over `juju` that makes `intents` durable before every bulk create.
-    pub fn with_intents(juju: JujuClient, intents: Arc<super::intents::Intents>) -> Self {
+    /// A batcher over `juju` that makes the ownership `record` durable before every
+    /// bulk write: the claims a create covers, and the confirmations an update of an
+    /// owned secret rests on.
+    pub fn with_record(juju: JujuClient, record: Arc<OwnershipRecord>) -> Self {
         Self {
             juju,
             queues: Mutex::default(),
-            intents,
+            record,
         }
     }
 
@@ -398,7 +402,7 @@ impl WriteBatcher {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(drain(
             self.juju.clone(),
-            self.intents.clone(),
+            self.record.clone(),
             model_uuid.to_owned(),
             rx,
         ));
@@ -444,7 +448,7 @@ fn closed() -> SharedFailure {
 /// waiter, and repeats.
 async fn drain(
     juju: JujuClient,
-    intents: Arc<super::intents::Intents>,
+    record: Arc<OwnershipRecord>,
     model_uuid: String,
     mut rx: mpsc::UnboundedReceiver<Write>,
 ) {
@@ -489,32 +493,36 @@ async fn drain(
                 Write::Update(u, reply) => updates.push((u, reply)),
             }
         }
+        // The record must hold the claims of these creates and the ownership these
+        // updates rest on before Juju is asked (one write covers every model's batch).
+        if let Err(message) = record.persist().await {
+            let failure = SharedFailure {
+                kind: FailureKind::Unavailable,
+                message,
+            };
+            for (_, reply) in creates {
+                let _ = reply.send(Err(failure.clone()));
+            }
+            for (_, reply) in updates {
+                let _ = reply.send(Err(failure.clone()));
+            }
+            continue;
+        }
         if !creates.is_empty() {
             let (items, replies): (Vec<_>, Vec<_>) = creates.into_iter().unzip();
-            // The claims on these names must be durable before Juju creates anything.
-            match intents.persist().await {
-                Err(message) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(SharedFailure {
-                            kind: FailureKind::Unavailable,
-                            message: message.clone(),
-                        }));
+            match juju.create_secrets(&model_uuid, &items).await {
+                // One bad item may fail a bulk create as a whole (Juju 3.6.15+);
+                // labels are unique, so sending the items one by one cannot
+                // duplicate any.
+                Err(e) if items.len() > 1 && !e.is_transient() => {
+                    for (item, reply) in items.into_iter().zip(replies) {
+                        let one = juju
+                            .create_secrets(&model_uuid, std::slice::from_ref(&item))
+                            .await;
+                        answer(one, vec![reply]);
                     }
                 }
-                Ok(()) => match juju.create_secrets(&model_uuid, &items).await {
-                    // One bad item may fail a bulk create as a whole (Juju 3.6.15+);
-                    // labels are unique, so sending the items one by one cannot
-                    // duplicate any.
-                    Err(e) if items.len() > 1 && !e.is_transient() => {
-                        for (item, reply) in items.into_iter().zip(replies) {
-                            let one = juju
-                                .create_secrets(&model_uuid, std::slice::from_ref(&item))
-                                .await;
-                            answer(one, vec![reply]);
-                        }
-                    }
-                    outcome => answer(outcome, replies),
-                },
+                outcome => answer(outcome, replies),
             }
         }
         if !updates.is_empty() {

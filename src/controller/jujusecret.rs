@@ -15,10 +15,10 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument, warn};
 
-use super::content::{ContentProblem, content_mac, desired_content};
-use super::intents;
+use super::content::{ContentProblem, checksum_mac, content_mac, desired_content};
 use super::juju_state::{FailureKind, SecretSummary, SharedFailure};
 use super::outcome::{self, Problem};
+use super::ownership::{self, Found, Ownership, RecordError, SecretEntry};
 use super::{Context, Error, now_rfc3339};
 use crate::crd::condition::{Condition, READY, reason};
 use crate::crd::secret::{DeletionPolicy, JujuSecret, JujuSecretStatus, ManagementPolicy};
@@ -92,29 +92,14 @@ fn refresh_interval(js: &JujuSecret, ctx: &Context) -> Duration {
 #[instrument(skip_all, fields(namespace = cached.namespace().unwrap_or_default(), name = cached.name_any()))]
 async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     let key = object_key(cached);
-    let mut js = cached;
-    let fresh;
-    let mut previous = js.status.clone().unwrap_or_default();
-    // The status this pass builds on: what the server holds, plus the model once a
-    // create was attempted (a failure status then still names the model).
+    let js = cached;
+    // The last status written: output only. It feeds the next status (condition
+    // timestamps, the drift event), never a decision about Juju.
+    let previous = js.status.clone().unwrap_or_default();
+    // The status this pass builds on, plus the model once a create was attempted (a
+    // failure status then still names the model).
     let mut base = previous.clone();
-    let mut outcome = sync(js, ctx, &previous, &mut base).await;
-    // Under apiserver load the watch cache can lag behind the operator's own status
-    // writes; a clash judged from a stale status (no URI, no intent marker yet) would
-    // disown a secret this resource created. Judge it again from the object as stored.
-    if matches!(&outcome, Err(p) if p.reason == reason::CONFLICT) {
-        let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
-        let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-        if let Ok(Some(stored)) = api.get_opt(&js.name_any()).await
-            && stored.metadata.resource_version != js.metadata.resource_version
-        {
-            fresh = stored;
-            js = &fresh;
-            previous = js.status.clone().unwrap_or_default();
-            base = previous.clone();
-            outcome = sync(js, ctx, &previous, &mut base).await;
-        }
-    }
+    let outcome = sync(js, ctx, &previous, &mut base).await;
     let previous = base;
     let interval = refresh_interval(js, ctx);
     let (status, action) = match outcome {
@@ -146,16 +131,7 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             )
         }
     };
-    let recorded = status
-        .secret_id
-        .is_some()
-        .then(|| status.model_uuid.clone());
     write_status(js, ctx, &previous, status).await?;
-    // The status records the secret now: the create claim has done its job.
-    if let Some(Some(model_uuid)) = recorded {
-        ctx.intents
-            .release(&model_uuid, &juju_name(js), &js.uid().unwrap_or_default());
-    }
     Ok(action)
 }
 
@@ -201,51 +177,102 @@ async fn sync(
 
     let interval = refresh_interval(js, ctx);
     let listing = ctx.listings.get(&model.uuid, interval).await?;
-    let recorded_uri = previous
-        .secret_id
-        .as_deref()
-        .filter(|_| previous.model_uuid.as_deref() == Some(model.uuid.as_str()))
-        .and_then(|id| SecretUri::parse(id).ok());
 
-    let desired_checksum = content.as_ref().map(|c| c.juju_checksum());
-    let previously_owned = previous.owned == Some(true);
-    let mut adopted = false;
-    let by_uri = recorded_uri.as_ref().and_then(|uri| listing.by_uri(uri));
-    let current = match by_uri.or_else(|| listing.by_label(&label)) {
-        None => None,
-        Some(found) => {
-            let recorded = recorded_uri.as_ref() == Some(&found.uri);
-            // A secret found by name is ours only if this resource was creating it and
-            // it is exactly what was being created (first revision, same content).
-            let claimed =
-                previous.pending_create.is_some() || ctx.intents.held_by(&model.uuid, &label, &uid);
-            let created_here = claimed
-                && found.latest_revision == 1
-                && (found.checksum.is_none() || found.checksum == desired_checksum);
-            let ours = (recorded && previously_owned) || created_here;
-            {
-                if !ours && !spec.adopt && !observe_only {
-                    return Err(Problem::new(
-                        reason::CONFLICT,
-                        format!(
-                            "a Juju secret named {label:?} ({}) already exists in model {} and was not created by this resource; set spec.adopt to take it over",
-                            found.uri,
-                            model.qualified_name()
-                        ),
-                    ));
-                }
-                adopted = !ours && spec.adopt && !observe_only;
-                Some(found.clone())
-            }
-        }
+    // Observe: what the record says this object owns or claims, and what Juju holds.
+    let entry = ctx.ownership.entry(&uid).filter(|e| e.model == model.uuid);
+    let recorded_uri = entry
+        .as_ref()
+        .and_then(|e| e.uri.as_deref())
+        .and_then(|id| SecretUri::parse(id).ok());
+    // While a create's outcome is unknown, its secret carries the claimed name (the
+    // spec's name may have changed since).
+    let lookup_name = entry
+        .as_ref()
+        .filter(|e| e.is_claim())
+        .map_or_else(|| label.clone(), |e| e.name.clone());
+    let by_uri = recorded_uri
+        .as_ref()
+        .and_then(|uri| listing.by_uri(uri))
+        .cloned();
+    let by_name = match by_uri {
+        Some(_) => None,
+        None => listing.by_label(&lookup_name).cloned(),
     };
     // Not held across the Juju writes below: the operator's own records of what it
     // created copy the listing while any reader still holds it.
     drop(listing);
-    let owned = match &current {
-        Some(_) if observe_only => previously_owned,
-        _ => true,
+    let found = match (&by_uri, &by_name) {
+        (Some(_), _) => Found::ByRecordedUri,
+        (None, None) => Found::Nothing,
+        (None, Some(s)) => Found::ByName {
+            latest_revision: s.latest_revision,
+            content_mac: found_content_mac(ctx, &model.uuid, s, entry.as_ref()).await?,
+            owned_by_another: ctx
+                .ownership
+                .owner_of(&model.uuid, &s.uri.short())
+                .is_some_and(|owner| owner != uid),
+        },
     };
+    let previously_owned = entry.as_ref().is_some_and(|e| !e.is_claim());
+    let applied_prune_before = entry.as_ref().and_then(|e| e.auto_prune);
+
+    // Decide who the secret belongs to (the one rule, shared with cleanup).
+    let ownership = ownership::decide(&ownership::Facts {
+        entry: entry.as_ref(),
+        found,
+        adopt: spec.adopt,
+        observe_only,
+        allowed: true,
+    });
+    let found = by_uri.or(by_name);
+    let mut adopted = false;
+    let current = match (ownership, found) {
+        (Ownership::ConflictOwnedByAnother, Some(found)) => {
+            return Err(Problem::new(
+                reason::CONFLICT,
+                format!(
+                    "the Juju secret named {:?} ({}) in model {} is managed by another JujuSecret",
+                    found.label.as_deref().unwrap_or_default(),
+                    found.uri,
+                    model.qualified_name()
+                ),
+            ));
+        }
+        (Ownership::ConflictNotOurs, Some(found)) => {
+            return Err(Problem::new(
+                reason::CONFLICT,
+                format!(
+                    "a Juju secret named {:?} ({}) already exists in model {} and was not created by this resource; set spec.adopt to take it over",
+                    found.label.as_deref().unwrap_or_default(),
+                    found.uri,
+                    model.qualified_name()
+                ),
+            ));
+        }
+        (Ownership::Recovered | Ownership::Adopt, Some(found)) => {
+            let name = found.label.clone().unwrap_or_else(|| label.clone());
+            if ctx
+                .ownership
+                .confirm(&uid, &model.uuid, &name, &found.uri.short())
+                .is_err()
+            {
+                return Err(Problem::new(
+                    reason::CONFLICT,
+                    format!(
+                        "the Juju secret {} in model {} is managed by another JujuSecret",
+                        found.uri,
+                        model.qualified_name()
+                    ),
+                )
+                .transient());
+            }
+            adopted = ownership == Ownership::Adopt;
+            Some(found)
+        }
+        (Ownership::Owned | Ownership::Observed, Some(found)) => Some(found),
+        _ => None,
+    };
+    let owned = !observe_only || previously_owned;
 
     let Some(current) = current else {
         if observe_only {
@@ -264,7 +291,7 @@ async fn sync(
                 uri: None,
                 revision: None,
                 content_mac: previous.content_mac.clone(),
-                auto_prune: previous.auto_prune,
+                auto_prune: applied_prune_before,
                 reason: reason::SUSPENDED,
                 message: "the secret does not exist in Juju; not created while suspended".into(),
                 wrote: false,
@@ -274,9 +301,10 @@ async fn sync(
         // Claim the name first (made durable before the bulk create goes out): if the
         // operator dies after Juju creates the secret but before its URI is recorded,
         // the next pass knows the secret is its own.
-        match ctx.intents.claim(&model.uuid, &label, &uid) {
+        let claimed_mac = content_mac(&ctx.mac_key, &content);
+        match ctx.ownership.claim(&uid, &model.uuid, &label, &claimed_mac) {
             Ok(()) => {}
-            Err(intents::ClaimError::Held) => {
+            Err(RecordError::Held | RecordError::OwnedByAnother) => {
                 return Err(Problem::new(
                     reason::CONFLICT,
                     format!(
@@ -286,7 +314,7 @@ async fn sync(
                 )
                 .transient());
             }
-            Err(intents::ClaimError::Full) => {
+            Err(RecordError::Full) => {
                 return Err(Problem::new(
                     reason::JUJU_UNAVAILABLE,
                     "too many Juju secrets being created at once; waiting",
@@ -310,7 +338,7 @@ async fn sync(
             .await;
         let uri = match created {
             Ok(Ok(uri)) => uri,
-            // The outcome is unknown (the answer was lost): keep the marker, read Juju
+            // The outcome is unknown (the answer was lost): keep the claim, read Juju
             // again, and let the next pass recognize the secret if it was created.
             Err(failure) => {
                 ctx.listings.invalidate(&model.uuid).await;
@@ -319,14 +347,15 @@ async fn sync(
                     failure.kind,
                     FailureKind::Unauthorized | FailureKind::InvalidContent
                 ) {
-                    base.pending_create = None;
-                    ctx.intents.release(&model.uuid, &label, &uid);
+                    release_claim(ctx, &uid).await;
                 }
                 return Err(failure.into());
             }
             Ok(Err(e)) if e.code == ErrorCode::AlreadyExists => {
-                // Someone (or an earlier attempt of ours) created it since the listing
-                // was read: a clash for now; read again and decide on the next pass.
+                // Someone else created a secret of that name since the listing was
+                // read. The refusal is definite: the claim goes at once, so nothing
+                // can later take that secret for this object's own.
+                release_claim(ctx, &uid).await;
                 ctx.listings.invalidate(&model.uuid).await;
                 return Err(Problem::new(
                     reason::CONFLICT,
@@ -340,11 +369,18 @@ async fn sync(
             }
             Ok(Err(e)) => {
                 // Juju refused: nothing was created.
-                base.pending_create = None;
-                ctx.intents.release(&model.uuid, &label, &uid);
+                release_claim(ctx, &uid).await;
                 return Err(Problem::new(reason::JUJU_ERROR, e.to_string()));
             }
         };
+        // The create was answered: the secret is this object's own. The confirmation
+        // reaches the record's ConfigMap before the next Juju write goes out.
+        if let Err(e) = ctx
+            .ownership
+            .confirm(&uid, &model.uuid, &label, &uri.short())
+        {
+            warn!(secret = %uri, error = ?e, "a secret just created is recorded for another object");
+        }
         ctx.listings
             .record(
                 &model.uuid,
@@ -405,7 +441,7 @@ async fn sync(
         uri: Some(current.uri.clone()),
         revision: Some(current.latest_revision),
         content_mac: previous.content_mac.clone(),
-        auto_prune: previous.auto_prune,
+        auto_prune: applied_prune_before,
         reason: reason::SYNCED,
         message: message.to_owned(),
         wrote: false,
@@ -447,17 +483,13 @@ async fn sync(
     }
     // Every new revision carries the flag; a changed flag alone is sent once it was
     // applied before (a secret that never had a second revision has nothing to prune).
-    if content_differs
-        || previous
-            .auto_prune
-            .is_some_and(|applied| applied != spec.auto_prune)
-    {
+    if content_differs || applied_prune_before.is_some_and(|applied| applied != spec.auto_prune) {
         update.auto_prune = Some(spec.auto_prune);
     }
     let applied_prune = if update.auto_prune.is_some() {
         Some(spec.auto_prune)
     } else {
-        previous.auto_prune
+        applied_prune_before
     };
     let drift = content_differs
         && previous.content_mac.is_some()
@@ -560,14 +592,42 @@ async fn sync(
     })
 }
 
-/// For controllers older than Juju 3.6, which report no checksum: compare the content
-/// itself (needs model admin).
-async fn juju_content_differs(
+/// Drops the object's claim after Juju definitely refused its create, and makes that
+/// durable at once: a claim brought back by a restart could otherwise take a person's
+/// secret of the same name and content for the object's own.
+async fn release_claim(ctx: &Context, uid: &str) {
+    ctx.ownership.release_claim(uid);
+    if let Err(e) = ctx.ownership.persist().await {
+        warn!(error = %e, "cannot record the release of a create claim yet; it goes with the next write");
+    }
+}
+
+/// The keyed MAC of a secret found by name, when it could be the one this object's
+/// claim was creating (first revision): from Juju's checksum where sent, otherwise from
+/// the content read back. `None` when it cannot be the claimed secret.
+async fn found_content_mac(
+    ctx: &Context,
+    model_uuid: &str,
+    found: &SecretSummary,
+    entry: Option<&SecretEntry>,
+) -> Result<Option<String>, Problem> {
+    if found.latest_revision != 1 || !entry.is_some_and(SecretEntry::is_claim) {
+        return Ok(None);
+    }
+    if let Some(checksum) = &found.checksum {
+        return Ok(Some(checksum_mac(&ctx.mac_key, checksum)));
+    }
+    let content = read_content(ctx, model_uuid, &found.uri).await?;
+    Ok(Some(content_mac(&ctx.mac_key, &content)))
+}
+
+/// Reads a secret's content (needs model admin): for controllers older than Juju 3.6,
+/// which report no checksum.
+async fn read_content(
     ctx: &Context,
     model_uuid: &str,
     uri: &SecretUri,
-    desired: &juju_client::SecretContent,
-) -> Result<bool, Problem> {
+) -> Result<juju_client::SecretContent, Problem> {
     let filter = SecretFilter {
         uri: Some(uri.clone()),
         ..SecretFilter::default()
@@ -577,8 +637,8 @@ async fn juju_content_differs(
         .list_secrets(model_uuid, &filter, true)
         .await
         .map_err(SharedFailure::from)?;
-    match listed.first().and_then(|s| s.value.clone()) {
-        Some(Ok(content)) => Ok(content != *desired),
+    match listed.into_iter().next().and_then(|s| s.value) {
+        Some(Ok(content)) => Ok(content),
         Some(Err(e)) => Err(Problem::new(
             reason::JUJU_ERROR,
             format!("cannot read the content of {uri} to compare it: {e}"),
@@ -590,6 +650,17 @@ async fn juju_content_differs(
         )
         .transient()),
     }
+}
+
+/// For controllers older than Juju 3.6, which report no checksum: compare the content
+/// itself (needs model admin).
+async fn juju_content_differs(
+    ctx: &Context,
+    model_uuid: &str,
+    uri: &SecretUri,
+    desired: &juju_client::SecretContent,
+) -> Result<bool, Problem> {
+    Ok(read_content(ctx, model_uuid, uri).await? != *desired)
 }
 
 fn forbidden(namespace: &str, model: &str) -> Problem {
@@ -695,23 +766,25 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             "Delete",
             Some(format!("left Juju secret {label:?} in place")),
         );
+        forget(ctx, &js.uid().unwrap_or_default()).await?;
         return Ok(Action::await_change());
     }
     let status = js.status.clone().unwrap_or_default();
     let uid = js.uid().unwrap_or_default();
-    // Created but not recorded (the operator stopped in between): the claim says where.
-    let Some(model_uuid) = status
-        .model_uuid
-        .clone()
-        .or_else(|| ctx.intents.model_of(&label, &uid))
-    else {
+    // Only what the record says this object owns or claims is ever removed; the status
+    // says nothing about ownership.
+    let Some(entry) = ctx.ownership.entry(&uid) else {
         return Ok(Action::await_change());
     };
+    let model_uuid = entry.model.clone();
     let namespace = js.namespace().unwrap_or_default();
     let allowed = match ctx.model_allowed(&namespace, &model_uuid).await {
         Ok(allowed) => allowed,
         // The model is gone, and the secret with it.
-        Err(f) if f.kind == FailureKind::ModelNotFound => return Ok(Action::await_change()),
+        Err(f) if f.kind == FailureKind::ModelNotFound => {
+            forget(ctx, &uid).await?;
+            return Ok(Action::await_change());
+        }
         Err(f) => return Err(Error::Cleanup(f.message)),
     };
     if !allowed {
@@ -722,24 +795,53 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             "Delete",
             Some("the tenancy policy no longer allows this namespace to use the model; the Juju secret was left in place".into()),
         );
+        forget(ctx, &uid).await?;
         return Ok(Action::await_change());
     }
-    let selector = match status.secret_id.as_deref().map(SecretUri::parse) {
-        Some(Ok(uri)) if status.owned == Some(true) => SecretSelector::Uri(uri),
-        // Created but not recorded (the operator stopped in between): the secret of
-        // that name, if it is still the first revision this resource was creating.
-        _ if status.pending_create.is_some() || ctx.intents.held_by(&model_uuid, &label, &uid) => {
+    let selector = match entry.uri.as_deref().map(SecretUri::parse) {
+        Some(Ok(uri)) => SecretSelector::Uri(uri),
+        Some(Err(_)) => {
+            forget(ctx, &uid).await?;
+            return Ok(Action::await_change());
+        }
+        // A create whose outcome is unknown (the operator stopped before the answer):
+        // the secret of the claimed name, only if the one ownership rule recognizes it
+        // as the one being created (first revision, the claimed content).
+        None => {
             let listing = ctx
                 .listings
                 .get(&model_uuid, Duration::ZERO)
                 .await
                 .map_err(|f| Error::Cleanup(f.message))?;
-            match listing.by_label(&label) {
-                Some(found) if found.latest_revision == 1 => SecretSelector::Uri(found.uri.clone()),
-                _ => return Ok(Action::await_change()),
+            let found = listing.by_label(&entry.name).cloned();
+            drop(listing);
+            let Some(found) = found else {
+                forget(ctx, &uid).await?;
+                return Ok(Action::await_change());
+            };
+            let content_mac = found_content_mac(ctx, &model_uuid, &found, Some(&entry))
+                .await
+                .map_err(|p| Error::Cleanup(p.message))?;
+            let decision = ownership::decide(&ownership::Facts {
+                entry: Some(&entry),
+                found: Found::ByName {
+                    latest_revision: found.latest_revision,
+                    content_mac,
+                    owned_by_another: ctx
+                        .ownership
+                        .owner_of(&model_uuid, &found.uri.short())
+                        .is_some_and(|owner| owner != uid),
+                },
+                adopt: false,
+                observe_only: false,
+                allowed: true,
+            });
+            if !decision.may_write() {
+                forget(ctx, &uid).await?;
+                return Ok(Action::await_change());
             }
+            SecretSelector::Uri(found.uri)
         }
-        _ => return Ok(Action::await_change()),
     };
     let removal = SecretRemoval {
         secret: selector.clone(),
@@ -788,7 +890,7 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     if let SecretSelector::Uri(uri) = &selector {
         ctx.listings.forget(&model_uuid, uri).await;
     }
-    ctx.intents.release(&model_uuid, &label, &uid);
+    forget(ctx, &uid).await?;
     ctx.publish(
         js,
         EventType::Normal,
@@ -797,6 +899,13 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
         Some(format!("removed Juju secret {label:?}")),
     );
     Ok(Action::await_change())
+}
+
+/// Drops the object's entry from the record and makes that durable before the finalizer
+/// goes: a later object may then adopt the secret the deleted one left behind.
+async fn forget(ctx: &Context, uid: &str) -> Result<(), Error> {
+    ctx.ownership.forget(uid);
+    ctx.ownership.persist().await.map_err(Error::Cleanup)
 }
 
 /// Builds the event the recorder publishes.

@@ -11,12 +11,12 @@ pub mod content;
 mod context;
 pub mod events;
 pub mod grant;
-pub mod intents;
 pub mod juju_state;
 pub mod jujusecret;
 pub mod leader;
 pub mod metrics;
 mod outcome;
+pub mod ownership;
 mod run;
 pub mod tenancy;
 

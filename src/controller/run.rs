@@ -26,7 +26,7 @@ use super::connect::{
 use super::context::{Backoff, Context, Error, FIELD_MANAGER, MAX_KUBE_WRITES};
 use super::juju_state::{ModelDirectory, SecretListings, WriteBatcher};
 use super::tenancy::TenancyPolicy;
-use super::{backend, content, events, grant, intents, jujusecret, leader, metrics, tenancy};
+use super::{backend, content, events, grant, jujusecret, leader, metrics, ownership, tenancy};
 use crate::crd::grant::JujuSecretGrant;
 use crate::crd::secret::JujuSecret;
 use juju_client::JujuClient;
@@ -82,9 +82,9 @@ pub enum RunError {
     /// The Juju client could not be built.
     #[error("Juju client: {0}")]
     Juju(#[from] juju_client::Error),
-    /// The create intents could not be read.
-    #[error("create intents: {0}")]
-    Intents(String),
+    /// The ownership record could not be read.
+    #[error("ownership record: {0}")]
+    Ownership(String),
     /// Another replica took the leader Lease, or renewing it failed.
     #[error("leadership lost: {0}")]
     LeadershipLost(String),
@@ -140,16 +140,16 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         }
         None => None,
     };
-    // Only the leader talks to Juju, and writes the create intents.
+    // Only the leader talks to Juju, and writes the ownership record.
     let juju = JujuClient::new(options)?;
-    let intents_namespace = connection_namespace(&config.connection_secret);
-    let intents = Arc::new(
-        intents::Intents::load(client.clone(), intents_namespace)
+    let record_namespace = connection_namespace(&config.connection_secret);
+    let ownership = Arc::new(
+        ownership::OwnershipRecord::load(client.clone(), record_namespace)
             .await
             .map_err(|e| {
-                RunError::Intents(format!(
-                    "cannot read ConfigMap {intents_namespace}/{}: {e}",
-                    intents::CONFIGMAP
+                RunError::Ownership(format!(
+                    "cannot read the ConfigMaps {record_namespace}/{}-NN: {e}",
+                    ownership::CONFIGMAP_PREFIX
                 ))
             })?,
     );
@@ -171,8 +171,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         policy,
         models: ModelDirectory::new(juju.clone(), Duration::from_secs(30)),
         listings: SecretListings::new(juju.clone()),
-        writes: WriteBatcher::with_intents(juju.clone(), intents.clone()),
-        intents,
+        writes: WriteBatcher::with_record(juju.clone(), ownership.clone()),
+        ownership,
         juju,
         mac_key,
         refresh_interval: config.refresh_interval,

@@ -224,17 +224,16 @@ pub struct JujuSecretStatus {
     /// never the content, never an unkeyed hash of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_mac: Option<String>,
-    /// True when the recorded secret was created or adopted by this resource; false
-    /// when it was only observed (`ObserveOnly`), so a later switch to `Full` still
-    /// needs `adopt`.
+    /// True when the operator's ownership record holds the secret for this resource
+    /// (created or adopted); false when it was only observed (`ObserveOnly`). Output
+    /// only: the operator decides from its own record, never from this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned: Option<bool>,
-    /// `autoPrune` as last applied to Juju (Juju does not report it back).
+    /// `autoPrune` as last applied to Juju (Juju does not report it back). Output only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_prune: Option<bool>,
-    /// Set just before the operator asks Juju to create the secret, cleared once the
-    /// result is recorded: a restarted operator that finds this set recognizes a
-    /// secret of that name as its own instead of reporting a clash.
+    /// No longer written or read: create claims live in the operator's ownership
+    /// record. Kept so that statuses written by earlier versions stay valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_create: Option<String>,
     /// Conditions, keyed by type.

@@ -173,7 +173,8 @@ def expected_permissions(
         add(where, "", ["secrets"], ["get", "list", "watch", "create", "patch"])
     # The release namespace: the connection and MAC-key Secrets, the Lease.
     add(namespace, "", ["secrets"], ["get"], names=(connection_secret, "juju-secrets-operator-mac-key"))
-    add(namespace, "", ["configmaps"], ["get", "patch"], names=("juju-secrets-operator-intents",))
+    add(namespace, "", ["configmaps"], ["get", "update"],
+        names=tuple(f"juju-secrets-operator-ownership-{i:02d}" for i in range(32)))
     add(namespace, "", ["configmaps"], ["create"])
     add(namespace, "", ["secrets"], ["create"])
     if lease:

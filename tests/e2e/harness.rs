@@ -915,6 +915,101 @@ impl Env {
         results.into_iter().next().unwrap().unwrap()
     }
 
+    /// A client for a tenant of namespace `ns` who may only read and write the status
+    /// of JujuSecrets and JujuSecretGrants there (a common tenant role): its own
+    /// ServiceAccount, Role, RoleBinding and token.
+    pub async fn status_tenant(&self, ns: &str) -> Client {
+        use k8s_openapi::api::authentication::v1::TokenRequest;
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+
+        let name = "status-tenant";
+        let pp = PostParams::default();
+        let ignore_exists = |r: Result<(), kube::Error>| match r {
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            other => other,
+        };
+        let sa: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        ignore_exists(
+            Api::<ServiceAccount>::namespaced(self.kube.clone(), ns)
+                .create(&pp, &sa)
+                .await
+                .map(drop),
+        )
+        .unwrap();
+        let role: Role = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "rules": [{
+                "apiGroups": ["secrets.juju.is"],
+                "resources": ["jujusecrets/status", "jujusecretgrants/status"],
+                "verbs": ["get", "patch", "update"],
+            }],
+        }))
+        .unwrap();
+        ignore_exists(
+            Api::<Role>::namespaced(self.kube.clone(), ns)
+                .create(&pp, &role)
+                .await
+                .map(drop),
+        )
+        .unwrap();
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+        }))
+        .unwrap();
+        ignore_exists(
+            Api::<RoleBinding>::namespaced(self.kube.clone(), ns)
+                .create(&pp, &binding)
+                .await
+                .map(drop),
+        )
+        .unwrap();
+        let request: TokenRequest = serde_json::from_value(json!({
+            "spec": {"audiences": [], "expirationSeconds": 3600}
+        }))
+        .unwrap();
+        let token = Api::<ServiceAccount>::namespaced(self.kube.clone(), ns)
+            .create_token_request(name, &pp, &request)
+            .await
+            .unwrap()
+            .status
+            .expect("token request answered without a token")
+            .token;
+        let mut kubeconfig: Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&self._apiserver.kubeconfig).unwrap())
+                .unwrap();
+        kubeconfig["users"] = json!([{"name": "admin", "user": {"token": token}}]);
+        let path = self.dir.join(format!("tenant-{ns}-kubeconfig"));
+        std::fs::write(&path, serde_yaml_ng::to_string(&kubeconfig).unwrap()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&path).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        Client::try_from(config).unwrap()
+    }
+
+    /// The object UIDs the operator's ownership record holds an entry for.
+    pub async fn ownership_record_uids(&self) -> std::collections::BTreeSet<String> {
+        use juju_secrets_operator::controller::ownership::{SHARDS, shard_name};
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let api: Api<ConfigMap> = Api::namespaced(self.kube.clone(), NS_SYSTEM);
+        let mut uids = std::collections::BTreeSet::new();
+        for i in 0..SHARDS {
+            if let Some(cm) = api.get_opt(&shard_name(i)).await.unwrap()
+                && let Some(text) = cm.data.as_ref().and_then(|d| d.get("secrets.json"))
+            {
+                let entries: BTreeMap<String, Value> = serde_json::from_str(text).unwrap();
+                uids.extend(entries.into_keys());
+            }
+        }
+        uids
+    }
+
     /// Calls of the write methods so far: (CreateSecrets, UpdateSecrets).
     pub fn writes(&self) -> (u64, u64) {
         (

@@ -1,0 +1,886 @@
+//! The ownership record: which Juju secrets this operator created or adopted, and for
+//! which object. Decisions that write, rename or delete a Juju secret read this record,
+//! never an object's status (anyone with `*/status` rights can write a status).
+//!
+//! One entry per JujuSecret (by UID): the model, the name it claimed, and either
+//!
+//! - a **claim** (no URI yet): written before the CreateSecrets it covers, with the keyed
+//!   MAC of the content being created. A claim whose create Juju definitely refused is
+//!   released at once; only an unknown outcome (lost answer, crash) keeps it, and then a
+//!   secret found by the claimed name counts as the object's own only if it is still the
+//!   first revision and its content has the claimed MAC ([`decide`]); or
+//! - an **owned secret** (with URI): confirmed after Juju answered the create, or taken
+//!   over by `adopt` while no other object owned it.
+//!
+//! The record lives in [`SHARDS`] ConfigMaps `juju-secrets-operator-ownership-NN` in the
+//! connection Secret's namespace, where only the operator's ServiceAccount may write
+//! (the chart's Role names them). An entry is about 200 bytes, so 100,000 entries take
+//! about 620 KiB per shard, well under the apiserver's object size limit. Writes use
+//! optimistic concurrency (the shard's `resourceVersion`): a conflict means another
+//! process wrote the shard (a former leader); the stored shard is read back and merged,
+//! this process's own changes winning for the objects it touched. Changes are made
+//! durable with group commit ([`OwnershipRecord::persist`]): the write batcher calls it
+//! before every bulk Juju write, so one write per touched shard covers every claim and
+//! confirmation made until then.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::warn;
+
+/// Number of ConfigMaps the record is spread over.
+pub const SHARDS: usize = 32;
+
+/// Prefix of the shards' names; shard `i` is `<PREFIX>-<i:02>`.
+pub const CONFIGMAP_PREFIX: &str = "juju-secrets-operator-ownership";
+
+/// The ConfigMap key holding a shard's entries (JSON: object UID → entry).
+const KEY: &str = "secrets.json";
+
+/// Most claims (creates with no confirmed URI) held at once; beyond it new creates wait.
+pub const MAX_CLAIMS: usize = 4000;
+
+/// The name of shard `i`.
+pub fn shard_name(i: usize) -> String {
+    format!("{CONFIGMAP_PREFIX}-{i:02}")
+}
+
+/// What the record holds for one JujuSecret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretEntry {
+    /// The model's UUID.
+    #[serde(rename = "m")]
+    pub model: String,
+    /// The Juju name the object claimed (the name it was created under).
+    #[serde(rename = "n")]
+    pub name: String,
+    /// The secret's ID (`secret:<xid>`) once owned; `None` while only claimed.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Keyed MAC of the content being created (claims only).
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// The auto-prune flag last applied to the secret, if any.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub auto_prune: Option<bool>,
+}
+
+impl SecretEntry {
+    /// Whether this is a claim (a create whose URI is not confirmed).
+    pub fn is_claim(&self) -> bool {
+        self.uri.is_none()
+    }
+}
+
+/// Why a claim or an adoption was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecordError {
+    /// Another JujuSecret is creating a secret of that name in that model.
+    Held,
+    /// Another JujuSecret owns that secret.
+    OwnedByAnother,
+    /// Too many creates in flight.
+    Full,
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: BTreeMap<String, SecretEntry>,
+    /// The stored ConfigMap's resourceVersion; `None` when it does not exist yet.
+    resource_version: Option<String>,
+    /// Objects whose entry changed since the last successful write, with the record's
+    /// version at that change.
+    touched: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+struct State {
+    shards: Vec<Shard>,
+    /// `(model, name)` → UID of the object holding a claim on it.
+    claims: HashMap<(String, String), String>,
+    /// `(model, secret id)` → UID of the owning object.
+    owners: HashMap<(String, String), String>,
+    /// Bumped on every change.
+    version: u64,
+    /// The version the ConfigMaps hold.
+    persisted: u64,
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            ..Self::default()
+        }
+    }
+
+    fn index(&mut self, uid: &str, entry: &SecretEntry) {
+        match &entry.uri {
+            Some(uri) => {
+                self.owners
+                    .insert((entry.model.clone(), uri.clone()), uid.to_owned());
+            }
+            None => {
+                self.claims
+                    .insert((entry.model.clone(), entry.name.clone()), uid.to_owned());
+            }
+        }
+    }
+
+    fn unindex(&mut self, uid: &str, entry: &SecretEntry) {
+        let key = match &entry.uri {
+            Some(uri) => (entry.model.clone(), uri.clone()),
+            None => (entry.model.clone(), entry.name.clone()),
+        };
+        let map = if entry.uri.is_some() {
+            &mut self.owners
+        } else {
+            &mut self.claims
+        };
+        if map.get(&key).is_some_and(|u| u == uid) {
+            map.remove(&key);
+        }
+    }
+
+    fn get(&self, uid: &str) -> Option<&SecretEntry> {
+        self.shards[shard_of(uid)].entries.get(uid)
+    }
+
+    /// Sets (or with `None` removes) the entry of `uid`.
+    fn set(&mut self, uid: &str, entry: Option<SecretEntry>) {
+        let s = shard_of(uid);
+        if self.shards[s].entries.get(uid) == entry.as_ref() {
+            return;
+        }
+        if let Some(old) = self.shards[s].entries.remove(uid) {
+            self.unindex(uid, &old);
+        }
+        if let Some(new) = entry {
+            self.index(uid, &new);
+            self.shards[s].entries.insert(uid.to_owned(), new);
+        }
+        self.version += 1;
+        let version = self.version;
+        self.shards[s].touched.insert(uid.to_owned(), version);
+    }
+}
+
+fn shard_of(uid: &str) -> usize {
+    let digest = Sha256::digest(uid.as_bytes());
+    usize::from(digest[0]) % SHARDS
+}
+
+/// The record, in memory and in its ConfigMaps.
+pub struct OwnershipRecord {
+    api: Option<Api<ConfigMap>>,
+    state: Mutex<State>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+fn parse_shard(name: &str, cm: &ConfigMap) -> BTreeMap<String, SecretEntry> {
+    let Some(text) = cm.data.as_ref().and_then(|d| d.get(KEY)) else {
+        return BTreeMap::new();
+    };
+    match serde_json::from_str(text) {
+        Ok(entries) => entries,
+        Err(e) => {
+            // Never silently: an unreadable shard means ownership the operator cannot
+            // prove, so those secrets become conflicts, never deletions.
+            warn!(configmap = name, error = %e, "unreadable ownership record shard; its entries are ignored");
+            BTreeMap::new()
+        }
+    }
+}
+
+impl OwnershipRecord {
+    /// Loads the record from its ConfigMaps in `namespace` (an absent shard is empty).
+    pub async fn load(client: kube::Client, namespace: &str) -> Result<Self, kube::Error> {
+        let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+        let mut state = State::new();
+        for i in 0..SHARDS {
+            let name = shard_name(i);
+            if let Some(cm) = api.get_opt(&name).await? {
+                let entries = parse_shard(&name, &cm);
+                for (uid, entry) in &entries {
+                    state.index(uid, entry);
+                }
+                state.shards[i].entries = entries;
+                state.shards[i].resource_version = cm.metadata.resource_version.clone();
+            }
+        }
+        Ok(Self {
+            api: Some(api),
+            state: Mutex::new(state),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// A record kept in memory only (tests, tools).
+    pub fn in_memory() -> Self {
+        Self {
+            api: None,
+            state: Mutex::new(State::new()),
+            writer: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entry of the object `uid`.
+    pub fn entry(&self, uid: &str) -> Option<SecretEntry> {
+        self.state().get(uid).cloned()
+    }
+
+    /// The object that owns secret `uri` (`secret:<xid>`) in `model`, if any.
+    pub fn owner_of(&self, model: &str, uri: &str) -> Option<String> {
+        self.state()
+            .owners
+            .get(&(model.to_owned(), uri.to_owned()))
+            .cloned()
+    }
+
+    /// Claims `name` in `model` for the object `uid`, which is about to create a secret
+    /// whose content has the keyed MAC `mac`. Replaces the object's earlier entry.
+    pub fn claim(&self, uid: &str, model: &str, name: &str, mac: &str) -> Result<(), RecordError> {
+        let mut state = self.state();
+        let key = (model.to_owned(), name.to_owned());
+        match state.claims.get(&key) {
+            Some(holder) if holder != uid => return Err(RecordError::Held),
+            Some(_) => {}
+            None if state.claims.len() >= MAX_CLAIMS => return Err(RecordError::Full),
+            None => {}
+        }
+        state.set(
+            uid,
+            Some(SecretEntry {
+                model: model.to_owned(),
+                name: name.to_owned(),
+                uri: None,
+                mac: Some(mac.to_owned()),
+                auto_prune: None,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Drops the object's claim: Juju definitely refused the create it covered. An owned
+    /// entry is left alone.
+    pub fn release_claim(&self, uid: &str) {
+        let mut state = self.state();
+        if state.get(uid).is_some_and(SecretEntry::is_claim) {
+            state.set(uid, None);
+        }
+    }
+
+    /// Records that the object `uid` owns secret `uri` in `model` (its create was
+    /// answered, or a claimed secret was recognized). Refused if another object owns it.
+    pub fn confirm(
+        &self,
+        uid: &str,
+        model: &str,
+        name: &str,
+        uri: &str,
+    ) -> Result<(), RecordError> {
+        let mut state = self.state();
+        if let Some(owner) = state.owners.get(&(model.to_owned(), uri.to_owned()))
+            && owner != uid
+        {
+            return Err(RecordError::OwnedByAnother);
+        }
+        let auto_prune = state
+            .get(uid)
+            .filter(|e| e.uri.as_deref() == Some(uri))
+            .and_then(|e| e.auto_prune);
+        state.set(
+            uid,
+            Some(SecretEntry {
+                model: model.to_owned(),
+                name: name.to_owned(),
+                uri: Some(uri.to_owned()),
+                mac: None,
+                auto_prune,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Records the auto-prune flag applied to the object's owned secret.
+    pub fn set_auto_prune(&self, uid: &str, auto_prune: bool) {
+        let mut state = self.state();
+        if let Some(mut entry) = state.get(uid).cloned()
+            && !entry.is_claim()
+            && entry.auto_prune != Some(auto_prune)
+        {
+            entry.auto_prune = Some(auto_prune);
+            state.set(uid, Some(entry));
+        }
+    }
+
+    /// Forgets the object's entry (its secret was removed, retained or left behind).
+    pub fn forget(&self, uid: &str) {
+        self.state().set(uid, None);
+    }
+
+    /// Number of claims held.
+    pub fn claims(&self) -> usize {
+        self.state().claims.len()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.state().shards.iter().map(|s| s.entries.len()).sum()
+    }
+
+    /// Whether the record is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes every change made so far durable: returns once the ConfigMaps hold them
+    /// (one write per touched shard covers every caller waiting meanwhile).
+    pub async fn persist(&self) -> Result<(), String> {
+        let wanted = self.state().version;
+        let _writer = self.writer.lock().await;
+        let (dirty, version) = {
+            let mut state = self.state();
+            if state.persisted >= wanted {
+                return Ok(());
+            }
+            let dirty: Vec<usize> = (0..SHARDS)
+                .filter(|&i| !state.shards[i].touched.is_empty())
+                .collect();
+            if self.api.is_none() {
+                for &i in &dirty {
+                    state.shards[i].touched.clear();
+                }
+                state.persisted = state.version;
+                return Ok(());
+            }
+            (dirty, state.version)
+        };
+        let writes = dirty.into_iter().map(|i| self.write_shard(i));
+        for result in futures::future::join_all(writes).await {
+            result?;
+        }
+        let mut state = self.state();
+        state.persisted = state.persisted.max(version);
+        Ok(())
+    }
+
+    /// Writes shard `i`; on a conflict, merges what is stored and tries again.
+    async fn write_shard(&self, i: usize) -> Result<(), String> {
+        let Some(api) = &self.api else {
+            return Ok(());
+        };
+        let name = shard_name(i);
+        for _attempt in 0..5 {
+            let (text, resource_version, written) = {
+                let state = self.state();
+                let shard = &state.shards[i];
+                let text = serde_json::to_string(&shard.entries).map_err(|e| e.to_string())?;
+                (text, shard.resource_version.clone(), state.version)
+            };
+            let cm = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    resource_version: resource_version.clone(),
+                    labels: Some(BTreeMap::from([(
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        super::FIELD_MANAGER.to_owned(),
+                    )])),
+                    ..ObjectMeta::default()
+                },
+                data: Some(BTreeMap::from([(KEY.to_owned(), text)])),
+                ..ConfigMap::default()
+            };
+            let params = PostParams {
+                field_manager: Some(super::FIELD_MANAGER.to_owned()),
+                ..PostParams::default()
+            };
+            let result = match resource_version {
+                Some(_) => api.replace(&name, &params, &cm).await,
+                None => api.create(&params, &cm).await,
+            };
+            match result {
+                Ok(stored) => {
+                    let mut state = self.state();
+                    let shard = &mut state.shards[i];
+                    shard.resource_version = stored.metadata.resource_version;
+                    // Changes made while the write was in flight stay touched.
+                    shard.touched.retain(|_, at| *at > written);
+                    return Ok(());
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    // Another process wrote this shard since it was read: merge.
+                    let stored = api
+                        .get_opt(&name)
+                        .await
+                        .map_err(|e| format!("cannot read ConfigMap {name}: {e}"))?;
+                    self.merge(i, stored.as_ref());
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot write the ownership record (ConfigMap {name}): {e}"
+                    ));
+                }
+            }
+        }
+        Err(format!(
+            "cannot write the ownership record (ConfigMap {name}): it kept changing under this process"
+        ))
+    }
+
+    /// Takes the stored shard as the base and keeps this process's own changes on top.
+    fn merge(&self, i: usize, stored: Option<&ConfigMap>) {
+        let mut state = self.state();
+        let stored_entries = stored
+            .map(|cm| parse_shard(&shard_name(i), cm))
+            .unwrap_or_default();
+        let touched = state.shards[i].touched.clone();
+        let mine: BTreeMap<String, Option<SecretEntry>> = touched
+            .keys()
+            .map(|uid| (uid.clone(), state.shards[i].entries.get(uid).cloned()))
+            .collect();
+        let old: Vec<(String, SecretEntry)> = std::mem::take(&mut state.shards[i].entries)
+            .into_iter()
+            .collect();
+        for (uid, entry) in &old {
+            state.unindex(uid, entry);
+        }
+        let mut merged = stored_entries;
+        for (uid, entry) in mine {
+            match entry {
+                Some(e) => {
+                    merged.insert(uid, e);
+                }
+                None => {
+                    merged.remove(&uid);
+                }
+            }
+        }
+        for (uid, entry) in &merged {
+            state.index(uid, entry);
+        }
+        let shard = &mut state.shards[i];
+        shard.entries = merged;
+        shard.resource_version = stored.and_then(|cm| cm.metadata.resource_version.clone());
+    }
+}
+
+/// What the pass found in Juju for the object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// Nothing by the recorded URI nor by the name looked for.
+    Nothing,
+    /// The secret the record says the object owns, found by its URI.
+    ByRecordedUri,
+    /// A secret with the name looked for (the claimed name while a claim is held, else
+    /// the spec's name).
+    ByName {
+        /// Its latest revision.
+        latest_revision: u64,
+        /// Keyed MAC of its content (from Juju's checksum where sent, else read back);
+        /// `None` when neither is known.
+        content_mac: Option<String>,
+        /// Whether another object owns it according to the record.
+        owned_by_another: bool,
+    },
+}
+
+/// The facts one ownership decision rests on. None of them comes from a status.
+#[derive(Clone, Debug)]
+pub struct Facts<'a> {
+    /// The object's entry in the record.
+    pub entry: Option<&'a SecretEntry>,
+    /// What Juju holds.
+    pub found: Found,
+    /// `spec.adopt`.
+    pub adopt: bool,
+    /// `spec.managementPolicy: ObserveOnly`.
+    pub observe_only: bool,
+    /// Whether the tenancy policy lets the object's namespace use the model.
+    pub allowed: bool,
+}
+
+/// Who the found secret belongs to, and so what the operator may do with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// The tenancy policy forbids the model: no call at all.
+    Forbidden,
+    /// Nothing found: create (unless observing only).
+    Absent,
+    /// The object's own secret, recorded as owned.
+    Owned,
+    /// The secret the object's claim was creating (first revision, claimed content):
+    /// confirm it in the record, then treat it as owned.
+    Recovered,
+    /// Not owned by anyone; `adopt` takes it over: record it, then treat it as owned.
+    Adopt,
+    /// Observed only, never written.
+    Observed,
+    /// Owned by another object: never written, never removed.
+    ConflictOwnedByAnother,
+    /// Not created by this object and not adopted: never written, never removed.
+    ConflictNotOurs,
+}
+
+impl Ownership {
+    /// Whether the operator may write to (or, in cleanup, remove) the found secret.
+    pub fn may_write(&self) -> bool {
+        matches!(
+            self,
+            Ownership::Owned | Ownership::Recovered | Ownership::Adopt
+        )
+    }
+}
+
+/// The one ownership rule, for the reconcile and the cleanup alike (cleanup passes
+/// `adopt: false, observe_only: false`).
+pub fn decide(facts: &Facts<'_>) -> Ownership {
+    if !facts.allowed {
+        return Ownership::Forbidden;
+    }
+    match &facts.found {
+        Found::Nothing => Ownership::Absent,
+        Found::ByRecordedUri if facts.observe_only => Ownership::Observed,
+        Found::ByRecordedUri => {
+            if facts.entry.is_some_and(|e| !e.is_claim()) {
+                Ownership::Owned
+            } else {
+                // Not a state a pass can reach: a URI comes from an owned entry.
+                Ownership::ConflictNotOurs
+            }
+        }
+        Found::ByName {
+            latest_revision,
+            content_mac,
+            owned_by_another,
+        } => {
+            if facts.observe_only {
+                return Ownership::Observed;
+            }
+            if *owned_by_another {
+                return Ownership::ConflictOwnedByAnother;
+            }
+            let claimed_mac = facts
+                .entry
+                .filter(|e| e.is_claim())
+                .and_then(|e| e.mac.as_deref());
+            let created_here = *latest_revision == 1
+                && claimed_mac.is_some()
+                && content_mac.as_deref() == claimed_mac;
+            if created_here {
+                Ownership::Recovered
+            } else if facts.adopt {
+                Ownership::Adopt
+            } else {
+                Ownership::ConflictNotOurs
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn claim(mac: &str) -> SecretEntry {
+        SecretEntry {
+            model: "m".into(),
+            name: "db".into(),
+            uri: None,
+            mac: Some(mac.into()),
+            auto_prune: None,
+        }
+    }
+
+    fn owned() -> SecretEntry {
+        SecretEntry {
+            model: "m".into(),
+            name: "db".into(),
+            uri: Some("secret:a".into()),
+            mac: None,
+            auto_prune: None,
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Rec {
+        Owned,
+        Claimed,
+        Neither,
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Where {
+        ByUri,
+        ByName,
+        NotFound,
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Sum {
+        Equal,
+        Different,
+        Absent,
+    }
+
+    /// Every combination of record × where found × content × revision × adopt ×
+    /// observe × other owner × policy, against the rule written out case by case.
+    #[test]
+    fn the_rule_over_every_combination() {
+        let recs = [Rec::Owned, Rec::Claimed, Rec::Neither];
+        let wheres = [Where::ByUri, Where::ByName, Where::NotFound];
+        let sums = [Sum::Equal, Sum::Different, Sum::Absent];
+        let mut cases = 0;
+        for rec in recs {
+            for wh in wheres {
+                for sum in sums {
+                    for revision in [1_u64, 2] {
+                        for adopt in [false, true] {
+                            for observe_only in [false, true] {
+                                for owned_by_another in [false, true] {
+                                    for allowed in [false, true] {
+                                        cases += 1;
+                                        let entry = match rec {
+                                            Rec::Owned => Some(owned()),
+                                            Rec::Claimed => Some(claim("mac-ours")),
+                                            Rec::Neither => None,
+                                        };
+                                        // A URI lookup needs an owned entry.
+                                        let found = match (wh, rec) {
+                                            (Where::ByUri, Rec::Owned) => Found::ByRecordedUri,
+                                            (Where::ByUri, _) | (Where::NotFound, _) => {
+                                                Found::Nothing
+                                            }
+                                            (Where::ByName, _) => Found::ByName {
+                                                latest_revision: revision,
+                                                content_mac: match sum {
+                                                    Sum::Equal => Some("mac-ours".into()),
+                                                    Sum::Different => Some("mac-theirs".into()),
+                                                    Sum::Absent => None,
+                                                },
+                                                owned_by_another,
+                                            },
+                                        };
+                                        let facts = Facts {
+                                            entry: entry.as_ref(),
+                                            found: found.clone(),
+                                            adopt,
+                                            observe_only,
+                                            allowed,
+                                        };
+                                        let got = decide(&facts);
+                                        let want = if !allowed {
+                                            Ownership::Forbidden
+                                        } else {
+                                            match found {
+                                                Found::Nothing => Ownership::Absent,
+                                                Found::ByRecordedUri if observe_only => {
+                                                    Ownership::Observed
+                                                }
+                                                Found::ByRecordedUri => Ownership::Owned,
+                                                Found::ByName { .. } if observe_only => {
+                                                    Ownership::Observed
+                                                }
+                                                Found::ByName { .. } if owned_by_another => {
+                                                    Ownership::ConflictOwnedByAnother
+                                                }
+                                                Found::ByName { .. }
+                                                    if matches!(rec, Rec::Claimed)
+                                                        && revision == 1
+                                                        && matches!(sum, Sum::Equal) =>
+                                                {
+                                                    Ownership::Recovered
+                                                }
+                                                Found::ByName { .. } if adopt => Ownership::Adopt,
+                                                Found::ByName { .. } => Ownership::ConflictNotOurs,
+                                            }
+                                        };
+                                        assert_eq!(
+                                            got, want,
+                                            "{rec:?} {wh:?} {sum:?} rev {revision} adopt {adopt} observe {observe_only} other {owned_by_another} allowed {allowed}"
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 3 * 3 * 3 * 2 * 2 * 2 * 2 * 2);
+    }
+
+    /// The promises that matter most, stated plainly.
+    #[test]
+    fn a_persons_secret_is_never_writable_without_adopt() {
+        for content_mac in [None, Some("mac-theirs".to_owned()), Some("mac-ours".into())] {
+            for entry in [None, Some(owned())] {
+                let facts = Facts {
+                    entry: entry.as_ref(),
+                    found: Found::ByName {
+                        latest_revision: 1,
+                        content_mac: content_mac.clone(),
+                        owned_by_another: false,
+                    },
+                    adopt: false,
+                    observe_only: false,
+                    allowed: true,
+                };
+                assert!(!decide(&facts).may_write(), "{facts:?}");
+            }
+        }
+        // A claim with no checksum and no content read back proves nothing.
+        let c = claim("mac-ours");
+        let facts = Facts {
+            entry: Some(&c),
+            found: Found::ByName {
+                latest_revision: 1,
+                content_mac: None,
+                owned_by_another: false,
+            },
+            adopt: false,
+            observe_only: false,
+            allowed: true,
+        };
+        assert_eq!(decide(&facts), Ownership::ConflictNotOurs);
+        // adopt never takes a secret another object owns.
+        let facts = Facts {
+            entry: None,
+            found: Found::ByName {
+                latest_revision: 3,
+                content_mac: None,
+                owned_by_another: true,
+            },
+            adopt: true,
+            observe_only: false,
+            allowed: true,
+        };
+        assert_eq!(decide(&facts), Ownership::ConflictOwnedByAnother);
+    }
+
+    #[test]
+    fn a_name_is_claimed_by_one_object_at_a_time_and_refusals_release_it() {
+        let record = OwnershipRecord::in_memory();
+        assert_eq!(record.claim("uid-a", "m", "db", "h1"), Ok(()));
+        assert_eq!(
+            record.claim("uid-b", "m", "db", "h2"),
+            Err(RecordError::Held)
+        );
+        // The same name in another model is another secret.
+        assert_eq!(record.claim("uid-b", "m2", "db", "h2"), Ok(()));
+        // A refused create releases the claim; the name is free again.
+        record.release_claim("uid-a");
+        assert_eq!(record.entry("uid-a"), None);
+        assert_eq!(record.claim("uid-c", "m", "db", "h3"), Ok(()));
+        // Confirming turns the claim into ownership and frees the name.
+        record.confirm("uid-c", "m", "db", "secret:x").unwrap();
+        assert_eq!(record.owner_of("m", "secret:x").as_deref(), Some("uid-c"));
+        assert_eq!(record.claim("uid-d", "m", "db", "h4"), Ok(()));
+        // Releasing a claim never drops ownership.
+        record.release_claim("uid-c");
+        assert_eq!(record.owner_of("m", "secret:x").as_deref(), Some("uid-c"));
+        // Nobody else can take an owned secret.
+        assert_eq!(
+            record.confirm("uid-e", "m", "db", "secret:x"),
+            Err(RecordError::OwnedByAnother)
+        );
+        record.forget("uid-c");
+        assert_eq!(record.owner_of("m", "secret:x"), None);
+    }
+
+    #[test]
+    fn claims_are_bounded() {
+        let record = OwnershipRecord::in_memory();
+        for i in 0..MAX_CLAIMS {
+            assert_eq!(
+                record.claim(&format!("u{i}"), "m", &format!("s{i}"), "h"),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            record.claim("u-more", "m", "one-more", "h"),
+            Err(RecordError::Full)
+        );
+        record.release_claim("u0");
+        assert_eq!(record.claim("u-more", "m", "one-more", "h"), Ok(()));
+    }
+
+    /// 100,000 owned entries stay far below the apiserver's object size limit per shard.
+    #[test]
+    fn a_hundred_thousand_entries_fit_the_shards() {
+        let mut state = State::new();
+        for i in 0..100_000 {
+            let uid = format!("{:08x}-1b2c-4d5e-8f90-{:012x}", i, i * 7919);
+            state.set(
+                &uid,
+                Some(SecretEntry {
+                    model: "5f2a9e1c-0b7d-4c3e-9a8f-6d1e2b3c4d5e".into(),
+                    name: format!("a-secret-name-of-some-length-{i}"),
+                    uri: Some("secret:d4sj2rjq4b3c7a9gvbtg".into()),
+                    mac: None,
+                    auto_prune: Some(true),
+                }),
+            );
+        }
+        let largest = state
+            .shards
+            .iter()
+            .map(|s| serde_json::to_string(&s.entries).unwrap().len())
+            .max()
+            .unwrap();
+        assert!(largest < 1024 * 1024, "largest shard: {largest} bytes");
+    }
+
+    /// A conflict merges: the stored entries of other objects are kept, this
+    /// process's own changes win.
+    #[test]
+    fn a_merge_keeps_both_writers_entries() {
+        let record = OwnershipRecord::in_memory();
+        record.confirm("mine", "m", "a", "secret:a").unwrap();
+        let i = shard_of("mine");
+        // Another process stored an entry for another object in the same shard.
+        let other_uid = (0..)
+            .map(|n| format!("other-{n}"))
+            .find(|u| shard_of(u) == i)
+            .unwrap();
+        let stored_entries = BTreeMap::from([(
+            other_uid.clone(),
+            SecretEntry {
+                model: "m".into(),
+                name: "b".into(),
+                uri: Some("secret:b".into()),
+                mac: None,
+                auto_prune: None,
+            },
+        )]);
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                resource_version: Some("7".into()),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(
+                KEY.to_owned(),
+                serde_json::to_string(&stored_entries).unwrap(),
+            )])),
+            ..ConfigMap::default()
+        };
+        record.merge(i, Some(&cm));
+        assert_eq!(record.owner_of("m", "secret:a").as_deref(), Some("mine"));
+        assert_eq!(record.owner_of("m", "secret:b"), Some(other_uid));
+        assert_eq!(
+            record.state().shards[i].resource_version.as_deref(),
+            Some("7")
+        );
+    }
+}
