@@ -497,11 +497,19 @@ async fn sync(
     }
 
     // Revoke what this object made and nobody lists any more.
-    let to_revoke: Vec<String> = owned
-        .iter()
-        .filter(|app| !wanted.contains(*app) && !others_want.contains(*app))
-        .cloned()
-        .collect();
+    let to_revoke: Vec<String> = if super::mutants::active(super::mutants::REVOKE_UNLISTED) {
+        access
+            .iter()
+            .filter(|app| !wanted.contains(*app) && !others_want.contains(*app))
+            .cloned()
+            .collect()
+    } else {
+        owned
+            .iter()
+            .filter(|app| !wanted.contains(*app) && !others_want.contains(*app))
+            .cloned()
+            .collect()
+    };
     if !to_revoke.is_empty() {
         match revoke(ctx, grant, &target, &to_revoke).await {
             Ok(()) => {

@@ -17,6 +17,7 @@ use tracing::{info, instrument, warn};
 
 use super::content::{ContentProblem, checksum_mac, content_mac, desired_content};
 use super::juju_state::{FailureKind, SecretSummary, SharedFailure};
+use super::mutants;
 use super::outcome::{self, Problem};
 use super::ownership::{self, Found, Ownership, RecordError, SecretEntry};
 use super::{Context, Error, now_rfc3339};
@@ -325,6 +326,11 @@ async fn sync(
         base.model_uuid = Some(model.uuid.clone());
 
         let checksum = content.juju_checksum();
+        if mutants::active(mutants::LOG_VALUES) {
+            for (key, value) in content.iter() {
+                info!(key, value = %String::from_utf8_lossy(value.expose()), "creating");
+            }
+        }
         let created = ctx
             .writes
             .create(
@@ -355,7 +361,9 @@ async fn sync(
                 // Someone else created a secret of that name since the listing was
                 // read. The refusal is definite: the claim goes at once, so nothing
                 // can later take that secret for this object's own.
-                release_claim(ctx, &uid).await;
+                if !mutants::active(mutants::KEEP_REFUSED_CLAIM) {
+                    release_claim(ctx, &uid).await;
+                }
                 ctx.listings.invalidate(&model.uuid).await;
                 return Err(Problem::new(
                     reason::CONFLICT,
@@ -477,7 +485,7 @@ async fn sync(
         Some(checksum) => *checksum != desired_checksum,
         None => juju_content_differs(ctx, &model.uuid, &current.uri, &content).await?,
     };
-    if content_differs {
+    if content_differs && !mutants::active(mutants::SKIP_CONTENT_UPDATE) {
         update.content = Some(content);
         changes.push("content");
     }
@@ -836,7 +844,7 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
                 observe_only: false,
                 allowed: true,
             });
-            if !decision.may_write() {
+            if !decision.may_write() && !mutants::active(mutants::CLEANUP_TRUSTS_CLAIM) {
                 forget(ctx, &uid).await?;
                 return Ok(Action::await_change());
             }
@@ -847,7 +855,11 @@ async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
         secret: selector.clone(),
         revisions: None,
     };
-    let result = ctx.juju.remove_secrets(&model_uuid, &[removal]).await;
+    let result = if mutants::active(mutants::DELETE_LEAVES_SECRET) {
+        Ok(vec![Ok(())])
+    } else {
+        ctx.juju.remove_secrets(&model_uuid, &[removal]).await
+    };
     let outcome = match result {
         Ok(results) => results.into_iter().next().unwrap_or(Ok(())),
         Err(e) => {

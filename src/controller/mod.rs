@@ -15,6 +15,7 @@ pub mod juju_state;
 pub mod jujusecret;
 pub mod leader;
 pub mod metrics;
+pub mod mutants;
 mod outcome;
 pub mod ownership;
 mod run;

@@ -1,0 +1,35 @@
+//! Deliberate faults for the randomized history tester's self-test: each one breaks a
+//! promise the tester's invariants check, so that the tester shows it would catch it.
+//!
+//! A mutant is on only in a debug build (`cfg(debug_assertions)`, what `cargo test`
+//! builds) and only when the environment variable `JSO_TEST_MUTANTS` names it
+//! (comma-separated). A release build has no mutants at all: [`active`] is `false`.
+
+/// The environment variable naming the active mutants.
+pub const ENV: &str = "JSO_TEST_MUTANTS";
+
+/// A claim whose create Juju refused is kept (the cause of the conflict-then-delete
+/// loss of a person's secret).
+pub const KEEP_REFUSED_CLAIM: &str = "keep-refused-claim";
+/// Cleanup removes the secret a claim names without the content check.
+pub const CLEANUP_TRUSTS_CLAIM: &str = "cleanup-trusts-claim";
+/// Deletion with `deletionPolicy: Delete` leaves the Juju secret behind.
+pub const DELETE_LEAVES_SECRET: &str = "delete-leaves-secret";
+/// Content changes are never sent to Juju, while the status says Synced.
+pub const SKIP_CONTENT_UPDATE: &str = "skip-content-update";
+/// A grant object revokes every application it does not list, people's grants included.
+pub const REVOKE_UNLISTED: &str = "revoke-unlisted";
+/// The content of every secret created is logged.
+pub const LOG_VALUES: &str = "log-values";
+
+/// Whether the mutant `name` is on.
+#[cfg(debug_assertions)]
+pub fn active(name: &str) -> bool {
+    std::env::var(ENV).is_ok_and(|v| v.split(',').any(|m| m.trim() == name))
+}
+
+/// Whether the mutant `name` is on: never, in a release build.
+#[cfg(not(debug_assertions))]
+pub fn active(_name: &str) -> bool {
+    false
+}
