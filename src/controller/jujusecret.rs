@@ -383,11 +383,14 @@ async fn sync(
         };
         // The create was answered: the secret is this object's own. The confirmation
         // reaches the record's ConfigMap before the next Juju write goes out.
-        if let Err(e) = ctx
+        match ctx
             .ownership
             .confirm(&uid, &model.uuid, &label, &uri.short())
         {
-            warn!(secret = %uri, error = ?e, "a secret just created is recorded for another object");
+            Ok(()) => ctx.ownership.set_content(&uid, 1, &claimed_mac),
+            Err(e) => {
+                warn!(secret = %uri, error = ?e, "a secret just created is recorded for another object")
+            }
         }
         ctx.listings
             .record(
@@ -481,9 +484,23 @@ async fn sync(
         update.description = Some(description.clone());
         changes.push("description");
     }
-    let content_differs = match &current.checksum {
-        Some(checksum) => *checksum != desired_checksum,
-        None => juju_content_differs(ctx, &model.uuid, &current.uri, &content).await?,
+    // Juju 3.6 reports a checksum; before it, the record knows the content of the
+    // revision the operator last wrote or read, and only a new revision means a change.
+    let desired_mac = content_mac(&ctx.mac_key, &content);
+    let content_differs = match (
+        &current.checksum,
+        ctx.ownership.content_at(&uid, current.latest_revision),
+    ) {
+        (Some(checksum), _) => *checksum != desired_checksum,
+        (None, Some(known)) => known != desired_mac,
+        (None, None) => {
+            let differs = juju_content_differs(ctx, &model.uuid, &current.uri, &content).await?;
+            if !differs {
+                ctx.ownership
+                    .set_content(&uid, current.latest_revision, &desired_mac);
+            }
+            differs
+        }
     };
     if content_differs && !mutants::active(mutants::SKIP_CONTENT_UPDATE) {
         update.content = Some(content);
@@ -528,6 +545,7 @@ async fn sync(
         return Ok(synced);
     }
 
+    let sent_prune = update.auto_prune;
     match ctx.writes.update(&model.uuid, update).await? {
         Ok(()) => {}
         Err(e) if e.code == ErrorCode::AlreadyExists => {
@@ -543,6 +561,12 @@ async fn sync(
         Err(e) => return Err(Problem::new(reason::JUJU_ERROR, e.to_string())),
     }
     let revision = current.latest_revision + u64::from(content_differs);
+    if content_differs {
+        ctx.ownership.set_content(&uid, revision, &desired_mac);
+    }
+    if let Some(prune) = sent_prune {
+        ctx.ownership.set_auto_prune(&uid, prune);
+    }
     ctx.listings
         .record(
             &model.uuid,

@@ -62,9 +62,15 @@ pub struct SecretEntry {
     /// The secret's ID (`secret:<xid>`) once owned; `None` while only claimed.
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
-    /// Keyed MAC of the content being created (claims only).
+    /// Keyed MAC of the content being created (a claim), or of the content of revision
+    /// `revision` as the operator last wrote or read it (an owned secret).
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// The revision whose content has the MAC `mac` (owned secrets): while Juju's latest
+    /// revision is still this one, the content is known without reading it (a controller
+    /// before Juju 3.6 reports no checksum, and every content change makes a revision).
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
     /// The auto-prune flag last applied to the secret, if any.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub auto_prune: Option<bool>,
@@ -264,6 +270,7 @@ impl OwnershipRecord {
                 name: name.to_owned(),
                 uri: None,
                 mac: Some(mac.to_owned()),
+                revision: None,
                 auto_prune: None,
             }),
         );
@@ -294,21 +301,45 @@ impl OwnershipRecord {
         {
             return Err(RecordError::OwnedByAnother);
         }
-        let auto_prune = state
+        let same = state
             .get(uid)
             .filter(|e| e.uri.as_deref() == Some(uri))
-            .and_then(|e| e.auto_prune);
+            .cloned();
         state.set(
             uid,
             Some(SecretEntry {
                 model: model.to_owned(),
                 name: name.to_owned(),
                 uri: Some(uri.to_owned()),
-                mac: None,
-                auto_prune,
+                mac: same.as_ref().and_then(|e| e.mac.clone()),
+                revision: same.as_ref().and_then(|e| e.revision),
+                auto_prune: same.and_then(|e| e.auto_prune),
             }),
         );
         Ok(())
+    }
+
+    /// Records that revision `revision` of the object's owned secret has content with the
+    /// keyed MAC `mac`.
+    pub fn set_content(&self, uid: &str, revision: u64, mac: &str) {
+        let mut state = self.state();
+        if let Some(mut entry) = state.get(uid).cloned()
+            && !entry.is_claim()
+            && (entry.revision != Some(revision) || entry.mac.as_deref() != Some(mac))
+        {
+            entry.revision = Some(revision);
+            entry.mac = Some(mac.to_owned());
+            state.set(uid, Some(entry));
+        }
+    }
+
+    /// The keyed MAC of the content of revision `revision` of the object's owned secret,
+    /// if the record knows it.
+    pub fn content_at(&self, uid: &str, revision: u64) -> Option<String> {
+        self.state()
+            .get(uid)
+            .filter(|e| !e.is_claim() && e.revision == Some(revision))
+            .and_then(|e| e.mac.clone())
     }
 
     /// Records the auto-prune flag applied to the object's owned secret.
@@ -599,6 +630,7 @@ mod tests {
             name: "db".into(),
             uri: None,
             mac: Some(mac.into()),
+            revision: None,
             auto_prune: None,
         }
     }
@@ -609,6 +641,7 @@ mod tests {
             name: "db".into(),
             uri: Some("secret:a".into()),
             mac: None,
+            revision: None,
             auto_prune: None,
         }
     }
@@ -828,7 +861,8 @@ mod tests {
                     model: "5f2a9e1c-0b7d-4c3e-9a8f-6d1e2b3c4d5e".into(),
                     name: format!("a-secret-name-of-some-length-{i}"),
                     uri: Some("secret:d4sj2rjq4b3c7a9gvbtg".into()),
-                    mac: None,
+                    mac: Some(format!("hmac-sha256:{}", "ab".repeat(32))),
+                    revision: Some(12),
                     auto_prune: Some(true),
                 }),
             );
@@ -861,6 +895,7 @@ mod tests {
                 name: "b".into(),
                 uri: Some("secret:b".into()),
                 mac: None,
+                revision: None,
                 auto_prune: None,
             },
         )]);

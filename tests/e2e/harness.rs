@@ -381,9 +381,33 @@ pub enum SetupError {
     NoApiServer(String),
 }
 
+/// How an environment differs from the default one.
+#[derive(Clone, Copy, Debug)]
+pub struct EnvOptions {
+    /// The emulator reports content checksums as Juju 3.6 does (`false`: as a
+    /// controller before 3.6).
+    pub checksums: bool,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self { checksums: true }
+    }
+}
+
 impl Env {
     /// Brings up the environment; panics on anything but a missing apiserver.
+    #[allow(
+        dead_code,
+        reason = "not every test binary uses the default environment"
+    )]
     pub async fn setup() -> Result<Env, SetupError> {
+        Self::setup_with(EnvOptions::default()).await
+    }
+
+    /// Brings up an environment with `options`; panics on anything but a missing
+    /// apiserver.
+    pub async fn setup_with(options: EnvOptions) -> Result<Env, SetupError> {
         // One directory per test binary (tests/e2e.rs, tests/e2e_grants_backends.rs, ...)
         // and process, `target/tmp/<binary>-<pid>`, so that runs at the same time never
         // stop each other's apiserver. Directories of runs that are gone are removed
@@ -395,6 +419,7 @@ impl Env {
             let Some(pid) = name.strip_prefix(&prefix) else {
                 continue;
             };
+            let pid = pid.split('-').next().unwrap_or_default();
             if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
                 continue;
             }
@@ -406,7 +431,8 @@ impl Env {
                 .status();
             let _ = std::fs::remove_dir_all(entry.path());
         }
-        let dir = root.join(format!("{prefix}{}", std::process::id()));
+        let variant = if options.checksums { "" } else { "-pre36" };
+        let dir = root.join(format!("{prefix}{}{variant}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         eprintln!("e2e: run directory {}", dir.display());
@@ -425,9 +451,10 @@ impl Env {
         let mut config = EmulatorConfig::new(dir.join("juju"));
         let frame_logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("frame-logs");
         std::fs::create_dir_all(&frame_logs).unwrap();
-        let frame_log = frame_logs.join(format!("{}.jsonl", env!("CARGO_CRATE_NAME")));
+        let frame_log = frame_logs.join(format!("{}{variant}.jsonl", env!("CARGO_CRATE_NAME")));
         let _ = std::fs::remove_file(&frame_log);
         config.frame_log = Some(frame_log);
+        config.checksums = options.checksums;
         let emulator = Emulator::start(config).await.unwrap();
         let info = emulator.connection_info().clone();
         let model_uuid = info.models[0].uuid.clone();

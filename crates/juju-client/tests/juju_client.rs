@@ -1080,3 +1080,45 @@ async fn the_client_recovers_when_the_controller_comes_back() {
     assert_eq!(listed.len(), 1, "state survived and nothing was duplicated");
     assert_eq!(listed[0].label.as_deref(), Some("survivor"));
 }
+
+/// Against a controller before Juju 3.6 (the emulator without checksums) the client
+/// reports no checksum, and identical content makes a new revision.
+#[tokio::test]
+async fn without_checksums_no_checksum_is_reported_and_identical_content_is_a_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EmulatorConfig::new(dir.path());
+    config.checksums = false;
+    let emulator = Emulator::start(config).await.unwrap();
+    let info = emulator.connection_info();
+    let m = info.models[0].uuid.clone();
+    let password = info
+        .users
+        .iter()
+        .find(|u| u.username == "admin")
+        .map(|u| u.password.clone())
+        .unwrap();
+    let client = JujuClient::new(ConnectOptions::new(
+        vec![info.endpoint.clone()],
+        info.ca_cert.clone(),
+        "admin",
+        Password::new(password),
+    ))
+    .unwrap();
+    let uri = client
+        .create_secrets(&m, &[new_secret("old", &[("password", "one")])])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let mut update = SecretUpdate::of(SecretSelector::Uri(uri.clone()));
+    update.content = Some(content(&[("password", "one")]));
+    let results = client.update_secrets(&m, &[update]).await.unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let listed = client
+        .list_secrets(&m, &SecretFilter::user_secrets(&m), false)
+        .await
+        .unwrap();
+    let s = listed.iter().find(|s| s.uri == uri).unwrap();
+    assert_eq!(s.latest_revision_checksum, None);
+    assert_eq!(s.latest_revision, 2, "identical content made no revision");
+}

@@ -37,6 +37,8 @@ struct FaultTable {
 pub struct Faults {
     table: Arc<Mutex<FaultTable>>,
     drop_tx: Arc<watch::Sender<u64>>,
+    /// Cleared to behave like a controller before Juju 3.6 (see [`Faults::set_checksums`]).
+    checksums: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for Faults {
@@ -52,7 +54,23 @@ impl Faults {
         Self {
             table: Arc::default(),
             drop_tx: Arc::new(drop_tx),
+            checksums: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
+    }
+
+    /// Content checksums on (Juju 3.6, the default) or off, as on a controller before
+    /// Juju 3.6: ListSecrets reports no `latest-revision-checksum` (sent empty, as 3.6
+    /// does for revisions written before it; clients read both as "no checksum"), and
+    /// UpdateSecrets makes a new revision even for content identical to the latest.
+    /// Not a fault, but a behaviour tests switch the same way.
+    pub fn set_checksums(&self, on: bool) {
+        self.checksums
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether content checksums are on.
+    pub fn checksums(&self) -> bool {
+        self.checksums.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn table(&self) -> MutexGuard<'_, FaultTable> {

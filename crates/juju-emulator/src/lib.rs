@@ -29,6 +29,12 @@
 //! external `kubernetes` backends have the strict 3.6.3+ schema, vault accepts
 //! `mount-path`, CreateSecrets still accepts a `uri`, and secret IDs are xids.
 //!
+//! With [`EmulatorConfig::checksums`] off (`juju-emulator --no-checksums`) it behaves
+//! like a controller before 3.6 where secrets' content is concerned: no checksum in
+//! listings and a new revision even for identical content. It still says 3.6.14 and
+//! still sends `latest-revision-checksum`, empty (as 3.6 does for revisions written
+//! before it; Juju before 3.6 leaves the field out, which clients read the same way).
+//!
 //! # Endpoints
 //!
 //! * `/api` (and `/`): controller login. Facades: ModelConfig v3 (on the unlisted controller
@@ -142,6 +148,9 @@ pub struct EmulatorConfig {
     pub seed: Option<Seed>,
     /// File to append the frame log to.
     pub frame_log: Option<PathBuf>,
+    /// Content checksums as Juju 3.6 reports them (default); `false` behaves like a
+    /// controller before 3.6 ([`Faults::set_checksums`]).
+    pub checksums: bool,
 }
 
 impl EmulatorConfig {
@@ -152,6 +161,7 @@ impl EmulatorConfig {
             state_dir: state_dir.into(),
             seed: None,
             frame_log: None,
+            checksums: true,
         }
     }
 }
@@ -232,6 +242,7 @@ impl Emulator {
             models,
         };
         let faults = Faults::new();
+        faults.set_checksums(config.checksums);
         let shared = Arc::new(Shared::new(
             state,
             state_path,

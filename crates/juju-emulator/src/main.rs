@@ -25,6 +25,10 @@ struct Args {
     /// Append one JSON line per API call to this file.
     #[arg(long)]
     frame_log: Option<PathBuf>,
+    /// Behave like a controller before Juju 3.6: no content checksum in listings, and a
+    /// new revision even for identical content.
+    #[arg(long)]
+    no_checksums: bool,
 }
 
 #[tokio::main]
@@ -55,6 +59,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         state_dir: args.state_dir,
         seed,
         frame_log: args.frame_log,
+        checksums: !args.no_checksums,
     };
     let emulator = Emulator::start(config).await?;
     println!("juju-emulator listening on {}", emulator.endpoint());

@@ -327,8 +327,11 @@ fn update_one(
         .secrets
         .get_mut(index)
         .ok_or_else(|| secret_not_found(uri))?;
+    // Juju 3.6 makes no revision for content identical to the latest; earlier versions do.
     let new_content = match (data, checksum) {
-        (Some(d), Some(c)) if c != secret.latest_revision_checksum => Some((d, c)),
+        (Some(d), Some(c)) if c != secret.latest_revision_checksum || !faults.checksums() => {
+            Some((d, c))
+        }
         _ => None,
     };
     if new_content.is_some() {
@@ -561,7 +564,11 @@ fn list(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
                 description: s.description.as_deref().unwrap_or(""),
                 label: s.label.as_deref().unwrap_or(""),
                 latest_revision: s.latest_revision,
-                latest_revision_checksum: &s.latest_revision_checksum,
+                latest_revision_checksum: if call.conn.shared.faults.checksums() {
+                    &s.latest_revision_checksum
+                } else {
+                    ""
+                },
                 create_time: &s.create_time,
                 update_time: &s.update_time,
                 revisions: (!revisions.is_empty()).then_some(revisions),
