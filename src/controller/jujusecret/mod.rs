@@ -1,0 +1,362 @@
+//! The JujuSecret controller: one Juju user secret per JujuSecret.
+//!
+//! A pass is observe → decide → act, each in its own module:
+//! - [`observe`]: the spec, the desired content, the operator's ownership record for the
+//!   object and the model's shared listing (never the status, which is output only);
+//! - [`decide`]: a pure function from those facts to a plan (the Juju write, a take-over
+//!   in the record, the status to report);
+//! - [`act`]: claim → Juju write → confirm, through the per-model write batcher;
+//!
+//! then the status is written with server-side apply. Deletion is [`cleanup`], which
+//! removes only what the ownership record proves the object owns. Juju problems become a
+//! `Ready=False` condition with a specific reason and a Warning event, never a crash
+//! loop; transient ones are retried with backoff.
+
+mod act;
+mod cleanup;
+mod decide;
+mod observe;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Api, ResourceExt};
+use tracing::{instrument, warn};
+
+use super::content::ContentProblem;
+use super::outcome::{self, Problem};
+use super::{Context, Error, now_rfc3339};
+use crate::crd::condition::{Condition, READY, reason};
+use crate::crd::secret::{JujuSecret, JujuSecretStatus};
+use act::act;
+use cleanup::cleanup;
+use decide::decide;
+use juju_client::SecretUri;
+use observe::observe;
+
+/// Finalizer that lets the operator remove the Juju secret before the object goes.
+pub const FINALIZER: &str = "secrets.juju.is/cleanup";
+
+impl From<ContentProblem> for Problem {
+    fn from(p: ContentProblem) -> Self {
+        match p {
+            ContentProblem::Kube(e) => {
+                Problem::new(reason::KUBERNETES_ERROR, e.to_string()).transient()
+            }
+            p if p.is_source_missing() => Problem::new(reason::SOURCE_NOT_FOUND, p.to_string()),
+            p => Problem::new(reason::INVALID_CONTENT, p.to_string()),
+        }
+    }
+}
+
+/// A successful pass.
+#[derive(Debug)]
+struct Synced {
+    model_uuid: String,
+    uri: Option<SecretUri>,
+    revision: Option<u64>,
+    content_mac: Option<String>,
+    auto_prune: Option<bool>,
+    reason: &'static str,
+    message: String,
+    /// Whether Juju was written.
+    wrote: bool,
+    /// Whether the secret is this resource's own (created or adopted).
+    owned: bool,
+}
+
+/// Entry point for the kube-runtime controller.
+pub async fn reconcile(js: Arc<JujuSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, js, |event| async {
+        match event {
+            Finalizer::Apply(js) => apply(&js, &ctx).await,
+            Finalizer::Cleanup(js) => cleanup(&js, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The Juju name of the secret.
+fn juju_name(js: &JujuSecret) -> String {
+    js.spec.name.clone().unwrap_or_else(|| js.name_any())
+}
+
+/// Shortest per-object refresh interval: a tiny value would make the operator re-read
+/// Juju in a loop.
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+
+fn refresh_interval(js: &JujuSecret, ctx: &Context) -> Duration {
+    js.spec
+        .refresh_interval
+        .as_deref()
+        .and_then(|s| humantime::parse_duration(s).ok())
+        .filter(|d| !d.is_zero())
+        .map(|d| d.max(MIN_REFRESH))
+        .unwrap_or(ctx.refresh_interval)
+}
+
+#[instrument(skip_all, fields(namespace = cached.namespace().unwrap_or_default(), name = cached.name_any()))]
+async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
+    let key = object_key(cached);
+    let js = cached;
+    // The last status written: output only. It feeds the next status (condition
+    // timestamps, the drift event), never a decision about Juju.
+    let previous = js.status.clone().unwrap_or_default();
+    // The status this pass builds on, plus the model once a create was attempted (a
+    // failure status then still names the model).
+    let mut base = previous.clone();
+    let outcome = sync(js, ctx, &mut base).await;
+    let previous = base;
+    let interval = refresh_interval(js, ctx);
+    let (status, action) = match outcome {
+        Ok(synced) => {
+            ctx.backoff.reset(&key);
+            let status = synced_status(js, &previous, &synced);
+            (status, Action::requeue(interval))
+        }
+        Err(problem) => {
+            let delay = if problem.transient {
+                ctx.backoff.next(&key)
+            } else {
+                interval
+            };
+            let changed = outcome::ready_changes(&previous.conditions, &problem);
+            if changed {
+                warn!(reason = problem.reason, message = %problem.message, "JujuSecret not synced");
+                ctx.publish(
+                    js,
+                    EventType::Warning,
+                    problem.reason,
+                    "Sync",
+                    Some(problem.message.clone()),
+                );
+            }
+            (
+                problem_status(js, &previous, &problem),
+                Action::requeue(delay),
+            )
+        }
+    };
+    write_status(js, ctx, &previous, status).await?;
+    Ok(action)
+}
+
+/// One pass: observe → decide → act.
+async fn sync(
+    js: &JujuSecret,
+    ctx: &Context,
+    base: &mut JujuSecretStatus,
+) -> Result<Synced, Problem> {
+    let facts = observe(js, ctx, refresh_interval(js, ctx)).await?;
+    let plan = decide(&js.spec, &facts)?;
+    act(js, ctx, facts, plan, base).await
+}
+
+fn forbidden(namespace: &str, model: &str) -> Problem {
+    Problem::new(
+        reason::FORBIDDEN,
+        format!(
+            "the tenancy policy does not allow namespace {namespace:?} to use Juju model {model:?}"
+        ),
+    )
+}
+
+fn object_key(js: &JujuSecret) -> String {
+    format!("{}/{}", js.namespace().unwrap_or_default(), js.name_any())
+}
+
+fn ready_condition(
+    js: &JujuSecret,
+    previous: &JujuSecretStatus,
+    ok: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
+    outcome::ready_condition(
+        js.metadata.generation,
+        &previous.conditions,
+        ok,
+        reason,
+        message,
+    )
+}
+
+fn synced_status(js: &JujuSecret, previous: &JujuSecretStatus, s: &Synced) -> JujuSecretStatus {
+    let ok = s.reason == reason::SYNCED;
+    let condition = ready_condition(js, previous, ok, s.reason, &s.message);
+    let condition_changed =
+        previous.conditions.iter().find(|c| c.type_ == READY) != Some(&condition);
+    JujuSecretStatus {
+        secret_id: s
+            .uri
+            .as_ref()
+            .map(SecretUri::short)
+            .or(previous.secret_id.clone()),
+        secret_uri: s
+            .uri
+            .as_ref()
+            .map(|u| u.full(&s.model_uuid))
+            .or(previous.secret_uri.clone()),
+        model_uuid: Some(s.model_uuid.clone()),
+        revision: s.revision.or(previous.revision),
+        observed_generation: js.metadata.generation,
+        last_sync_time: if s.wrote || condition_changed || previous.last_sync_time.is_none() {
+            Some(now_rfc3339())
+        } else {
+            previous.last_sync_time.clone()
+        },
+        content_mac: s.content_mac.clone(),
+        owned: Some(s.owned),
+        auto_prune: s.auto_prune,
+        pending_create: None,
+        conditions: vec![condition],
+    }
+}
+
+fn problem_status(js: &JujuSecret, previous: &JujuSecretStatus, p: &Problem) -> JujuSecretStatus {
+    JujuSecretStatus {
+        observed_generation: js.metadata.generation,
+        conditions: vec![ready_condition(js, previous, false, p.reason, &p.message)],
+        ..previous.clone()
+    }
+}
+
+/// Writes the status with server-side apply, unless nothing changed.
+async fn write_status(
+    js: &JujuSecret,
+    ctx: &Context,
+    previous: &JujuSecretStatus,
+    status: JujuSecretStatus,
+) -> Result<(), Error> {
+    let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    outcome::write_status(
+        &ctx.kube_writes,
+        &api,
+        &js.name_any(),
+        js.status.is_some(),
+        previous,
+        &status,
+    )
+    .await
+}
+
+/// Builds the event the recorder publishes.
+pub(crate) fn event(
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: Option<String>,
+) -> KubeEvent {
+    KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: note.map(|n| truncate(n, 1024)),
+        action: action.into(),
+        secondary: None,
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::secret::JujuSecretSpec;
+
+    fn jujusecret(generation: i64, status: Option<JujuSecretStatus>) -> JujuSecret {
+        let spec: JujuSecretSpec =
+            serde_json::from_value(serde_json::json!({"model": "dev", "data": {"password": "x"}}))
+                .unwrap();
+        let mut js = JujuSecret::new("db", spec);
+        js.metadata.namespace = Some("team-a".into());
+        js.metadata.generation = Some(generation);
+        js.status = status;
+        js
+    }
+
+    fn synced(wrote: bool) -> Synced {
+        Synced {
+            model_uuid: "26e9b4dd-e657-4a2c-8f25-222c879fd45d".into(),
+            uri: Some(SecretUri::parse("secret:9fvb66662rqormfsip9g").unwrap()),
+            revision: Some(2),
+            content_mac: Some("hmac-sha256:00".into()),
+            auto_prune: Some(true),
+            reason: reason::SYNCED,
+            message: "in sync".into(),
+            wrote,
+            owned: true,
+        }
+    }
+
+    #[test]
+    fn a_pass_that_finds_nothing_new_produces_an_identical_status() {
+        let js = jujusecret(1, None);
+        let first = synced_status(&js, &JujuSecretStatus::default(), &synced(true));
+        assert_eq!(
+            first.secret_id.as_deref(),
+            Some("secret:9fvb66662rqormfsip9g")
+        );
+        assert_eq!(
+            first.secret_uri.as_deref(),
+            Some("secret://26e9b4dd-e657-4a2c-8f25-222c879fd45d/9fvb66662rqormfsip9g")
+        );
+        assert_eq!(first.observed_generation, Some(1));
+        assert_eq!(first.conditions[0].status, "True");
+        let js = jujusecret(1, Some(first.clone()));
+        let again = synced_status(&js, &first, &synced(false));
+        assert_eq!(again, first, "no write needed: identical status");
+    }
+
+    #[test]
+    fn a_problem_keeps_the_ids_and_flips_the_condition_once() {
+        let js = jujusecret(1, None);
+        let ok = synced_status(&js, &JujuSecretStatus::default(), &synced(true));
+        let js = jujusecret(2, Some(ok.clone()));
+        let problem = Problem::new(reason::SOURCE_NOT_FOUND, "Secret team-a/src not found");
+        let failed = problem_status(&js, &ok, &problem);
+        assert_eq!(failed.secret_id, ok.secret_id);
+        assert_eq!(failed.revision, Some(2));
+        assert_eq!(failed.observed_generation, Some(2));
+        let c = &failed.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "SourceNotFound")
+        );
+        // The same problem again keeps the transition time: nothing to write.
+        let js = jujusecret(2, Some(failed.clone()));
+        assert_eq!(problem_status(&js, &failed, &problem), failed);
+    }
+
+    #[test]
+    fn success_clears_the_pending_create_marker() {
+        let js = jujusecret(1, None);
+        let pending = JujuSecretStatus {
+            pending_create: Some("2026-11-23T00:00:00Z".into()),
+            ..Default::default()
+        };
+        let done = synced_status(&js, &pending, &synced(true));
+        assert_eq!(done.pending_create, None);
+    }
+
+    #[test]
+    fn event_notes_are_cut_to_the_api_limit() {
+        let e = event(EventType::Warning, "X", "Y", Some("é".repeat(800)));
+        assert!(e.note.unwrap().len() <= 1024);
+    }
+}
