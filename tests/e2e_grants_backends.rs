@@ -101,6 +101,7 @@ async fn grants_and_backends_end_to_end() {
         grant_waits_for_jujusecret,
         grant_outlives_its_secret,
         forged_status_cannot_grant_across_tenants,
+        crash_right_after_grant_still_revokes,
         backend_add_update_list_remove,
         backend_removed_by_hand,
         token_change_in_referenced_secret,
@@ -1180,6 +1181,42 @@ async fn grant_waits_for_jujusecret(t: Arc<T>) {
     t.delete_grant(NS, "nr").await;
     t.wait_access(&uri2, &[], "grant object deleted").await;
     t.env.delete_jsec(NS, "nr-secret").await;
+}
+
+/// The operator is killed right after its GrantSecret reached Juju, before any status
+/// recorded it: the restarted operator still knows the grant is its own (the record is
+/// written before the call), so deleting the grant object revokes it.
+async fn crash_right_after_grant_still_revokes(t: Arc<T>) {
+    let uri = t.jujusecret("crash-grant-secret").await;
+    // The grant takes effect in Juju at once; its answer is held back, and the operator
+    // is killed while it waits for it.
+    let faults = t.env.emulator.faults();
+    faults.set_answer_delay_for("Secrets", "GrantSecret", Duration::from_secs(20));
+    t.create_grant(
+        NS,
+        "crash-grant",
+        json!({"secretRef": {"name": "crash-grant-secret"}, "applications": ["mysql"]}),
+    )
+    .await;
+    t.wait_access(&uri, &["mysql"], "granted, answer held back")
+        .await;
+    {
+        let mut op = t.env.operator.lock().await;
+        op.kill();
+        faults.set_answer_delay_for("Secrets", "GrantSecret", Duration::ZERO);
+        op.restart();
+        op.wait_started().await;
+    }
+    t.wait_access(&uri, &["mysql"], "granted before the kill")
+        .await;
+    t.wait_grant_synced(NS, "crash-grant", |g| {
+        g.status.as_ref().unwrap().granted_count == 1
+    })
+    .await;
+    t.delete_grant(NS, "crash-grant").await;
+    t.wait_access(&uri, &[], "the grant made before the kill is revoked")
+        .await;
+    t.env.delete_jsec(NS, "crash-grant-secret").await;
 }
 
 /// Team b (namespace NS_DENIED, not allowed to use the model) forges statuses, with only

@@ -19,6 +19,7 @@ use tracing::{info, instrument, warn};
 
 use super::juju_state::{FailureKind, SharedFailure};
 use super::outcome::{self, Problem};
+use super::ownership::OwnershipRecord;
 use super::{Context, Error};
 use crate::crd::condition::{Condition, reason};
 use crate::crd::grant::{JujuSecretGrant, JujuSecretGrantStatus};
@@ -44,36 +45,7 @@ pub struct GrantContext {
     pub ctx: Arc<Context>,
     /// Every JujuSecretGrant, for the union of wanted applications.
     pub grants: Store<JujuSecretGrant>,
-    /// Grants this process made, per Juju secret (`<model-uuid>/<secret-id>`): seen at
-    /// once by every grant object, where other objects' statuses reach the watch cache
-    /// only later. Statuses keep the record across restarts.
-    pub made: std::sync::Mutex<std::collections::HashMap<String, BTreeSet<String>>>,
 }
-
-impl GrantContext {
-    fn made_key(target: &Target) -> String {
-        format!("{}/{}", target.model_uuid, target.uri.id())
-    }
-
-    fn made_on(&self, target: &Target) -> BTreeSet<String> {
-        self.made
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&Self::made_key(target))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn record_made(&self, target: &Target, granted: &[&str], revoked: &[String]) {
-        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = made.entry(Self::made_key(target)).or_default();
-        entry.extend(granted.iter().map(|a| (*a).to_owned()));
-        for app in revoked {
-            entry.remove(app);
-        }
-    }
-}
-
 /// Entry point for the kube-runtime controller.
 pub async fn reconcile(
     grant: Arc<JujuSecretGrant>,
@@ -231,12 +203,15 @@ fn forbidden(namespace: &str, model: &str) -> Problem {
     )
 }
 
-/// The other grant objects about the same Juju secret, as last recorded.
+/// The other grant objects about the same Juju secret: by spec for grants on the same
+/// JujuSecret, otherwise by the ownership record (never by their statuses).
 fn others<'a>(
     all: &'a [Arc<JujuSecretGrant>],
     me: &JujuSecretGrant,
     target: &Target,
+    record: &OwnershipRecord,
 ) -> Vec<&'a JujuSecretGrant> {
+    let on_target = record.grant_objects_on(&target.model_uuid, &target.uri.short());
     all.iter()
         .map(|g| g.as_ref())
         .filter(|g| !(g.namespace() == me.namespace() && g.name_any() == me.name_any()))
@@ -246,29 +221,22 @@ fn others<'a>(
             // pass; others by the secret their status records.
             let same_ref = g.namespace() == me.namespace()
                 && matches!((&g.spec.secret_ref, &me.spec.secret_ref), (Some(a), Some(b)) if a.name == b.name);
-            same_ref
-                || g.status.as_ref().is_some_and(|s| {
-                    s.model_uuid.as_deref() == Some(target.model_uuid.as_str())
-                        && s.secret_id.as_deref() == Some(target.uri.short().as_str())
-                })
+            same_ref || g.uid().is_some_and(|uid| on_target.contains(&uid))
         })
         .collect()
 }
 
-/// Applications other grant objects list for `target`.
+/// Applications other grant objects with a record on `target` list.
 fn self_others_want(
     all: &[Arc<JujuSecretGrant>],
     me: &JujuSecretGrant,
     target: &Target,
+    record: &OwnershipRecord,
 ) -> BTreeSet<String> {
-    others(all, me, target)
+    let on_target = record.grant_objects_on(&target.model_uuid, &target.uri.short());
+    others(all, me, target, record)
         .iter()
-        .filter(|g| {
-            g.status.as_ref().is_some_and(|s| {
-                s.model_uuid.as_deref() == Some(target.model_uuid.as_str())
-                    && s.secret_id.as_deref() == Some(target.uri.short().as_str())
-            })
-        })
+        .filter(|g| g.uid().is_some_and(|uid| on_target.contains(&uid)))
         .flat_map(|g| g.spec.applications.iter().cloned())
         .collect()
 }
@@ -342,19 +310,17 @@ async fn sync(
     let ctx = &gctx.ctx;
     let target = target(grant, ctx).await?;
     let all = gctx.grants.state();
-    let others = others(&all, grant, &target);
+    let uid = grant.uid().unwrap_or_default();
+    let others = others(&all, grant, &target, &ctx.ownership);
     let others_want: BTreeSet<String> = others
         .iter()
         .flat_map(|g| g.spec.applications.iter().cloned())
         .collect();
-    let others_own: BTreeSet<String> = others
-        .iter()
-        .flat_map(|g| {
-            g.status
-                .iter()
-                .flat_map(|s| s.owned_applications.iter().cloned())
-        })
-        .collect();
+    // What the operator granted on this secret for other grant objects (the record is
+    // updated in memory at once, so grant objects applied together see each other).
+    let others_own = ctx
+        .ownership
+        .granted_by_others(&target.model_uuid, &target.uri.short(), &uid);
 
     let listing = ctx
         .listings
@@ -372,54 +338,52 @@ async fn sync(
     };
     let mut access = secret.applications.clone();
     let wanted = wanted(grant);
-    // Ownership follows the secret, not the object: what this object granted before
-    // (if it still points at the same secret), plus what other objects granted.
-    let same_target = previous.secret_id.as_deref() == Some(target.uri.short().as_str())
-        && previous.model_uuid.as_deref() == Some(target.model_uuid.as_str());
-    let mut owned: BTreeSet<String> = if same_target {
-        previous.owned_applications.iter().cloned().collect()
-    } else {
-        BTreeSet::new()
+    // Ownership follows the secret, not the object: what the record says the operator
+    // granted for this object (if it still points at the same secret), plus what it
+    // granted for other objects.
+    let entry = ctx.ownership.grant_entry(&uid);
+    let same_target = entry
+        .as_ref()
+        .is_some_and(|e| e.model == target.model_uuid && e.uri == target.uri.short());
+    let mut owned: BTreeSet<String> = match &entry {
+        Some(e) if same_target => e.applications.clone(),
+        _ => BTreeSet::new(),
     };
     // The grant now names another secret (or its JujuSecret was recreated): take back
     // what it granted on the old one, unless other grants there still list it.
-    if !same_target
-        && !previous.owned_applications.is_empty()
-        && let (Some(old_model), Some(Ok(old_uri))) = (
-            previous.model_uuid.clone(),
-            previous.secret_id.as_deref().map(SecretUri::parse),
-        )
+    if let Some(old) = entry.filter(|_| !same_target)
+        && let Ok(old_uri) = SecretUri::parse(&old.uri)
     {
-        // The old target comes from this object's status: revoke there only on a model
-        // this namespace may use (a forged status cannot reach another tenant's model).
+        // Revoke there only on a model this namespace may use.
         let namespace = grant.namespace().unwrap_or_default();
         let allowed = ctx
-            .model_allowed(&namespace, &old_model)
+            .model_allowed(&namespace, &old.model)
             .await
             .map_err(Problem::from)?;
         if !allowed {
-            warn!(model = %old_model, "the grant's former secret is in a model this namespace may not use; nothing revoked there");
+            warn!(model = %old.model, "the grant's former secret is in a model this namespace may not use; nothing revoked there");
         }
-        let old = Target {
-            model_uuid: old_model,
+        let old_target = Target {
+            model_uuid: old.model.clone(),
             uri: old_uri,
         };
-        let still_wanted: BTreeSet<String> = self_others_want(&all, grant, &old);
-        let apps: Vec<String> = previous
-            .owned_applications
+        let still_wanted = self_others_want(&all, grant, &old_target, &ctx.ownership);
+        let apps: Vec<String> = old
+            .applications
             .iter()
             .filter(|a| !still_wanted.contains(*a))
             .cloned()
             .collect();
         if allowed && !apps.is_empty() {
-            match revoke(ctx, grant, &old, &apps).await {
-                Ok(()) => ctx.listings.invalidate(&old.model_uuid).await,
+            match revoke(ctx, grant, &old_target, &apps).await {
+                Ok(()) => ctx.listings.invalidate(&old_target.model_uuid).await,
                 // The old secret or its model is gone, and its grants with it.
                 Err(p)
                     if p.reason == reason::MODEL_NOT_FOUND || p.message.contains("not found") => {}
                 Err(p) => return Err(p),
             }
         }
+        ctx.ownership.forget(&uid);
     }
 
     // Grant what is wanted and missing. The shared listing may be up to a refresh
@@ -449,6 +413,16 @@ async fn sync(
     let mut failures: Vec<String> = Vec::new();
     let selector = SecretSelector::Uri(target.uri.clone());
     if !to_grant.is_empty() {
+        // Recorded before Juju is asked: a crash after GrantSecret never leaves an
+        // application granted that the record does not list.
+        let mut intended = owned.clone();
+        intended.extend(to_grant.iter().cloned());
+        ctx.ownership
+            .record_grants(&uid, &target.model_uuid, &target.uri.short(), intended);
+        ctx.ownership
+            .persist()
+            .await
+            .map_err(|message| Problem::new(reason::KUBERNETES_ERROR, message).transient())?;
         let results = ctx
             .juju
             .grant_secret(&target.model_uuid, &selector, &to_grant)
@@ -471,7 +445,6 @@ async fn sync(
             }
         }
         if !granted.is_empty() {
-            gctx.record_made(&target, &granted, &[]);
             info!(secret = %target.uri, applications = ?granted, "granted");
             ctx.publish(
                 grant,
@@ -488,11 +461,7 @@ async fn sync(
     }
     // Applications that already had access and that another object's grant made count
     // as the operator's; anything else that already had access was granted by people.
-    let made_here = gctx.made_on(&target);
-    for app in wanted
-        .intersection(&others_own)
-        .chain(wanted.intersection(&made_here))
-    {
+    for app in wanted.intersection(&others_own) {
         owned.insert(app.clone());
     }
 
@@ -513,7 +482,6 @@ async fn sync(
     if !to_revoke.is_empty() {
         match revoke(ctx, grant, &target, &to_revoke).await {
             Ok(()) => {
-                gctx.record_made(&target, &[], &to_revoke);
                 for app in &to_revoke {
                     access.remove(app);
                 }
@@ -524,6 +492,8 @@ async fn sync(
     } else {
         owned.retain(|app| wanted.contains(app));
     }
+    ctx.ownership
+        .record_grants(&uid, &target.model_uuid, &target.uri.short(), owned.clone());
     ctx.listings
         .record_access(&target.model_uuid, &target.uri, access.clone())
         .await;
@@ -613,48 +583,53 @@ async fn revoke(
 #[instrument(skip_all, fields(namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
 async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, Error> {
     let ctx = &gctx.ctx;
-    let status = grant.status.clone().unwrap_or_default();
-    let (Some(model_uuid), Some(Ok(uri))) = (
-        status.model_uuid.clone(),
-        status.secret_id.as_deref().map(SecretUri::parse),
-    ) else {
+    let uid = grant.uid().unwrap_or_default();
+    // Only what the record says the operator granted for this object is revoked.
+    let Some(entry) = ctx.ownership.grant_entry(&uid) else {
         return Ok(Action::await_change());
     };
-    if status.owned_applications.is_empty() {
-        return Ok(Action::await_change());
-    }
+    let forget = || async {
+        ctx.ownership.forget(&uid);
+        ctx.ownership.persist().await.map_err(Error::Cleanup)?;
+        Ok(Action::await_change())
+    };
+    let Ok(uri) = SecretUri::parse(&entry.uri) else {
+        return forget().await;
+    };
     let namespace = grant.namespace().unwrap_or_default();
-    match ctx.model_allowed(&namespace, &model_uuid).await {
+    match ctx.model_allowed(&namespace, &entry.model).await {
         Ok(true) => {}
         // Forbidden now (the policy changed): leave Juju alone. Gone: nothing to do.
-        Ok(false) => return Ok(Action::await_change()),
-        Err(f) if f.kind == FailureKind::ModelNotFound => return Ok(Action::await_change()),
+        Ok(false) => return forget().await,
+        Err(f) if f.kind == FailureKind::ModelNotFound => return forget().await,
         Err(f) => return Err(Error::Cleanup(f.message)),
     }
-    let target = Target { model_uuid, uri };
+    let target = Target {
+        model_uuid: entry.model.clone(),
+        uri,
+    };
     let all = gctx.grants.state();
-    let others_want: BTreeSet<String> = others(&all, grant, &target)
+    let others_want: BTreeSet<String> = others(&all, grant, &target, &ctx.ownership)
         .iter()
         .flat_map(|g| g.spec.applications.iter().cloned())
         .collect();
-    let to_revoke: Vec<String> = status
-        .owned_applications
+    let to_revoke: Vec<String> = entry
+        .applications
         .iter()
         .filter(|app| !others_want.contains(*app))
         .cloned()
         .collect();
     if to_revoke.is_empty() {
-        return Ok(Action::await_change());
+        return forget().await;
     }
     match revoke(ctx, grant, &target, &to_revoke).await {
         Ok(()) => {
-            gctx.record_made(&target, &[], &to_revoke);
             ctx.listings.invalidate(&target.model_uuid).await;
-            Ok(Action::await_change())
+            forget().await
         }
         // The secret or its model is gone: nothing left to revoke.
         Err(p) if p.reason == reason::MODEL_NOT_FOUND || p.message.contains("not found") => {
-            Ok(Action::await_change())
+            forget().await
         }
         Err(p) => {
             ctx.publish(

@@ -83,6 +83,32 @@ impl SecretEntry {
     }
 }
 
+/// What the record holds for one JujuSecretGrant: the applications the operator granted
+/// on one Juju secret for it. Recorded before the GrantSecret call it covers, so a
+/// crash never leaves an application granted that no record lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantEntry {
+    /// The model's UUID.
+    #[serde(rename = "m")]
+    pub model: String,
+    /// The secret's ID (`secret:<xid>`).
+    #[serde(rename = "u")]
+    pub uri: String,
+    /// The applications granted for the grant object.
+    #[serde(rename = "a")]
+    pub applications: std::collections::BTreeSet<String>,
+}
+
+/// One entry of the record, by object UID.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Entry {
+    /// A JujuSecret's claim or owned secret.
+    Secret(SecretEntry),
+    /// A JujuSecretGrant's granted applications.
+    Grant(GrantEntry),
+}
+
 /// Why a claim or an adoption was not taken.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RecordError {
@@ -96,7 +122,7 @@ pub enum RecordError {
 
 #[derive(Default)]
 struct Shard {
-    entries: BTreeMap<String, SecretEntry>,
+    entries: BTreeMap<String, Entry>,
     /// The stored ConfigMap's resourceVersion; `None` when it does not exist yet.
     resource_version: Option<String>,
     /// Objects whose entry changed since the last successful write, with the record's
@@ -111,6 +137,8 @@ struct State {
     claims: HashMap<(String, String), String>,
     /// `(model, secret id)` → UID of the owning object.
     owners: HashMap<(String, String), String>,
+    /// `(model, secret id)` → UIDs of the grant objects with applications granted there.
+    grants: HashMap<(String, String), std::collections::BTreeSet<String>>,
     /// Bumped on every change.
     version: u64,
     /// The version the ConfigMaps hold.
@@ -125,28 +153,57 @@ impl State {
         }
     }
 
-    fn index(&mut self, uid: &str, entry: &SecretEntry) {
-        match &entry.uri {
-            Some(uri) => {
+    fn index(&mut self, uid: &str, entry: &Entry) {
+        match entry {
+            Entry::Secret(SecretEntry {
+                model,
+                uri: Some(uri),
+                ..
+            }) => {
                 self.owners
-                    .insert((entry.model.clone(), uri.clone()), uid.to_owned());
+                    .insert((model.clone(), uri.clone()), uid.to_owned());
             }
-            None => {
+            Entry::Secret(SecretEntry {
+                model,
+                name,
+                uri: None,
+                ..
+            }) => {
                 self.claims
-                    .insert((entry.model.clone(), entry.name.clone()), uid.to_owned());
+                    .insert((model.clone(), name.clone()), uid.to_owned());
+            }
+            Entry::Grant(g) => {
+                self.grants
+                    .entry((g.model.clone(), g.uri.clone()))
+                    .or_default()
+                    .insert(uid.to_owned());
             }
         }
     }
 
-    fn unindex(&mut self, uid: &str, entry: &SecretEntry) {
-        let key = match &entry.uri {
-            Some(uri) => (entry.model.clone(), uri.clone()),
-            None => (entry.model.clone(), entry.name.clone()),
-        };
-        let map = if entry.uri.is_some() {
-            &mut self.owners
-        } else {
-            &mut self.claims
+    fn unindex(&mut self, uid: &str, entry: &Entry) {
+        let (map, key) = match entry {
+            Entry::Secret(SecretEntry {
+                model,
+                uri: Some(uri),
+                ..
+            }) => (&mut self.owners, (model.clone(), uri.clone())),
+            Entry::Secret(SecretEntry {
+                model,
+                name,
+                uri: None,
+                ..
+            }) => (&mut self.claims, (model.clone(), name.clone())),
+            Entry::Grant(g) => {
+                let key = (g.model.clone(), g.uri.clone());
+                if let Some(uids) = self.grants.get_mut(&key) {
+                    uids.remove(uid);
+                    if uids.is_empty() {
+                        self.grants.remove(&key);
+                    }
+                }
+                return;
+            }
         };
         if map.get(&key).is_some_and(|u| u == uid) {
             map.remove(&key);
@@ -154,11 +211,25 @@ impl State {
     }
 
     fn get(&self, uid: &str) -> Option<&SecretEntry> {
-        self.shards[shard_of(uid)].entries.get(uid)
+        match self.shards[shard_of(uid)].entries.get(uid) {
+            Some(Entry::Secret(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn grant(&self, uid: &str) -> Option<&GrantEntry> {
+        match self.shards[shard_of(uid)].entries.get(uid) {
+            Some(Entry::Grant(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, uid: &str, entry: Option<SecretEntry>) {
+        self.set_entry(uid, entry.map(Entry::Secret));
     }
 
     /// Sets (or with `None` removes) the entry of `uid`.
-    fn set(&mut self, uid: &str, entry: Option<SecretEntry>) {
+    fn set_entry(&mut self, uid: &str, entry: Option<Entry>) {
         let s = shard_of(uid);
         if self.shards[s].entries.get(uid) == entry.as_ref() {
             return;
@@ -188,7 +259,7 @@ pub struct OwnershipRecord {
     writer: tokio::sync::Mutex<()>,
 }
 
-fn parse_shard(name: &str, cm: &ConfigMap) -> BTreeMap<String, SecretEntry> {
+fn parse_shard(name: &str, cm: &ConfigMap) -> BTreeMap<String, Entry> {
     let Some(text) = cm.data.as_ref().and_then(|d| d.get(KEY)) else {
         return BTreeMap::new();
     };
@@ -354,9 +425,62 @@ impl OwnershipRecord {
         }
     }
 
+    /// The applications the operator granted for the grant object `uid`, and where.
+    pub fn grant_entry(&self, uid: &str) -> Option<GrantEntry> {
+        self.state().grant(uid).cloned()
+    }
+
+    /// The applications the operator granted on secret `uri` in `model` for grant
+    /// objects other than `except`.
+    pub fn granted_by_others(
+        &self,
+        model: &str,
+        uri: &str,
+        except: &str,
+    ) -> std::collections::BTreeSet<String> {
+        let state = self.state();
+        state
+            .grants
+            .get(&(model.to_owned(), uri.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter(|uid| uid.as_str() != except)
+            .filter_map(|uid| state.grant(uid))
+            .flat_map(|g| g.applications.iter().cloned())
+            .collect()
+    }
+
+    /// The grant objects with a record on secret `uri` in `model`.
+    pub fn grant_objects_on(&self, model: &str, uri: &str) -> std::collections::BTreeSet<String> {
+        self.state()
+            .grants
+            .get(&(model.to_owned(), uri.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Records the applications granted for the grant object `uid` on `uri` in `model`
+    /// (an empty set removes the entry).
+    pub fn record_grants(
+        &self,
+        uid: &str,
+        model: &str,
+        uri: &str,
+        applications: std::collections::BTreeSet<String>,
+    ) {
+        let entry = (!applications.is_empty()).then(|| {
+            Entry::Grant(GrantEntry {
+                model: model.to_owned(),
+                uri: uri.to_owned(),
+                applications,
+            })
+        });
+        self.state().set_entry(uid, entry);
+    }
+
     /// Forgets the object's entry (its secret was removed, retained or left behind).
     pub fn forget(&self, uid: &str) {
-        self.state().set(uid, None);
+        self.state().set_entry(uid, None);
     }
 
     /// Number of claims held.
@@ -475,11 +599,11 @@ impl OwnershipRecord {
             .map(|cm| parse_shard(&shard_name(i), cm))
             .unwrap_or_default();
         let touched = state.shards[i].touched.clone();
-        let mine: BTreeMap<String, Option<SecretEntry>> = touched
+        let mine: BTreeMap<String, Option<Entry>> = touched
             .keys()
             .map(|uid| (uid.clone(), state.shards[i].entries.get(uid).cloned()))
             .collect();
-        let old: Vec<(String, SecretEntry)> = std::mem::take(&mut state.shards[i].entries)
+        let old: Vec<(String, Entry)> = std::mem::take(&mut state.shards[i].entries)
             .into_iter()
             .collect();
         for (uid, entry) in &old {
@@ -849,6 +973,36 @@ mod tests {
         assert_eq!(record.claim("u-more", "m", "one-more", "h"), Ok(()));
     }
 
+    #[test]
+    fn grants_are_recorded_per_grant_object_and_read_as_a_union() {
+        let record = OwnershipRecord::in_memory();
+        let apps = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect();
+        record.record_grants("g1", "m", "secret:a", apps(&["mysql"]));
+        record.record_grants("g2", "m", "secret:a", apps(&["mysql", "wordpress"]));
+        assert_eq!(
+            record.granted_by_others("m", "secret:a", "g1"),
+            apps(&["mysql", "wordpress"])
+        );
+        assert_eq!(
+            record.granted_by_others("m", "secret:a", "g2"),
+            apps(&["mysql"])
+        );
+        record.record_grants("g2", "m", "secret:b", apps(&["wordpress"]));
+        assert_eq!(record.granted_by_others("m", "secret:a", "g1"), apps(&[]));
+        assert_eq!(record.grant_objects_on("m", "secret:b").len(), 1);
+        // A grant entry and a secret entry survive the ConfigMap's JSON as what they are.
+        record.confirm("s1", "m", "db", "secret:c").unwrap();
+        let state = record.state();
+        for shard in &state.shards {
+            let text = serde_json::to_string(&shard.entries).unwrap();
+            let back: BTreeMap<String, Entry> = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, shard.entries);
+        }
+        drop(state);
+        record.record_grants("g2", "m", "secret:b", apps(&[]));
+        assert_eq!(record.grant_entry("g2"), None);
+    }
+
     /// 100,000 owned entries stay far below the apiserver's object size limit per shard.
     #[test]
     fn a_hundred_thousand_entries_fit_the_shards() {
@@ -890,14 +1044,14 @@ mod tests {
             .unwrap();
         let stored_entries = BTreeMap::from([(
             other_uid.clone(),
-            SecretEntry {
+            Entry::Secret(SecretEntry {
                 model: "m".into(),
                 name: "b".into(),
                 uri: Some("secret:b".into()),
                 mac: None,
                 revision: None,
                 auto_prune: None,
-            },
+            }),
         )]);
         let cm = ConfigMap {
             metadata: ObjectMeta {

@@ -419,7 +419,6 @@ async fn run_grants(
     let gctx = Arc::new(grant::GrantContext {
         ctx: ctx.clone(),
         grants: store.clone(),
-        made: Default::default(),
     });
     controller
         .watches_stream(

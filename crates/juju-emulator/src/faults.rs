@@ -27,6 +27,8 @@ struct FailRule {
 #[derive(Debug, Default)]
 struct FaultTable {
     delays: Vec<DelayRule>,
+    /// `(facade, method)` → how long the answer waits after the call took effect.
+    answer_delays: HashMap<(String, String), Duration>,
     failures: HashMap<(String, String), FailRule>,
     unreachable: HashSet<String>,
 }
@@ -108,6 +110,28 @@ impl Faults {
                 delay,
             });
         }
+    }
+
+    /// Lets calls of `facade.method` take effect at once but holds their answer back by
+    /// `delay` (zero removes the rule): a client killed meanwhile never learns that its
+    /// write happened, the window a crash-safety test aims at.
+    pub fn set_answer_delay_for(&self, facade: &str, method: &str, delay: Duration) {
+        let mut t = self.table();
+        let key = (facade.to_owned(), method.to_owned());
+        if delay.is_zero() {
+            t.answer_delays.remove(&key);
+        } else {
+            t.answer_delays.insert(key, delay);
+        }
+    }
+
+    /// How long the answer of a call that took effect waits.
+    pub(crate) fn answer_delay_for(&self, facade: &str, method: &str) -> Duration {
+        self.table()
+            .answer_delays
+            .get(&(facade.to_owned(), method.to_owned()))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// The delay for a call: the most specific matching rule wins.

@@ -446,6 +446,19 @@ fn handle_frame(conn: &Arc<Conn>, tx: &mpsc::UnboundedSender<Message>, text: &st
             Err(e) => Err(e),
             Ok(route) => facades::execute(&conn, route, &req).await,
         };
+        if !control {
+            let hold = conn
+                .shared
+                .faults
+                .answer_delay_for(&req.facade, &req.method);
+            if !hold.is_zero() {
+                delay += hold;
+                tokio::select! {
+                    _ = tokio::time::sleep(hold) => {}
+                    _ = conn.wait_closed() => return,
+                }
+            }
+        }
         if !control && let Some(log) = &conn.shared.frame_log {
             log.record(conn.log_kind(), &req, &outcome);
         }
