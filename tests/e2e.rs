@@ -95,6 +95,7 @@ async fn run_suite(options: EnvOptions) {
         conflict_then_delete_keeps_persons_secret,
         forged_status_changes_nothing_in_juju,
         adopt_refuses_a_managed_secret,
+        rename_while_create_outcome_unknown,
         conflicts_in_bulk,
         suspend,
         bad_input,
@@ -962,6 +963,67 @@ async fn adopt_refuses_a_managed_secret(env: Arc<Env>) {
         .expect("the owner's secret was removed");
     assert_content(&info, &[("password", &v1)], "owner's secret");
     env.cleanup(NS, &[owner]).await;
+}
+
+/// The operator is killed while Juju has created the secret but its answer is held
+/// back, and the JujuSecret is renamed meanwhile: the restarted operator recognizes the
+/// secret by its claim (claimed name, first revision, claimed content) and renames it;
+/// no second secret, nothing orphaned.
+async fn rename_while_create_outcome_unknown(env: Arc<Env>) {
+    let name = "unknown-create";
+    let v = env.value(name);
+    let before: Vec<_> = env.juju_all().await.into_iter().map(|s| s.uri).collect();
+    let faults = env.emulator.faults();
+    faults.set_answer_delay_for("Secrets", "CreateSecrets", Duration::from_secs(20));
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "name": "first-name", "data": {"password": v}}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while env.juju_by_label("first-name").await.is_empty() {
+        assert!(Instant::now() < deadline, "the create never took effect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    {
+        let mut op = env.operator.lock().await;
+        op.kill();
+        faults.set_answer_delay_for("Secrets", "CreateSecrets", Duration::ZERO);
+        env.patch_jsec(NS, name, json!({"spec": {"name": "second-name"}}))
+            .await;
+        op.restart();
+        op.wait_started().await;
+    }
+    let obj = env
+        .wait_synced(NS, name, |o| {
+            revision(o) == Some(1) && secret_id(o).is_some()
+        })
+        .await;
+    let info = env.juju_one("second-name").await;
+    assert_eq!(
+        secret_id(&obj),
+        Some(info.uri.short()),
+        "status names the secret"
+    );
+    assert!(
+        env.juju_by_label("first-name").await.is_empty(),
+        "old name left behind"
+    );
+    let new: Vec<_> = env
+        .juju_all()
+        .await
+        .into_iter()
+        .filter(|s| !before.contains(&s.uri))
+        .collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "secrets created: {:?}",
+        new.iter().map(|s| &s.label).collect::<Vec<_>>()
+    );
+    assert_content(&info, &[("password", &v)], name);
+    env.cleanup(NS, &[name]).await;
 }
 
 /// Several clashes at once (the operator's model listing is cached, so its first create
