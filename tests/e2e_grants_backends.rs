@@ -17,11 +17,12 @@
 #[allow(dead_code)]
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/suite.rs"]
+mod suite;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::future::Future;
-use std::pin::Pin;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,143 +62,113 @@ struct T {
     unreachable: Mutex<BTreeSet<String>>,
 }
 
-type Scenario = fn(Arc<T>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-
-macro_rules! scenarios {
+macro_rules! steps {
     ($($f:ident),* $(,)?) => {
-        vec![$((stringify!($f), (|t| Box::pin($f(t))) as Scenario)),*]
+        vec![$((stringify!($f), (|t| Box::pin($f(t))) as suite::Step<T>)),*]
     };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grants_and_backends_end_to_end() {
+/// Every scenario is its own test over one shared environment (tests/e2e/suite.rs).
+fn main() -> ExitCode {
+    suite::run(vec![suite::Group {
+        prefix: "grants_backends",
+        setup: || Box::pin(setup()),
+        scenarios: steps![
+            grant_and_revoke,
+            two_grants_one_application,
+            two_grants_applied_together,
+            outside_grant_never_revoked,
+            application_created_later,
+            external_secret,
+            grant_waits_for_jujusecret,
+            grant_outlives_its_secret,
+            forged_status_cannot_grant_across_tenants,
+            crash_right_after_grant_still_revokes,
+            backend_add_update_list_remove,
+            backend_removed_by_hand,
+            token_change_in_referenced_secret,
+            unreachable_backend,
+            backend_in_use,
+            model_assignment,
+            backend_name_taken,
+            invalid_backends,
+            examples_are_valid,
+        ],
+        after_each: |t, name| Box::pin(after_each(t, name)),
+        closing: steps![
+            no_sensitive_value_leaked,
+            only_contract_reasons,
+            ready_then_sigterm_exits_cleanly,
+            no_soft_failures,
+        ],
+        timeout: SCENARIO_TIMEOUT,
+    }])
+}
+
+async fn setup() -> Result<Option<Arc<T>>, String> {
     let started = Instant::now();
     let env = match Env::setup().await {
         Ok(env) => Arc::new(env),
+        Err(SetupError::NoApiServer(why)) if harness::required() => {
+            return Err(format!(
+                "e2e environment cannot be brought up (JSO_REQUIRE_E2E=1): {why}"
+            ));
+        }
         Err(SetupError::NoApiServer(why)) => {
-            if harness::required() {
-                panic!("e2e environment cannot be brought up (JSO_REQUIRE_E2E=1): {why}");
-            }
             eprintln!("e2e SKIPPED: {why}");
-            return;
+            return Ok(None);
         }
     };
     eprintln!("e2e: environment up in {:?}", started.elapsed());
-    let t = Arc::new(T {
-        env: env.clone(),
+    Ok(Some(Arc::new(T {
+        env,
         seen: Mutex::default(),
         reasons: Mutex::default(),
         unreachable: Mutex::default(),
-    });
-
-    let mut failures: Vec<String> = Vec::new();
-    for (name, scenario) in scenarios![
-        grant_and_revoke,
-        two_grants_one_application,
-        two_grants_applied_together,
-        outside_grant_never_revoked,
-        application_created_later,
-        external_secret,
-        grant_waits_for_jujusecret,
-        grant_outlives_its_secret,
-        forged_status_cannot_grant_across_tenants,
-        crash_right_after_grant_still_revokes,
-        backend_add_update_list_remove,
-        backend_removed_by_hand,
-        token_change_in_referenced_secret,
-        unreachable_backend,
-        backend_in_use,
-        model_assignment,
-        backend_name_taken,
-        invalid_backends,
-        examples_are_valid,
-    ] {
-        if !harness::selected(name) {
-            continue;
-        }
-        let t0 = Instant::now();
-        let mut task = tokio::spawn(scenario(t.clone()));
-        let outcome = match tokio::time::timeout(SCENARIO_TIMEOUT, &mut task).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) if e.is_panic() => Some(panic_text(e.into_panic())),
-            Ok(Err(e)) => Some(format!("task failed: {e}")),
-            Err(_) => {
-                task.abort();
-                Some(format!("timed out after {SCENARIO_TIMEOUT:?}"))
-            }
-        };
-        match outcome {
-            None => eprintln!("e2e: scenario {name}: ok ({:.1?})", t0.elapsed()),
-            Some(why) => {
-                eprintln!("e2e: scenario {name}: FAILED ({:.1?}): {why}", t0.elapsed());
-                failures.push(format!("{name}: {why}"));
-            }
-        }
-        let mut op = env.operator.lock().await;
-        if let Some(status) = op.exited() {
-            failures.push(format!(
-                "after {name}: the operator had exited ({status}); restarted it. Log tail:\n{}",
-                harness::tail(&op.log, 15)
-            ));
-            op.restart();
-            op.wait_started().await;
-        }
-        drop(op);
-        t.cleanup(name).await;
-    }
-
-    match tokio::spawn(no_sensitive_value_leaked(t.clone())).await {
-        Ok(()) => eprintln!("e2e: leak check: ok"),
-        Err(e) => failures.push(format!("leak check: {}", panic_text(e.into_panic()))),
-    }
-    match tokio::spawn(only_contract_reasons(t.clone())).await {
-        Ok(()) => eprintln!("e2e: reasons check: ok"),
-        Err(e) => failures.push(format!("reasons check: {}", panic_text(e.into_panic()))),
-    }
-    {
-        let mut op = env.operator.lock().await;
-        // After every scenario the operator has reconciled plenty: it must be ready.
-        let readyz = harness::http_get_status(op.metrics_port, "/readyz");
-        if readyz != Some(200) {
-            failures.push(format!(
-                "/readyz answered {readyz:?} after the scenarios, not 200"
-            ));
-        }
-        match op.terminate(Duration::from_secs(15)) {
-            Some(s) if s.success() => {}
-            Some(s) => failures.push(format!("operator exited with {s} on SIGTERM, not 0")),
-            None => failures.push("operator did not exit within 15 s of SIGTERM".into()),
-        }
-    }
-    failures.extend(
-        env.soft_failures
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|f| format!("(soft) {f}")),
-    );
-    eprintln!(
-        "e2e: finished in {:?}; operator log: {}",
-        started.elapsed(),
-        env.dir.join("operator.log").display()
-    );
-    drop(t);
-    drop(env);
-    assert!(
-        failures.is_empty(),
-        "{} e2e failure(s):\n- {}",
-        failures.len(),
-        failures.join("\n- ")
-    );
+    })))
 }
 
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    match p.downcast::<String>() {
-        Ok(s) => *s,
-        Err(p) => p
-            .downcast_ref::<&str>()
-            .map_or_else(|| "panic".to_owned(), |s| (*s).to_owned()),
+/// After each scenario: a crashed operator fails the scenario (and is restarted); what
+/// the scenario left is deleted.
+async fn after_each(t: Arc<T>, name: &'static str) -> Result<(), String> {
+    let mut op = t.env.operator.lock().await;
+    let crashed = op.exited().map(|status| {
+        let why = format!(
+            "after {name}: the operator had exited ({status}); restarted it. Log tail:\n{}",
+            harness::tail(&op.log, 15)
+        );
+        op.restart();
+        why
+    });
+    if crashed.is_some() {
+        op.wait_started().await;
     }
+    drop(op);
+    t.cleanup(name).await;
+    crashed.map_or(Ok(()), Err)
+}
+
+/// After every scenario the operator has reconciled plenty: it must be ready; SIGTERM
+/// then ends it with exit status 0.
+async fn ready_then_sigterm_exits_cleanly(t: Arc<T>) {
+    let mut op = t.env.operator.lock().await;
+    let readyz = harness::http_get_status(op.metrics_port, "/readyz");
+    assert_eq!(readyz, Some(200), "/readyz after the scenarios");
+    match op.terminate(Duration::from_secs(15)) {
+        Some(s) if s.success() => {}
+        Some(s) => panic!("operator exited with {s} on SIGTERM, not 0"),
+        None => panic!("operator did not exit within 15 s of SIGTERM"),
+    }
+}
+
+/// Problems that did not stop a scenario, reported at the end.
+async fn no_soft_failures(t: Arc<T>) {
+    let soft = t.env.soft_failures.lock().unwrap().clone();
+    eprintln!(
+        "e2e: operator log: {}",
+        t.env.dir.join("operator.log").display()
+    );
+    assert!(soft.is_empty(), "soft failures:\n- {}", soft.join("\n- "));
 }
 
 // ------------------------------------------------------------------ helpers

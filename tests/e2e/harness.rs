@@ -309,14 +309,6 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
-/// `JSO_E2E_SCENARIOS=a,b` runs only those scenarios (while fixing one).
-pub fn selected(name: &str) -> bool {
-    match std::env::var("JSO_E2E_SCENARIOS") {
-        Ok(list) if !list.trim().is_empty() => list.split(',').any(|s| s.trim() == name),
-        _ => true,
-    }
-}
-
 /// The sum of the samples of metric `name` (exactly that name, any labels) whose
 /// labels include every pair of `labels`; `None` when there is no such sample.
 pub fn metric(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
