@@ -384,7 +384,8 @@ async fn secret_ref_changes(env: Arc<Env>) {
     // The same value written again (what `kubectl apply` of stringData does).
     env.patch_secret(NS, "src-creds", json!({"stringData": {"DB_PASSWORD": pw2}}))
         .await;
-    tokio::time::sleep(REFRESH + Duration::from_secs(2)).await;
+    // Proof the operator looked at both changes (and a refresh), then nothing written.
+    env.wait_reconciles(3).await;
     let obj = env
         .wait_jsec(NS, "from-ref", "still Ready", WAIT, |o| {
             ready(o).is_some_and(|(s, _)| s == "True")
@@ -429,7 +430,7 @@ async fn generator(env: Arc<Env>) {
         json!({"metadata": {"annotations": {"touched": "yes"}}}),
     )
     .await;
-    tokio::time::sleep(REFRESH + Duration::from_secs(1)).await;
+    env.wait_reconciles(2).await;
     let info = env.juju_one(name).await;
     assert_eq!(info.latest_revision, 1, "generated value regenerated");
     assert_eq!(
@@ -615,7 +616,7 @@ async fn suspend(env: Arc<Env>) {
     )
     .await;
     env.wait_reason(NS, name, "Suspended").await;
-    tokio::time::sleep(REFRESH + Duration::from_secs(1)).await;
+    env.wait_reconciles(2).await;
     assert_no_writes(&env, before, "suspended");
     let info = env.juju_one(name).await;
     assert_eq!(info.latest_revision, 1);
@@ -650,7 +651,9 @@ async fn create_only(env: Arc<Env>) {
     let other = env.value("ignored");
     env.patch_jsec(NS, name, json!({"spec": {"data": {"password": other}}}))
         .await;
-    tokio::time::sleep(REFRESH * 2 + Duration::from_secs(1)).await;
+    // The new generation was looked at, and a drift round after it.
+    env.wait_synced(NS, name, |_| true).await;
+    env.wait_reconciles(2).await;
     let info = env.juju_one(name).await;
     assert_eq!(info.latest_revision, 2, "CreateOnly wrote a revision");
     assert_content(&info, &[("password", &human)], "human edit");
@@ -688,7 +691,7 @@ async fn observe_only(env: Arc<Env>) {
     let obj = env.wait_synced(NS, ext, |o| revision(o) == Some(2)).await;
     assert_eq!(secret_id(&obj), Some(uri.short()), "observed id");
     env.wait_reason(NS, "observed-missing", "NotFound").await;
-    tokio::time::sleep(REFRESH + Duration::from_secs(1)).await;
+    env.wait_reconciles(2).await;
     assert_no_writes(&env, before, "ObserveOnly");
     let info = env.juju_one(ext).await;
     assert_eq!(info.latest_revision, 2);
@@ -721,7 +724,7 @@ async fn conflict_then_adopt(env: Arc<Env>) {
     .await;
     env.wait_reason(NS, name, "Conflict").await;
     env.wait_event(NS, name, "Warning", "Conflict").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    env.wait_reconciles(1).await;
     // A CreateSecrets that Juju refuses ("already exists") changes nothing; an update
     // would overwrite the other owner's secret.
     let after = env.writes();
@@ -1030,8 +1033,8 @@ async fn conflicts_in_bulk(env: Arc<Env>) {
         env.wait_reason(NS, &format!("bulk-clash-{i}"), "Conflict")
             .await;
     }
-    // Two refresh rounds later still untouched.
-    tokio::time::sleep(REFRESH * 2 + Duration::from_secs(1)).await;
+    // Every clash looked at twice more, still untouched.
+    env.wait_reconciles(2 * N as u32).await;
     let mut overwritten = Vec::new();
     for (i, v) in theirs.iter().enumerate() {
         let info = env.juju_one(&format!("bulk-clash-{i}")).await;
@@ -1121,7 +1124,8 @@ async fn bad_input(env: Arc<Env>) {
             problems.push(panic_text(e.into_panic()));
         }
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Each bad object looked at again (a retry would write now if it ever did).
+    env.wait_reconciles(4).await;
     assert_no_writes(&env, before, "bad input");
     for label in [
         "bad-key",

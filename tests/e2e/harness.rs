@@ -1029,6 +1029,39 @@ impl Env {
         uids
     }
 
+    /// The operator's count of finished JujuSecret reconciles (its `/metrics`).
+    pub async fn jujusecret_reconciles(&self) -> f64 {
+        let port = self.operator.lock().await.metrics_port;
+        http_get(port, "/metrics")
+            .and_then(|(_, body)| {
+                metric(
+                    &body,
+                    "juju_secrets_operator_reconciles_total",
+                    &[("kind", "JujuSecret")],
+                )
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Proof that the operator looked, for a check that nothing happened: waits (bounded)
+    /// until it has finished `n` more JujuSecret reconciles than when called.
+    pub async fn wait_reconciles(&self, n: u32) {
+        let start = self.jujusecret_reconciles().await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.jujusecret_reconciles().await;
+            if now >= start + f64::from(n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the operator finished {} of {n} JujuSecret reconciles within {WAIT:?}",
+                now - start
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Calls of the write methods so far: (CreateSecrets, UpdateSecrets).
     pub fn writes(&self) -> (u64, u64) {
         (
