@@ -1463,6 +1463,11 @@ async fn drift(env: Arc<Env>) {
     env.wait_event(NS, name, "Warning", "DriftCorrected").await;
 
     match python_with_libjuju() {
+        None if harness::required() => {
+            panic!(
+                "python-libjuju not available (JSO_REQUIRE_E2E=1): the drift leg through it cannot run"
+            )
+        }
         None => eprintln!("e2e: python-libjuju not available; drift via python skipped"),
         Some(python) => {
             let theirs = env.value("drift-python");

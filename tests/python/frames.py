@@ -51,6 +51,28 @@ _RFC3339 = re.compile(
 
 _FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
 
+# Facades (or facade versions) whose frames are not validated, each with the reason. A
+# frame of any other facade or version that has no schema fails the run: a new facade
+# the emulator serves must come with its schema, or be listed here with a reason.
+UNSCHEMED = {
+    "Client": "Juju's published schemas hold no Client facade; the emulator serves only "
+    "the WatchAll that python-libjuju calls on connect",
+    "AllWatcher": "not in the published schemas; python-libjuju's connect-time watcher only",
+    "Emulator": "the emulator's own control facade, not part of Juju",
+    "Secrets v1": "the schemas describe Secrets v2; v1 is served for older clients and "
+    "checked by tests/python/test_raw_protocol.py",
+    # Called on purpose by the protocol tests, which check that the emulator refuses them
+    # as Juju does; their frames are error frames.
+    "Foo": "a facade that does not exist (the refusal is what is tested)",
+    "Secrets v0": "a version that does not exist (the refusal is what is tested)",
+    "Secrets v3": "a version that does not exist (the refusal is what is tested)",
+}
+
+# Test binaries that talk to Juju and must leave a frame log under RUST_FRAME_LOG_DIR:
+# a run that lost one would otherwise validate nothing and pass.
+EXPECTED_RUST_LOGS = ["e2e", "e2e-pre36", "e2e_grants_backends", "secret_lifecycle", "grants"]
+
+
 
 @_FORMAT_CHECKER.checks("date-time")
 def _is_rfc3339(value: object) -> bool:

@@ -63,6 +63,8 @@ def test_session_frame_logs_validate(schemas):
     print(f"\npython-test emulators ({len(logs)} logs): {rep.summary()}")
     assert rep.frames > 0
     assert not rep.problems, "\n".join(rep.problems[:50])
+    unlisted = sorted(set(rep.skipped) - set(frames.UNSCHEMED))
+    assert not unlisted, f"frames of facades without a schema: {unlisted}"
     # The facades this suite exercises must actually have been checked.
     assert rep.validated > 0
 
@@ -110,6 +112,10 @@ def test_rust_frame_logs_validate(schemas):
     print(f"\nRust frame logs ({len(files)} files): {rep.summary()}")
     assert rep.frames > 0, f"RUST_FRAME_LOG_DIR={root} holds no frames ({len(files)} files)"
     assert not rep.problems, "\n".join(rep.problems[:50])
+    missing = [n for n in frames.EXPECTED_RUST_LOGS if not (root / f"{n}.jsonl").is_file()]
+    assert not missing, f"test binaries left no frame log: {missing}"
+    unlisted = sorted(set(rep.skipped) - set(frames.UNSCHEMED))
+    assert not unlisted, f"frames of facades without a schema (add one, or list the reason in frames.UNSCHEMED): {unlisted}"
 
 
 # ---------------------------------------------------------------------------- (c) unit
