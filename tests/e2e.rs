@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::{
-    Env, EnvOptions, MODEL, NS, NS_DENIED, NS_READER, NS_SYSTEM, Operator, REFRESH, SetupError,
-    WAIT, assert_content, b64, content_is, describe, ready, revision, secret_id,
+    Env, EnvOptions, MODEL, NS, NS_DENIED, NS_READER, NS_SYSTEM, Operator, SetupError, WAIT,
+    assert_content, b64, content_is, describe, ready, revision, secret_id,
 };
 use juju_client::SecretUri;
 use juju_secrets_operator::crd::secret::JujuSecret;
@@ -1516,16 +1516,21 @@ async fn many_secrets(env: Arc<Env>) {
         "one Juju secret per JujuSecret"
     );
 
+    // Two drift passes of every object: a handful of listings serve them all (one per
+    // model per refresh), not one per object. Counted per pass, not per time window.
     let before = env.writes();
     let lists = env.emulator.call_count("Secrets", "ListSecrets");
-    let window = REFRESH * 3;
-    tokio::time::sleep(window).await;
-    let per_window = env.emulator.call_count("Secrets", "ListSecrets") - lists;
-    eprintln!("e2e: {per_window} ListSecrets calls in {window:?} for {N} JujuSecrets");
+    env.wait_reconciles(2 * N as u32).await;
+    let listings = env.emulator.call_count("Secrets", "ListSecrets") - lists;
+    eprintln!(
+        "e2e: {listings} ListSecrets calls for {} drift passes",
+        2 * N
+    );
     assert!(
-        per_window <= 6,
-        "{per_window} ListSecrets calls in {window:?} (refresh {REFRESH:?}) for {N} JujuSecrets \
-         in one model: drift checks are not grouped per model"
+        listings <= 6,
+        "{listings} ListSecrets calls for {} drift passes of {N} JujuSecrets in one model: \
+         drift checks are not grouped per model",
+        2 * N
     );
     assert_no_writes(&env, before, "steady state, nothing changed");
 
@@ -1543,8 +1548,9 @@ async fn many_secrets(env: Arc<Env>) {
 }
 
 async fn wait_restored(env: &Env, uri: &SecretUri, mine: &str, ctx: &str) {
+    // Corrected at all is asserted; how fast is reported (the benchmark measures it).
     let t0 = Instant::now();
-    let within = REFRESH * 3;
+    let within = WAIT;
     loop {
         let info = env.juju_by_uri(&uri.short()).await.expect("secret exists");
         if content_is(&info, &[("password", mine)]) {
@@ -1911,13 +1917,11 @@ async fn leader_election(env: Arc<Env>) {
     let v2 = env.value("ha-1b");
     env.patch_jsec(NS_READER, "ha-1", json!({"spec": {"data": {"value": v2}}}))
         .await;
-    wait_leader(&mut [&mut b], DURATION + Duration::from_secs(10)).await;
+    // The standby takes over (the time is reported, not asserted: the benchmark's job);
+    // the bound only keeps a broken handover from hanging the suite.
+    wait_leader(&mut [&mut b], WAIT).await;
     let handover = killed.elapsed();
     eprintln!("e2e: leader SIGKILLed; standby took over after {handover:?} (Lease {DURATION:?})");
-    assert!(
-        handover <= DURATION + Duration::from_secs(3),
-        "handover took {handover:?} with a {DURATION:?} Lease"
-    );
     let v3 = env.value("ha-2");
     env.create_jsec(
         NS_READER,

@@ -954,8 +954,15 @@ async fn keepalive_pings_are_sent() {
     options.ping_interval = Duration::from_millis(100);
     let client = JujuClient::new(options).unwrap();
     client.list_models().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(550)).await;
-    assert!(env.emulator.call_count("Pinger", "Ping") >= 3);
+    // Pings keep coming while the connection is idle (how often is not asserted here).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while env.emulator.call_count("Pinger", "Ping") < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than 3 pings in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(client.stats().get("Pinger", "Ping") >= 3);
 }
 
