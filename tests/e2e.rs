@@ -134,21 +134,9 @@ async fn setup(options: EnvOptions) -> Result<Option<Arc<Env>>, String> {
 /// After each scenario: a crashed operator fails the scenario (and is restarted, so the
 /// next one does not fail for the same reason); what the scenario left is deleted.
 async fn after_each(env: Arc<Env>, name: &'static str) -> Result<(), String> {
-    let mut op = env.operator.lock().await;
-    let crashed = op.exited().map(|status| {
-        let why = format!(
-            "after {name}: the operator had exited ({status}); restarted it. Log tail:\n{}",
-            harness::tail(&op.log, 15)
-        );
-        op.restart();
-        why
-    });
-    if crashed.is_some() {
-        op.wait_started().await;
-    }
-    drop(op);
+    let crashed = env.restart_if_crashed(name).await;
     env.cleanup_all().await;
-    crashed.map_or(Ok(()), Err)
+    crashed
 }
 
 /// SIGTERM: a clean shutdown with exit status 0.
@@ -169,15 +157,6 @@ async fn no_soft_failures(env: Arc<Env>) {
         env.dir.join("operator.log").display()
     );
     assert!(soft.is_empty(), "soft failures:\n- {}", soft.join("\n- "));
-}
-
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    match p.downcast::<String>() {
-        Ok(s) => *s,
-        Err(p) => p
-            .downcast_ref::<&str>()
-            .map_or_else(|| "panic".to_owned(), |s| (*s).to_owned()),
-    }
 }
 
 fn assert_no_writes(env: &Env, before: (u64, u64), ctx: &str) {
@@ -1121,7 +1100,7 @@ async fn bad_input(env: Arc<Env>) {
         })
         .await;
         if let Err(e) = r {
-            problems.push(panic_text(e.into_panic()));
+            problems.push(suite::panic_text(e.into_panic()));
         }
     }
     // Each bad object looked at again (a retry would write now if it ever did).
@@ -1223,7 +1202,7 @@ async fn reader_unauthorized(env: Arc<Env>) {
         async move { env.delete_jsec(NS_READER, "as-reader").await }
     })
     .await
-    .map_err(|e| panic_text(e.into_panic()));
+    .map_err(|e| suite::panic_text(e.into_panic()));
     let status = reader.terminate(Duration::from_secs(15));
     let mut problems = Vec::new();
     if let Err(e) = deleted {
@@ -1270,7 +1249,7 @@ async fn unreachable_controller(env: Arc<Env>) {
     })
     .await;
     if let Err(e) = reported {
-        problems.push(panic_text(e.into_panic()));
+        problems.push(suite::panic_text(e.into_panic()));
     }
     let deleted = tokio::spawn({
         let env = env.clone();
@@ -1278,7 +1257,7 @@ async fn unreachable_controller(env: Arc<Env>) {
     })
     .await;
     if let Err(e) = deleted {
-        problems.push(panic_text(e.into_panic()));
+        problems.push(suite::panic_text(e.into_panic()));
     }
     let status = op.terminate(Duration::from_secs(15));
     if !status.is_some_and(|s| s.success()) {

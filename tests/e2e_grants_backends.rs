@@ -131,21 +131,9 @@ async fn setup() -> Result<Option<Arc<T>>, String> {
 /// After each scenario: a crashed operator fails the scenario (and is restarted); what
 /// the scenario left is deleted.
 async fn after_each(t: Arc<T>, name: &'static str) -> Result<(), String> {
-    let mut op = t.env.operator.lock().await;
-    let crashed = op.exited().map(|status| {
-        let why = format!(
-            "after {name}: the operator had exited ({status}); restarted it. Log tail:\n{}",
-            harness::tail(&op.log, 15)
-        );
-        op.restart();
-        why
-    });
-    if crashed.is_some() {
-        op.wait_started().await;
-    }
-    drop(op);
+    let crashed = t.env.restart_if_crashed(name).await;
     t.cleanup(name).await;
-    crashed.map_or(Ok(()), Err)
+    crashed
 }
 
 /// After every scenario the operator has reconciled plenty: it must be ready; SIGTERM

@@ -1029,6 +1029,22 @@ impl Env {
         uids
     }
 
+    /// After a scenario: an operator that had exited fails the scenario and is
+    /// restarted, so the next scenario does not fail for the same reason.
+    pub async fn restart_if_crashed(&self, scenario: &str) -> Result<(), String> {
+        let mut op = self.operator.lock().await;
+        let Some(status) = op.exited() else {
+            return Ok(());
+        };
+        let why = format!(
+            "after {scenario}: the operator had exited ({status}); restarted it. Log tail:\n{}",
+            tail(&op.log, 15)
+        );
+        op.restart();
+        op.wait_started().await;
+        Err(why)
+    }
+
     /// The operator's count of finished JujuSecret reconciles (its `/metrics`).
     pub async fn jujusecret_reconciles(&self) -> f64 {
         let port = self.operator.lock().await.metrics_port;

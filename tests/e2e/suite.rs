@@ -46,7 +46,8 @@ pub struct Group<S> {
     pub timeout: Duration,
 }
 
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+/// The message of a panic.
+pub fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     match p.downcast::<String>() {
         Ok(s) => *s,
         Err(p) => p
