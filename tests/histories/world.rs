@@ -21,7 +21,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
-use super::gen::{APPS, Action, GRANTS, OBJECTS, Step, Until, Write, apps_of};
+use super::actions::{APPS, Action, GRANTS, OBJECTS, Step, Until, Write, apps_of};
 use super::harness::{self, Env, MODEL, NS, REFRESH};
 
 /// How long Juju writes must stay still before a history counts as quiet: longer than
@@ -118,7 +118,9 @@ impl OpProc {
 
     /// The exit status, if the process exited on its own.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     pub fn log_len(&self) -> u64 {
@@ -172,6 +174,8 @@ pub struct Stats {
     pub aimed_kills: u64,
     pub drops: u64,
     pub checks: u64,
+    /// Juju write calls during quiet windows (refused retries: nothing changed).
+    pub futile_writes: u64,
     pub violations: BTreeMap<&'static str, u64>,
     pub failed_histories: u64,
 }
@@ -187,6 +191,7 @@ impl Stats {
         self.aimed_kills += o.aimed_kills;
         self.drops += o.drops;
         self.checks += o.checks;
+        self.futile_writes += o.futile_writes;
         for (k, v) in &o.violations {
             *self.violations.entry(k).or_default() += v;
         }
@@ -270,7 +275,7 @@ struct GrantObj {
     apps: BTreeSet<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Owner {
     Inc(usize),
     Person(usize),
@@ -291,7 +296,12 @@ fn sec_of(s: &SecretInfo) -> Sec {
     let content = match &s.value {
         Some(Ok(c)) => Some(
             c.iter()
-                .map(|(k, v)| (k.to_owned(), String::from_utf8_lossy(v.expose()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_owned(),
+                        String::from_utf8_lossy(v.expose()).into_owned(),
+                    )
+                })
                 .collect(),
         ),
         _ => None,
@@ -324,7 +334,6 @@ pub struct World {
     pub env: Arc<Env>,
     pub op: Arc<Mutex<OpProc>>,
     tenant: Client,
-    pub h: usize,
     prefix: String,
     incs: Vec<Inc>,
     live: [Option<usize>; OBJECTS as usize],
@@ -354,7 +363,6 @@ impl World {
             env,
             op,
             tenant,
-            h,
             prefix: format!("h{h}"),
             incs: Vec::new(),
             live: [None; OBJECTS as usize],
@@ -401,6 +409,14 @@ impl World {
     }
 
     fn violate(&mut self, invariant: &'static str, detail: String) {
+        // The checks after the teardown repeat those before it.
+        if self
+            .violations
+            .iter()
+            .any(|v| v.invariant == invariant && v.detail == detail)
+        {
+            return;
+        }
         *self.stats.violations.entry(invariant).or_default() += 1;
         self.violations.push(Violation { invariant, detail });
     }
@@ -425,25 +441,14 @@ impl World {
     /// Who wrote this content: one owner, or `None` (nobody known, or a mix).
     fn attribute(&self, s: &Sec) -> Option<Owner> {
         let content = s.content.as_ref()?;
-        let owners: BTreeSet<_> = content
+        let owners: BTreeSet<Owner> = content
             .values()
             .map(|v| self.owner.get(v).copied())
-            .collect::<Option<BTreeSet<_>>>()?
-            .into_iter()
-            .map(|o| match o {
-                Owner::Inc(i) => (0, i),
-                Owner::Person(i) => (1, i),
-            })
-            .collect();
+            .collect::<Option<BTreeSet<_>>>()?;
         if owners.len() != 1 {
             return None;
         }
-        let (kind, i) = owners.into_iter().next()?;
-        Some(if kind == 0 {
-            Owner::Inc(i)
-        } else {
-            Owner::Person(i)
-        })
+        owners.into_iter().next()
     }
 
     /// Whether a JujuSecret with `adopt: true` may have taken person secret `p` over.
@@ -461,10 +466,12 @@ impl World {
         let inc = &mut self.incs[id];
         let open = inc.adopt_spans.last().is_some_and(|s| s.end.is_none());
         let want = inc.live && inc.adopt;
-        if open && (!want || inc.adopt_spans.last().is_some_and(|s| s.name != inc.name)) {
-            if let Some(s) = inc.adopt_spans.last_mut() {
-                s.end = Some(Instant::now());
-            }
+        let moved = inc.adopt_spans.last().is_some_and(|s| s.name != inc.name);
+        if open
+            && (!want || moved)
+            && let Some(s) = inc.adopt_spans.last_mut()
+        {
+            s.end = Some(Instant::now());
         }
         let open = inc.adopt_spans.last().is_some_and(|s| s.end.is_none());
         if want && !open {
@@ -528,7 +535,8 @@ impl World {
         self.journal.push("  -- quiet, then checks".into());
         self.quiet().await?;
         self.check(false).await?;
-        self.journal.push("  -- teardown (every object deleted), quiet, checks".into());
+        self.journal
+            .push("  -- teardown (every object deleted), quiet, checks".into());
         self.teardown().await?;
         self.quiet().await?;
         self.check(true).await?;
@@ -539,7 +547,10 @@ impl World {
         let exited = self.op.lock().expect("op").exited();
         if let Some(status) = exited {
             let tail = harness::tail(&self.op.lock().expect("op").log, 10);
-            self.violate(ALIVE, format!("the operator exited on its own ({status}): {tail}"));
+            self.violate(
+                ALIVE,
+                format!("the operator exited on its own ({status}): {tail}"),
+            );
             self.op.lock().expect("op").spawn();
         }
     }
@@ -642,7 +653,11 @@ impl World {
                 let name = self.obj_name(obj);
                 let deadline = Instant::now() + Duration::from_secs(20);
                 loop {
-                    let o = self.jsecs().get_opt(&name).await.map_err(|e| e.to_string())?;
+                    let o = self
+                        .jsecs()
+                        .get_opt(&name)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     let reached = o.as_ref().is_some_and(|o| {
                         harness::ready(o).is_some_and(|(s, r)| match until {
                             Until::Synced => s == "True" && r == "Synced" && harness::current(o),
@@ -686,7 +701,11 @@ impl World {
                 let listed = lists() > c0;
                 let mut out = format!(
                     "{}; person: {}",
-                    if listed { "after a listing" } else { "no listing seen" },
+                    if listed {
+                        "after a listing"
+                    } else {
+                        "no listing seen"
+                    },
                     self.person_create(name).await?
                 );
                 if gitops {
@@ -725,7 +744,11 @@ impl World {
                     "pendingCreate": "forged",
                 }});
                 Api::<JujuSecret>::namespaced(self.tenant.clone(), NS)
-                    .patch_status(&self.obj_name(obj), &PatchParams::default(), &Patch::Merge(forged))
+                    .patch_status(
+                        &self.obj_name(obj),
+                        &PatchParams::default(),
+                        &Patch::Merge(forged),
+                    )
                     .await
                     .map_err(|e| format!("forge status: {e}"))?;
                 Ok("forged".into())
@@ -744,7 +767,11 @@ impl World {
                     "grantedApplications": APPS,
                 }});
                 Api::<JujuSecretGrant>::namespaced(self.tenant.clone(), NS)
-                    .patch_status(&self.gname(grant), &PatchParams::default(), &Patch::Merge(forged))
+                    .patch_status(
+                        &self.gname(grant),
+                        &PatchParams::default(),
+                        &Patch::Merge(forged),
+                    )
                     .await
                     .map_err(|e| format!("forge grant status: {e}"))?;
                 Ok("forged".into())
@@ -773,7 +800,11 @@ impl World {
 
     async fn patch(&self, obj: u8, patch: Value) -> Res<()> {
         self.jsecs()
-            .patch(&self.obj_name(obj), &PatchParams::default(), &Patch::Merge(patch))
+            .patch(
+                &self.obj_name(obj),
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
             .await
             .map(drop)
             .map_err(|e| format!("patch {}: {e}", self.obj_name(obj)))
@@ -785,7 +816,12 @@ impl World {
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
         let deadline = Instant::now() + Duration::from_secs(45);
-        while api.get_opt(name).await.map_err(|e| e.to_string())?.is_some() {
+        while api
+            .get_opt(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
             if Instant::now() > deadline {
                 return Err(format!("{WEDGED}: {name} still being deleted after 45 s"));
             }
@@ -897,7 +933,11 @@ impl World {
         self.open_adopt_span(id);
         Ok(format!(
             "deleted ({}; {} secret(s) held its content)",
-            if self.incs[id].retain { "Retain" } else { "Delete" },
+            if self.incs[id].retain {
+                "Retain"
+            } else {
+                "Delete"
+            },
             mine.len()
         ))
     }
@@ -1174,10 +1214,21 @@ impl World {
             (Write::Update, false) => Write::Create,
             (w, _) => w,
         };
-        let faults = self.env.emulator.faults();
+        let faults = self.env.emulator.faults().clone();
         let method = write.method();
-        faults.set_delay_for(Some("Secrets"), Some(method), AIM_DELAY);
-        let calls = || self.env.emulator.call_count("Secrets", method);
+        // Before: the write is held before it takes effect (a kill then means it never
+        // reached Juju). After: it takes effect and its answer is held (a kill then
+        // lands between the Juju write and the status write).
+        let set = |d: Duration| {
+            if before {
+                faults.set_delay_for(Some("Secrets"), Some(method), d);
+            } else {
+                faults.set_answer_delay_for("Secrets", method, d);
+            }
+        };
+        set(AIM_DELAY);
+        let env = self.env.clone();
+        let calls = move || env.emulator.call_count("Secrets", method);
         let c0 = calls();
         let what = match write {
             Write::Create => self.create(obj, name, false, false, false).await,
@@ -1186,7 +1237,7 @@ impl World {
         let what = match what {
             Ok(w) => w,
             Err(e) => {
-                faults.set_delay_for(Some("Secrets"), Some(method), Duration::ZERO);
+                set(Duration::ZERO);
                 return Err(e);
             }
         };
@@ -1195,19 +1246,15 @@ impl World {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         if calls() == c0 {
-            faults.set_delay_for(Some("Secrets"), Some(method), Duration::ZERO);
+            set(Duration::ZERO);
             return Ok(format!("{what}; no {method} to aim at (no kill)"));
         }
-        let wait = if before {
-            Duration::from_millis(u64::from(jitter_ms) % 1400)
-        } else {
-            AIM_DELAY + Duration::from_millis(u64::from(jitter_ms) % 60)
-        };
+        let wait = Duration::from_millis(u64::from(jitter_ms) % 1400);
         tokio::time::sleep(wait).await;
         {
             let mut op = self.op.lock().expect("op");
             op.kill();
-            faults.set_delay_for(Some("Secrets"), Some(method), Duration::ZERO);
+            set(Duration::ZERO);
             op.spawn();
         }
         self.stats.kills += 1;
@@ -1244,6 +1291,10 @@ impl World {
     }
 
     fn writes(&self) -> u64 {
+        self.write_counts().iter().map(|(_, n)| n).sum()
+    }
+
+    fn write_counts(&self) -> Vec<(&'static str, u64)> {
         [
             "CreateSecrets",
             "UpdateSecrets",
@@ -1252,19 +1303,42 @@ impl World {
             "RevokeSecret",
         ]
         .iter()
-        .map(|m| self.env.emulator.call_count("Secrets", m))
-        .sum()
+        .map(|m| (*m, self.env.emulator.call_count("Secrets", m)))
+        .collect()
+    }
+
+    /// This history's secrets in Juju, as one comparable text.
+    async fn fingerprint(&self) -> Res<String> {
+        let mut secs = self.juju().await?;
+        secs.sort_by_key(|s| s.uri.short());
+        Ok(secs
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {:?} {} {:?} {:?}\n",
+                    s.uri.short(),
+                    s.label,
+                    s.description,
+                    s.revision,
+                    s.content,
+                    s.access
+                )
+            })
+            .collect())
     }
 
     /// Waits until every object's status is for its generation, nothing is being
-    /// deleted, Juju writes stayed still for [`QUIET`], and the operator reconciled at
+    /// deleted, Juju's state (this history's secrets) stayed still for [`QUIET`], and the operator reconciled at
     /// least once per live JujuSecret in that window (proof it looked).
     async fn quiet(&mut self) -> Res<()> {
         let t0 = Instant::now();
         let deadline = t0 + QUIET_BOUND;
         let mut since = Instant::now();
         let mut last_writes = self.writes();
+        let mut last_state = String::new();
         let mut rec0 = self.op.lock().expect("op").reconciles();
+        let mut counts0 = self.write_counts();
+        let mut counts_at = Instant::now();
         loop {
             self.crashed_check();
             let (js, gs) = self.history_objects().await?;
@@ -1282,11 +1356,14 @@ impl World {
                         .map(|g| format!("{}: grant not observed/being deleted", g.name_any())),
                 )
                 .collect();
-            let w = self.writes();
+            // Quiet means Juju's state stays still: an operator retrying a write Juju
+            // refuses (a rename onto a taken name, once per refresh) is steady, not busy.
+            let state = self.fingerprint().await?;
             let rec = self.op.lock().expect("op").reconciles();
-            if !unsettled.is_empty() || w != last_writes {
+            if !unsettled.is_empty() || state != last_state {
                 since = Instant::now();
-                last_writes = w;
+                last_state = state;
+                last_writes = self.writes();
                 rec0 = rec;
             }
             if rec.is_some() && (rec0.is_none() || rec < rec0) {
@@ -1299,18 +1376,48 @@ impl World {
                 _ => false,
             };
             if unsettled.is_empty() && since.elapsed() >= QUIET && looked {
-                self.journal
-                    .push(format!("  -- quiet after {:.1?}", t0.elapsed()));
+                let futile = self.writes() - last_writes;
+                self.stats.futile_writes += futile;
+                self.journal.push(format!(
+                    "  -- quiet after {:.1?}{}",
+                    t0.elapsed(),
+                    if futile > 0 {
+                        format!(" ({futile} Juju write calls in the quiet window changed nothing)")
+                    } else {
+                        String::new()
+                    }
+                ));
                 return Ok(());
             }
+            if counts_at.elapsed() > Duration::from_secs(20)
+                && Instant::now() + Duration::from_secs(20) < deadline
+            {
+                counts0 = self.write_counts();
+                counts_at = Instant::now();
+            }
             if Instant::now() > deadline {
+                let now = self.write_counts();
+                let deltas: Vec<String> = now
+                    .iter()
+                    .zip(&counts0)
+                    .filter(|((_, a), (_, b))| a != b)
+                    .map(|((m, a), (_, b))| format!("{m} +{}", a - b))
+                    .collect();
+                let states: Vec<String> = js
+                    .iter()
+                    .map(|o| format!("{}: {}", o.name_any(), harness::describe(o)))
+                    .collect();
                 let why = if unsettled.is_empty() {
-                    format!("Juju writes or reconciles never settled (reconciles {rec0:?} -> {rec:?})")
+                    format!(
+                        "Juju writes or reconciles never settled (in the last {:.0?}: writes {deltas:?}; reconciles {rec0:?} -> {rec:?} since the last write); objects: {states:?}",
+                        counts_at.elapsed()
+                    )
                 } else {
                     unsettled.join("; ")
                 };
+                // Still check what holds now: a wedge often hides a broken promise.
                 self.violate(WEDGED, format!("not quiet within {QUIET_BOUND:?}: {why}"));
-                return Err(format!("wedged: {why}"));
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -1434,7 +1541,12 @@ impl World {
         let by_uri: HashMap<String, &Sec> = secs.iter().map(|s| (s.uri.short(), s)).collect();
         let mut found: Vec<Violation> = Vec::new();
         let mut checks = 0u64;
-        let mut v = |inv: &'static str, d: String| found.push(Violation { invariant: inv, detail: d });
+        let mut v = |inv: &'static str, d: String| {
+            found.push(Violation {
+                invariant: inv,
+                detail: d,
+            })
+        };
 
         // People's secrets: untouched unless a JujuSecret with adopt may have taken them.
         for (p, person) in self.persons.iter().enumerate() {
@@ -1455,20 +1567,28 @@ impl World {
                     if s.label != want_label {
                         v(
                             PERSON_UNTOUCHED,
-                            format!("person secret #{p} {id} renamed to {} (person named it {want_label})", s.label),
+                            format!(
+                                "person secret #{p} {id} renamed to {} (person named it {want_label})",
+                                s.label
+                            ),
                         );
                     }
                     if s.content.as_ref() != Some(&person.content) {
                         let who = self.attribute(s);
                         v(
                             PERSON_UNTOUCHED,
-                            format!("person secret #{p} {id} ({want_label}): content is not the person's (now written by {who:?})"),
+                            format!(
+                                "person secret #{p} {id} ({want_label}): content is not the person's (now written by {who:?})"
+                            ),
                         );
                     }
                     if s.revision != person.revision {
                         v(
                             PERSON_UNTOUCHED,
-                            format!("person secret #{p} {id} ({want_label}): revision {} (the person made {})", s.revision, person.revision),
+                            format!(
+                                "person secret #{p} {id} ({want_label}): revision {} (the person made {})",
+                                s.revision, person.revision
+                            ),
                         );
                     }
                     if s.description.as_deref() != Some(HAND) {
@@ -1481,7 +1601,10 @@ impl World {
                     if s.access != want {
                         v(
                             PERSON_UNTOUCHED,
-                            format!("person secret #{p} {id} ({want_label}): access {:?}, the person granted {want:?}", s.access),
+                            format!(
+                                "person secret #{p} {id} ({want_label}): access {:?}, the person granted {want:?}",
+                                s.access
+                            ),
                         );
                     }
                 }
@@ -1494,17 +1617,23 @@ impl World {
         for s in &secs {
             checks += 1;
             match self.attribute(s) {
-                Some(Owner::Inc(i)) => per_inc
-                    .entry(i)
-                    .or_default()
-                    .push(format!("{} ({})", s.uri.short(), s.label)),
+                Some(Owner::Inc(i)) => {
+                    per_inc
+                        .entry(i)
+                        .or_default()
+                        .push(format!("{} ({})", s.uri.short(), s.label))
+                }
                 Some(Owner::Person(_)) => {}
                 None => {
                     let person = self.persons.iter().any(|p| p.uri == s.uri && p.unknown);
                     if !person {
                         v(
                             ONE_PER_OBJECT,
-                            format!("{} ({}) holds content no single actor wrote (mixed or unknown)", s.uri.short(), s.label),
+                            format!(
+                                "{} ({}) holds content no single actor wrote (mixed or unknown)",
+                                s.uri.short(),
+                                s.label
+                            ),
                         );
                     }
                 }
@@ -1514,7 +1643,11 @@ impl World {
             if list.len() > 1 {
                 v(
                     ONE_PER_OBJECT,
-                    format!("incarnation #{i} (o{}) has {} Juju secrets: {list:?}", self.incs[*i].obj, list.len()),
+                    format!(
+                        "incarnation #{i} (o{}) has {} Juju secrets: {list:?}",
+                        self.incs[*i].obj,
+                        list.len()
+                    ),
                 );
             }
         }
@@ -1529,7 +1662,10 @@ impl World {
             if !retain && !left.is_empty() {
                 v(
                     DELETE_REMOVES,
-                    format!("incarnation #{} (o{}) deleted with Delete, its secret is still in Juju: {left:?}", inc.id, inc.obj),
+                    format!(
+                        "incarnation #{} (o{}) deleted with Delete, its secret is still in Juju: {left:?}",
+                        inc.id, inc.obj
+                    ),
                 );
             }
             if retain && let Some((uri, label)) = &inc.seen_before_delete {
@@ -1538,13 +1674,17 @@ impl World {
                     other.id != inc.id
                         && other.adopt_spans.iter().any(|a| {
                             Some(a.name) == n
-                                && a.end.is_none_or(|e| e + SLACK >= inc.deleted_at.unwrap_or(e))
+                                && a.end
+                                    .is_none_or(|e| e + SLACK >= inc.deleted_at.unwrap_or(e))
                         })
                 });
                 if !adoptable && !by_uri.contains_key(uri) {
                     v(
                         RETAIN_KEEPS,
-                        format!("incarnation #{} (o{}) deleted with Retain, but its secret {uri} ({label}) is gone", inc.id, inc.obj),
+                        format!(
+                            "incarnation #{} (o{}) deleted with Retain, but its secret {uri} ({label}) is gone",
+                            inc.id, inc.obj
+                        ),
                     );
                 }
             }
@@ -1600,13 +1740,17 @@ impl World {
             if s.description.as_deref() != Some(Self::desc(inc.desc).as_str()) {
                 v(
                     READY_MATCHES,
-                    format!("o{o} (#{id}) is Ready/Synced but {} has description {:?}, spec {:?}", s.uri.short(), s.description, Self::desc(inc.desc)),
+                    format!(
+                        "o{o} (#{id}) is Ready/Synced but {} has description {:?}, spec {:?}",
+                        s.uri.short(),
+                        s.description,
+                        Self::desc(inc.desc)
+                    ),
                 );
             }
             ready_secrets.push((id, s.uri.short()));
             status_checks.push((o, s.uri.short()));
         }
-        drop(v);
         self.stats.checks += checks;
         for f in found {
             self.violate(f.invariant, f.detail);
@@ -1683,7 +1827,9 @@ impl World {
     async fn leaks(&mut self) -> Res<()> {
         let log_path = self.op.lock().expect("op").log.clone();
         let bytes = std::fs::read(&log_path).unwrap_or_default();
-        let from = usize::try_from(self.log_offset).unwrap_or(0).min(bytes.len());
+        let from = usize::try_from(self.log_offset)
+            .unwrap_or(0)
+            .min(bytes.len());
         let log = String::from_utf8_lossy(&bytes[from..]).into_owned();
         let events: Api<Event> = Api::namespaced(self.env.kube.clone(), NS);
         let events = events
@@ -1704,9 +1850,16 @@ impl World {
         .unwrap_or_default();
         let mut leaked = Vec::new();
         for (i, value) in self.values.iter().enumerate() {
-            for (place, text) in [("operator log", &log), ("events", &events_text), ("statuses", &status_text)] {
+            for (place, text) in [
+                ("operator log", &log),
+                ("events", &events_text),
+                ("statuses", &status_text),
+            ] {
                 if text.contains(value.as_str()) {
-                    leaked.push(format!("value #{i} (of {:?}) in the {place}", self.owner.get(value)));
+                    leaked.push(format!(
+                        "value #{i} (of {:?}) in the {place}",
+                        self.owner.get(value)
+                    ));
                 }
             }
         }
@@ -1727,7 +1880,11 @@ impl World {
                     .status
                     .as_ref()
                     .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY).cloned());
-                out.push(format!("{}: {:?}", o.name_any(), cond.map(|c| (c.status, c.reason))));
+                out.push(format!(
+                    "{}: {:?}",
+                    o.name_any(),
+                    cond.map(|c| (c.status, c.reason))
+                ));
             }
         }
         out

@@ -6,6 +6,7 @@
 //! is skipped. So a seed always gives the same action list, and a shrunk list (actions
 //! dropped) still runs.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use rand::rngs::StdRng;
@@ -56,29 +57,76 @@ pub enum Action {
         two_keys: bool,
     },
     /// New content (fresh values, or an earlier content of the same object again).
-    EditContent { obj: u8, reuse: Option<u8> },
-    Rename { obj: u8, name: u8 },
-    Describe { obj: u8, desc: u8 },
-    SetAdopt { obj: u8, on: bool },
-    Suspend { obj: u8, on: bool },
-    SetPolicy { obj: u8, retain: bool },
-    Delete { obj: u8 },
+    EditContent {
+        obj: u8,
+        reuse: Option<u8>,
+    },
+    Rename {
+        obj: u8,
+        name: u8,
+    },
+    Describe {
+        obj: u8,
+        desc: u8,
+    },
+    SetAdopt {
+        obj: u8,
+        on: bool,
+    },
+    Suspend {
+        obj: u8,
+        on: bool,
+    },
+    SetPolicy {
+        obj: u8,
+        retain: bool,
+    },
+    Delete {
+        obj: u8,
+    },
     /// Creates grant object `grant` on JujuSecret `obj` for the applications of the
     /// bit mask `apps` (1 = mysql, 2 = wordpress, 3 = both).
-    GrantCreate { grant: u8, obj: u8, apps: u8 },
-    GrantEdit { grant: u8, apps: u8 },
-    GrantDelete { grant: u8 },
+    GrantCreate {
+        grant: u8,
+        obj: u8,
+        apps: u8,
+    },
+    GrantEdit {
+        grant: u8,
+        apps: u8,
+    },
+    GrantDelete {
+        grant: u8,
+    },
     /// Waits (bounded; no failure when it does not happen) for the object's condition.
-    Wait { obj: u8, until: Until },
+    Wait {
+        obj: u8,
+        until: Until,
+    },
 
     // ---- People in Juju (the project's client, as a person would use the CLI)
-    PersonCreate { name: u8 },
-    PersonEdit { name: u8 },
-    PersonRename { name: u8, to: u8 },
-    PersonRemove { name: u8 },
+    PersonCreate {
+        name: u8,
+    },
+    PersonEdit {
+        name: u8,
+    },
+    PersonRename {
+        name: u8,
+        to: u8,
+    },
+    PersonRemove {
+        name: u8,
+    },
     /// Grants `app` by hand on whatever secret is named `name` now.
-    PersonGrant { name: u8, app: u8 },
-    PersonRevoke { name: u8, app: u8 },
+    PersonGrant {
+        name: u8,
+        app: u8,
+    },
+    PersonRevoke {
+        name: u8,
+        app: u8,
+    },
     /// Right after the operator listed the model: a person creates `name`, then (if
     /// `gitops`) JujuSecret `obj` is created with, or renamed to, that name.
     StaleClash {
@@ -90,16 +138,24 @@ pub enum Action {
 
     // ---- A tenant with only `*/status` rights
     /// Forges the status of JujuSecret `obj` to point at the secret named `target`.
-    ForgeSecret { obj: u8, target: u8 },
+    ForgeSecret {
+        obj: u8,
+        target: u8,
+    },
     /// Forges a grant status: another secret, both applications "owned".
-    ForgeGrant { grant: u8, target: u8 },
+    ForgeGrant {
+        grant: u8,
+        target: u8,
+    },
 
     // ---- Faults
     /// SIGKILL the operator now, restart it.
     Kill,
     /// Delays `write` in the emulator, makes the operator send one (create `obj` as
-    /// `name`, or edit `obj`), and SIGKILLs it `jitter_ms` into the delay (`before`:
-    /// the write never reaches Juju) or just after Juju applied it.
+    /// `name`, or edit `obj`), and SIGKILLs it `jitter_ms` into the delay: `before`
+    /// holds the write before it takes effect (it never reaches Juju), otherwise its
+    /// answer is held after it took effect (the kill lands between the Juju write and
+    /// the status write).
     AimedKill {
         write: Write,
         obj: u8,
@@ -212,7 +268,11 @@ impl fmt::Display for Action {
             } => {
                 write!(f, "after a listing: person creates n{name}")?;
                 if *gitops {
-                    write!(f, ", then o{obj} takes n{name}{}", if *adopt { " (adopt)" } else { "" })?;
+                    write!(
+                        f,
+                        ", then o{obj} takes n{name}{}",
+                        if *adopt { " (adopt)" } else { "" }
+                    )?;
                 }
                 Ok(())
             }
@@ -231,8 +291,13 @@ impl fmt::Display for Action {
                 jitter_ms,
             } => write!(
                 f,
-                "SIGKILL {} {w:?} (o{obj} n{name}, +{jitter_ms} ms), restart",
-                if *before { "inside delayed" } else { "just after" }
+                "SIGKILL {} {w:?} (o{obj} n{name}, +{} ms), restart",
+                if *before {
+                    "before a held"
+                } else {
+                    "after an applied"
+                },
+                jitter_ms % 1400
             ),
             Action::DropConnections => write!(f, "drop Juju connections"),
         }
@@ -250,14 +315,16 @@ pub struct Step {
 pub fn generate(seed: u64, len: usize) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut steps = Vec::with_capacity(len);
+    let mut shadow = Shadow::default();
     // A history starts with GitOps declaring something, so the rest has objects to
     // act on.
     for i in 0..len {
         let action = if i == 0 {
-            create(&mut rng)
+            create(&mut rng, &shadow)
         } else {
-            pick(&mut rng)
+            pick(&mut rng, &shadow)
         };
+        shadow.apply(&action);
         let pause_ms = if rng.random_bool(0.3) {
             0
         } else {
@@ -268,9 +335,78 @@ pub fn generate(seed: u64, len: usize) -> Vec<Step> {
     steps
 }
 
-fn create(rng: &mut StdRng) -> Action {
+/// What the actions so far declared, as the generator imagines it (outcomes unseen):
+/// used only to aim most actions at things that probably exist, so few are skipped.
+#[derive(Default)]
+struct Shadow {
+    objs: BTreeSet<u8>,
+    grants: BTreeSet<u8>,
+    persons: BTreeSet<u8>,
+}
+
+impl Shadow {
+    fn apply(&mut self, a: &Action) {
+        match *a {
+            Action::Create { obj, .. } => {
+                self.objs.insert(obj);
+            }
+            Action::AimedKill {
+                write: Write::Create,
+                obj,
+                ..
+            } => {
+                self.objs.insert(obj);
+            }
+            Action::Delete { obj } => {
+                self.objs.remove(&obj);
+            }
+            Action::GrantCreate { grant, .. } => {
+                self.grants.insert(grant);
+            }
+            Action::GrantDelete { grant } => {
+                self.grants.remove(&grant);
+            }
+            Action::PersonCreate { name } => {
+                self.persons.insert(name);
+            }
+            Action::PersonRename { name, to } if self.persons.remove(&name) => {
+                self.persons.insert(to);
+            }
+            Action::PersonRemove { name } => {
+                self.persons.remove(&name);
+            }
+            Action::StaleClash {
+                obj, name, gitops, ..
+            } => {
+                self.persons.insert(name);
+                if gitops {
+                    self.objs.insert(obj);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One of `set` with probability `p` (when it has any), else any of `0..n`.
+fn one_of(rng: &mut StdRng, set: &BTreeSet<u8>, n: u8, p: f64) -> u8 {
+    if !set.is_empty() && rng.random_bool(p) {
+        let i = rng.random_range(0..set.len());
+        set.iter().nth(i).copied().unwrap_or(0)
+    } else {
+        rng.random_range(0..n)
+    }
+}
+
+/// One not in `set` with probability `p` (when there is one), else any of `0..n`.
+fn one_not_of(rng: &mut StdRng, set: &BTreeSet<u8>, n: u8, p: f64) -> u8 {
+    let free: BTreeSet<u8> = (0..n).filter(|i| !set.contains(i)).collect();
+    one_of(rng, &free, n, p)
+}
+
+fn create(rng: &mut StdRng, shadow: &Shadow) -> Action {
     Action::Create {
-        obj: rng.random_range(0..OBJECTS),
+        obj: one_not_of(rng, &shadow.objs, OBJECTS, 0.85),
         name: rng.random_range(0..NAMES),
         adopt: rng.random_bool(0.3),
         retain: rng.random_bool(0.3),
@@ -278,37 +414,39 @@ fn create(rng: &mut StdRng) -> Action {
     }
 }
 
-fn pick(rng: &mut StdRng) -> Action {
-    let obj = rng.random_range(0..OBJECTS);
+fn pick(rng: &mut StdRng, shadow: &Shadow) -> Action {
+    let obj = one_of(rng, &shadow.objs, OBJECTS, 0.85);
     let name = rng.random_range(0..NAMES);
-    let grant = rng.random_range(0..GRANTS);
+    let person = one_of(rng, &shadow.persons, NAMES, 0.8);
+    let grant = one_of(rng, &shadow.grants, GRANTS, 0.85);
+    let new_grant = one_not_of(rng, &shadow.grants, GRANTS, 0.85);
     let a = rng.random_range(0..2u8);
     // Weights: GitOps ~45, people ~30, tenant ~7, faults ~13.
     let table: &[(u32, u8)] = &[
-        (12, 0),  // create
-        (8, 1),   // edit content
-        (4, 2),   // rename
-        (2, 3),   // describe
-        (2, 4),   // adopt
-        (2, 5),   // suspend
-        (2, 6),   // deletion policy
-        (6, 7),   // delete
-        (4, 8),   // grant create
-        (2, 9),   // grant edit
-        (2, 10),  // grant delete
-        (2, 11),  // wait
-        (7, 12),  // person create
-        (4, 13),  // person edit
-        (3, 14),  // person rename
-        (3, 15),  // person remove
-        (4, 16),  // person grant
-        (2, 17),  // person revoke
-        (7, 18),  // stale clash
-        (4, 19),  // forge secret
-        (2, 20),  // forge grant
-        (5, 21),  // kill
-        (5, 22),  // aimed kill
-        (3, 23),  // drop connections
+        (12, 0), // create
+        (8, 1),  // edit content
+        (4, 2),  // rename
+        (2, 3),  // describe
+        (2, 4),  // adopt
+        (2, 5),  // suspend
+        (2, 6),  // deletion policy
+        (6, 7),  // delete
+        (4, 8),  // grant create
+        (2, 9),  // grant edit
+        (2, 10), // grant delete
+        (2, 11), // wait
+        (7, 12), // person create
+        (4, 13), // person edit
+        (3, 14), // person rename
+        (3, 15), // person remove
+        (4, 16), // person grant
+        (2, 17), // person revoke
+        (7, 18), // stale clash
+        (4, 19), // forge secret
+        (2, 20), // forge grant
+        (5, 21), // kill
+        (5, 22), // aimed kill
+        (3, 23), // drop connections
     ];
     let total: u32 = table.iter().map(|(w, _)| w).sum();
     let mut roll = rng.random_range(0..total);
@@ -321,7 +459,7 @@ fn pick(rng: &mut StdRng) -> Action {
         roll -= w;
     }
     match which {
-        0 => create(rng),
+        0 => create(rng, shadow),
         1 => Action::EditContent {
             obj,
             reuse: rng.random_bool(0.2).then(|| rng.random_range(0..3)),
@@ -345,7 +483,7 @@ fn pick(rng: &mut StdRng) -> Action {
         },
         7 => Action::Delete { obj },
         8 => Action::GrantCreate {
-            grant,
+            grant: new_grant,
             obj,
             apps: rng.random_range(1..4),
         },
@@ -359,12 +497,12 @@ fn pick(rng: &mut StdRng) -> Action {
             until: Until::Synced,
         },
         12 => Action::PersonCreate { name },
-        13 => Action::PersonEdit { name },
+        13 => Action::PersonEdit { name: person },
         14 => Action::PersonRename {
-            name,
+            name: person,
             to: rng.random_range(0..NAMES),
         },
-        15 => Action::PersonRemove { name },
+        15 => Action::PersonRemove { name: person },
         16 => Action::PersonGrant { name, app: a },
         17 => Action::PersonRevoke { name, app: a },
         18 => Action::StaleClash {
