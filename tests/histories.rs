@@ -12,6 +12,8 @@
 //! - A failing history prints its seed, its actions with what each did, the violations
 //!   and the replay command, then is shrunk (`JSO_HISTORY_SHRINK=<replays>`, default 6
 //!   in CI, 0 disables) by dropping chunks of actions and replaying.
+//! - `JSO_HISTORY_MUTANTS=<mutants>` runs the random histories against an operator with
+//!   those mutants (`src/controller/mutants.rs`), to see whether the generator finds them.
 //! - `tester_catches_mutants` runs aimed histories against operators started with
 //!   `JSO_TEST_MUTANTS` (debug builds only) and asserts each is caught by its invariant.
 //!
@@ -358,7 +360,15 @@ async fn randomized_histories() {
             .collect()
     };
     let budget = env_u64("JSO_HISTORY_SHRINK").unwrap_or(6);
-    let mut bench = Bench::new(env.clone(), "histories-operator", None).await;
+    // `JSO_HISTORY_MUTANTS` runs the random histories against a deliberately broken
+    // operator (debug builds): does the generator find the fault on its own?
+    let mutants = std::env::var("JSO_HISTORY_MUTANTS")
+        .ok()
+        .filter(|m| !m.is_empty());
+    if let Some(m) = &mutants {
+        eprintln!("histories: the operator runs with mutants {m}");
+    }
+    let mut bench = Bench::new(env.clone(), "histories-operator", mutants.as_deref()).await;
     let mut stats = Stats::default();
     let mut failures = Vec::new();
     for (n, &seed) in seeds.iter().enumerate() {
