@@ -399,6 +399,21 @@ impl T {
         }
     }
 
+    /// A person grants `app` access to `uri` in Juju, outside the operator.
+    async fn grant_by_hand(&self, uri: &SecretUri, app: &str) {
+        let res = self
+            .env
+            .juju
+            .grant_secret(
+                &self.env.model_uuid,
+                &SecretSelector::Uri(uri.clone()),
+                &[app.to_owned()],
+            )
+            .await
+            .unwrap();
+        assert!(res.iter().all(Result::is_ok), "grant by hand: {res:?}");
+    }
+
     /// A JujuSecret with inline data in `NS`, synced; its Juju URI.
     async fn jujusecret(&self, name: &str) -> SecretUri {
         let v = self.env.value(name);
@@ -878,17 +893,7 @@ async fn two_grants_applied_together(t: Arc<T>) {
 /// when it leaves `applications`, not when the object is deleted.
 async fn outside_grant_never_revoked(t: Arc<T>) {
     let uri = t.jujusecret("outside-secret").await;
-    let res = t
-        .env
-        .juju
-        .grant_secret(
-            &t.env.model_uuid,
-            &SecretSelector::Uri(uri.clone()),
-            &["mysql".to_owned()],
-        )
-        .await
-        .unwrap();
-    assert!(res.iter().all(Result::is_ok), "grant by hand: {res:?}");
+    t.grant_by_hand(&uri, "mysql").await;
     t.create_grant(
         NS,
         "outside",
@@ -1184,17 +1189,7 @@ async fn crash_right_after_grant_still_revokes(t: Arc<T>) {
 async fn forged_status_cannot_grant_across_tenants(t: Arc<T>) {
     let uri = t.jujusecret("xt-secret").await;
     // A person granted mysql by hand on team a's secret.
-    let res = t
-        .env
-        .juju
-        .grant_secret(
-            &t.env.model_uuid,
-            &SecretSelector::Uri(uri.clone()),
-            &["mysql".to_owned()],
-        )
-        .await
-        .unwrap();
-    assert!(res.iter().all(Result::is_ok), "grant by hand: {res:?}");
+    t.grant_by_hand(&uri, "mysql").await;
     let grants = t.env.emulator.call_count("Secrets", "GrantSecret");
     let revokes = t.env.emulator.call_count("Secrets", "RevokeSecret");
 

@@ -13,9 +13,9 @@ use tracing::instrument;
 use super::super::juju_state::{FailureKind, SharedFailure};
 use super::super::mutants;
 use super::super::outcome::Problem;
-use super::super::ownership::{self, Found};
+use super::super::ownership;
 use super::super::{Context, Error};
-use super::observe::found_content_mac;
+use super::observe::found_by_name;
 use super::{juju_name, problem_status, write_status};
 use crate::crd::condition::reason;
 use crate::crd::secret::{DeletionPolicy, JujuSecret, ManagementPolicy};
@@ -88,19 +88,12 @@ pub(super) async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Er
                 forget(ctx, &uid).await?;
                 return Ok(Action::await_change());
             };
-            let content_mac = found_content_mac(ctx, &model_uuid, &found, Some(&entry))
+            let fact = found_by_name(ctx, &model_uuid, &uid, &found, Some(&entry))
                 .await
                 .map_err(|p| Error::Cleanup(p.message))?;
             let decision = ownership::decide(&ownership::Facts {
                 entry: Some(&entry),
-                found: Found::ByName {
-                    latest_revision: found.latest_revision,
-                    content_mac,
-                    owned_by_another: ctx
-                        .ownership
-                        .owner_of(&model_uuid, &found.uri.short())
-                        .is_some_and(|owner| owner != uid),
-                },
+                found: fact,
                 adopt: false,
                 observe_only: false,
                 allowed: true,

@@ -111,14 +111,7 @@ pub(super) async fn observe(
     let fact = match (&by_uri, &by_name) {
         (Some(_), _) => Found::ByRecordedUri,
         (None, None) => Found::Nothing,
-        (None, Some(s)) => Found::ByName {
-            latest_revision: s.latest_revision,
-            content_mac: found_content_mac(ctx, &model.uuid, s, entry.as_ref()).await?,
-            owned_by_another: ctx
-                .ownership
-                .owner_of(&model.uuid, &s.uri.short())
-                .is_some_and(|owner| owner != uid),
-        },
+        (None, Some(s)) => found_by_name(ctx, &model.uuid, &uid, s, entry.as_ref()).await?,
     };
     let ownership = ownership::decide(&ownership::Facts {
         entry: entry.as_ref(),
@@ -160,10 +153,29 @@ pub(super) async fn observe(
     })
 }
 
+/// The ownership facts of a secret found by name: its revision, its keyed MAC when it
+/// could be the secret the object's claim was creating, and whether another object owns it.
+pub(super) async fn found_by_name(
+    ctx: &Context,
+    model_uuid: &str,
+    uid: &str,
+    found: &SecretSummary,
+    entry: Option<&SecretEntry>,
+) -> Result<Found, Problem> {
+    Ok(Found::ByName {
+        latest_revision: found.latest_revision,
+        content_mac: found_content_mac(ctx, model_uuid, found, entry).await?,
+        owned_by_another: ctx
+            .ownership
+            .owner_of(model_uuid, &found.uri.short())
+            .is_some_and(|owner| owner != uid),
+    })
+}
+
 /// The keyed MAC of a secret found by name, when it could be the one this object's
 /// claim was creating (first revision): from Juju's checksum where sent, otherwise from
 /// the content read back. `None` when it cannot be the claimed secret.
-pub(super) async fn found_content_mac(
+async fn found_content_mac(
     ctx: &Context,
     model_uuid: &str,
     found: &SecretSummary,
