@@ -91,6 +91,8 @@ fn main() -> ExitCode {
             backend_in_use,
             model_assignment,
             backend_name_taken,
+            forged_backend_status_changes_nothing_in_juju,
+            backend_add_answer_lost_is_recognized,
             invalid_backends,
             examples_are_valid,
         ],
@@ -1831,6 +1833,206 @@ async fn backend_name_taken(t: Arc<T>) {
         t.juju_backend("taken").await.is_some(),
         "deleting the conflicting resource removed a backend it did not make"
     );
+
+    // Asked to, a resource takes the backend over: the spec's configuration is applied,
+    // and it is this resource's to remove.
+    // (Juju refuses a changed vault endpoint, so the spec keeps it.)
+    let adopted =
+        json!({"endpoint": "https://vault.other:8200", "tls-server-name": "vault.adopted"});
+    t.create_backend(
+        "taken",
+        json!({"backendType": "vault", "config": adopted, "adopt": true}),
+    )
+    .await;
+    t.wait_backend_synced("taken", |b| {
+        b.status.as_ref().is_some_and(|s| s.backend_id.is_some())
+    })
+    .await;
+    t.env
+        .wait_event(EVENTS_NS, "taken", "Normal", "Adopted")
+        .await;
+    let info = t.juju_backend("taken").await.unwrap();
+    assert_eq!(
+        info.config.get("tls-server-name"),
+        Some(&json!("vault.adopted")),
+        "the adopted backend's configuration"
+    );
+    // A second resource cannot adopt what the first manages.
+    t.create_backend(
+        "taken-twice",
+        json!({"name": "taken", "backendType": "vault", "config": {"endpoint": "https://vault.twice:8200"}, "adopt": true}),
+    )
+    .await;
+    let b = t.wait_backend_reason("taken-twice", "Conflict", WAIT).await;
+    let message = backend_ready(&b).unwrap().message.clone();
+    assert!(
+        message.contains("managed by another JujuSecretBackend"),
+        "{message}"
+    );
+    t.delete_backend("taken-twice", WAIT).await;
+    assert_eq!(
+        t.juju_backend("taken")
+            .await
+            .map(|i| i.config.get("tls-server-name").cloned()),
+        Some(Some(json!("vault.adopted"))),
+        "the refused adoption changed or removed the backend"
+    );
+    t.delete_backend("taken", WAIT).await;
+    assert!(
+        t.juju_backend("taken").await.is_none(),
+        "the adopted backend was left behind by a Delete policy"
+    );
+}
+
+/// The answer to AddSecretBackends is lost (the operator is killed while Juju holds it
+/// back, the backend already added): the restarted operator recognizes the backend by
+/// its claim in the ownership record, not as somebody else's, and its deletion removes
+/// it. The old status marker that served this was wiped by any failed pass.
+async fn backend_add_answer_lost_is_recognized(t: Arc<T>) {
+    let faults = t.env.emulator.faults();
+    faults.set_answer_delay_for(
+        "SecretBackends",
+        "AddSecretBackends",
+        Duration::from_secs(20),
+    );
+    t.create_backend(
+        "lost-answer",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while t.juju_backend("lost-answer").await.is_none() {
+        assert!(Instant::now() < deadline, "the backend was never added");
+        tokio::time::sleep(POLL).await;
+    }
+    {
+        let mut op = t.env.operator.lock().await;
+        op.kill();
+        faults.set_answer_delay_for("SecretBackends", "AddSecretBackends", Duration::ZERO);
+        op.restart();
+        op.wait_started().await;
+    }
+    let b = t
+        .wait_backend_synced("lost-answer", |b| {
+            b.status.as_ref().is_some_and(|s| s.backend_id.is_some())
+        })
+        .await;
+    assert_eq!(
+        b.status.unwrap().backend_id,
+        t.juju_backend("lost-answer").await.map(|i| i.id),
+        "backendId"
+    );
+    t.delete_backend("lost-answer", WAIT).await;
+    assert!(
+        t.juju_backend("lost-answer").await.is_none(),
+        "the backend whose add answer was lost was left behind"
+    );
+}
+
+/// Status is output only for backends too: a client that may only write
+/// `jujusecretbackends/status` forges every field the operator writes (the ID and name of
+/// a person's backend, a model the person pointed there, a pending create, a config MAC)
+/// and nothing changes in Juju, neither on the next passes nor when the object is
+/// deleted.
+async fn forged_backend_status_changes_nothing_in_juju(t: Arc<T>) {
+    let mut config = juju_client::BackendConfig::default();
+    config.insert("endpoint", "https://vault.people:8200");
+    let res = t
+        .env
+        .juju
+        .add_secret_backends(&[juju_client::NewBackend {
+            name: "people-vault".into(),
+            backend_type: "vault".into(),
+            token_rotate_interval: None,
+            config,
+        }])
+        .await
+        .unwrap();
+    assert!(res.iter().all(Result::is_ok), "add by hand: {res:?}");
+    let people = t.juju_backend("people-vault").await.unwrap();
+    t.env
+        .juju
+        .set_secret_backend(&t.env.model_uuid, "people-vault")
+        .await
+        .unwrap();
+
+    t.create_backend(
+        "forge-ours",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}}),
+    )
+    .await;
+    t.wait_backend_synced("forge-ours", |b| {
+        b.status.as_ref().is_some_and(|s| s.backend_id.is_some())
+    })
+    .await;
+    let calls = || {
+        [
+            "AddSecretBackends",
+            "UpdateSecretBackends",
+            "RemoveSecretBackends",
+        ]
+        .map(|m| t.env.emulator.call_count("SecretBackends", m))
+    };
+    let before = calls();
+
+    let forger = t.env.backend_status_forger(EVENTS_NS).await;
+    let forged = json!({"status": {
+        "backendId": people.id,
+        "name": "people-vault",
+        "assignedModels": [t.env.model_uuid],
+        "pendingCreate": "2026-01-01T00:00:00Z",
+        "configMac": "hmac-sha256:00",
+    }});
+    Api::<JujuSecretBackend>::all(forger)
+        .patch_status("forge-ours", &PatchParams::default(), &Patch::Merge(forged))
+        .await
+        .unwrap();
+    // The patch wakes the operator; proof that it looked before the checks.
+    t.env.wait_reconciles_of("JujuSecretBackend", 2).await;
+    let after = t.juju_backend("people-vault").await;
+    assert_eq!(
+        after.as_ref().map(|b| (&b.name, b.config.get("endpoint"))),
+        Some((
+            &"people-vault".to_owned(),
+            Some(&json!("https://vault.people:8200"))
+        )),
+        "the person's backend was renamed, changed or removed after a forged status"
+    );
+    assert_eq!(
+        calls(),
+        before,
+        "backend writes after a forged status (Add, Update, Remove)"
+    );
+    assert_eq!(
+        t.model_backend().await,
+        "people-vault",
+        "the person's model assignment was changed after a forged status"
+    );
+
+    t.delete_backend("forge-ours", WAIT).await;
+    assert!(
+        t.juju_backend("forge-ours").await.is_none(),
+        "deleting the object left the operator's own backend"
+    );
+    assert!(
+        t.juju_backend("people-vault").await.is_some(),
+        "deleting the object whose status was forged removed the person's backend"
+    );
+    assert_eq!(
+        t.model_backend().await,
+        "people-vault",
+        "deleting the object whose status was forged released the person's model"
+    );
+    t.env
+        .juju
+        .set_secret_backend(&t.env.model_uuid, "auto")
+        .await
+        .unwrap();
+    t.env
+        .juju
+        .remove_secret_backends(&[("people-vault".to_owned(), true)])
+        .await
+        .unwrap();
 }
 
 /// Invalid specs: a too-short tokenRotateInterval (InvalidSpec before any Juju call, or

@@ -7,8 +7,14 @@
 //! its message, the number of secrets stored) is mirrored into the status on every
 //! refresh. Deleting a backend that still stores revisions waits, with a condition
 //! saying so, unless the user asked to force it.
+//!
+//! Which backend and which model assignments are this object's comes from the operator's
+//! ownership record ([`super::ownership`]), never from the status: an add is claimed
+//! there before it is sent (and recognized after a lost answer only by the keyed MAC of
+//! its type and plain configuration), a model is recorded before its `secret-backend` is
+//! pointed here, and cleanup removes only what the record lists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +31,8 @@ use tracing::{info, instrument};
 
 use super::juju_state::{FailureKind, SharedFailure};
 use super::outcome::{self, Problem};
-use super::{Context, Error, now_rfc3339};
+use super::ownership::BackendEntry;
+use super::{Context, Error};
 use crate::crd::backend::{BackendType, JujuSecretBackend, JujuSecretBackendStatus};
 use crate::crd::condition::{Condition, reason};
 use crate::crd::secret::DeletionPolicy;
@@ -195,11 +202,22 @@ fn config_mac(key: &[u8], config: &BackendConfig, interval: Option<Duration>) ->
 async fn apply(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action, Error> {
     let ctx = &bctx.ctx;
     let previous = b.status.clone().unwrap_or_default();
+    // Rebuilt from the record and from Juju; only Juju's own report of the backend is
+    // carried over until this pass lists it again.
     let mut status = JujuSecretBackendStatus {
         observed_generation: b.metadata.generation,
-        ..previous.clone()
+        status: previous.status.clone(),
+        message: previous.message.clone(),
+        secret_count: previous.secret_count,
+        ..JujuSecretBackendStatus::default()
     };
-    let outcome = sync(b, bctx, &previous, &mut status).await;
+    let outcome = sync(b, bctx, &mut status).await;
+    if let Some(entry) = b.uid().and_then(|uid| ctx.ownership.backend_entry(&uid)) {
+        status.backend_id = entry.id.clone();
+        status.name = Some(entry.name.clone());
+        status.config_mac = entry.config_mac.clone();
+        status.assigned_models = entry.models.iter().cloned().collect();
+    }
     let action = match outcome {
         Ok(()) => {
             ctx.backoff.reset(&key(b));
@@ -235,23 +253,60 @@ async fn apply(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action, E
     Ok(action)
 }
 
-/// Finds this resource's backend: by recorded ID first, then by name.
-fn find<'a>(
+/// Keyed MAC of what identifies a backend being added: its type and plain (not
+/// sensitive) configuration, which Juju lists without `reveal`.
+fn identity_mac(key: &[u8], backend_type: &str, config: &BackendConfig) -> String {
+    let plain: BTreeMap<&String, &Value> = config
+        .0
+        .iter()
+        .filter(|(k, _)| !SENSITIVE_KEYS.contains(&k.as_str()))
+        .collect();
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(backend_type.as_bytes());
+    mac.update(&[0]);
+    mac.update(serde_json::to_string(&plain).unwrap_or_default().as_bytes());
+    format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn uid_of(b: &JujuSecretBackend) -> Result<String, Problem> {
+    b.uid().ok_or_else(|| {
+        Problem::new(
+            reason::KUBERNETES_ERROR,
+            "the object has no UID yet".to_owned(),
+        )
+        .transient()
+    })
+}
+
+fn record_failure(message: String) -> Problem {
+    Problem::new(reason::KUBERNETES_ERROR, message).transient()
+}
+
+/// This object's backend among those listed, by the ownership record: by the recorded
+/// ID, or, while an add is claimed, by the claimed name if its type and plain
+/// configuration have the claimed MAC.
+fn recorded<'a>(
     listed: &'a [BackendInfo],
-    previous: &JujuSecretBackendStatus,
-    name: &str,
+    entry: Option<&BackendEntry>,
+    key: &[u8],
 ) -> Option<&'a BackendInfo> {
-    previous
-        .backend_id
-        .as_deref()
-        .and_then(|id| listed.iter().find(|i| i.id == id))
-        .or_else(|| listed.iter().find(|i| i.name == name))
+    let entry = entry?;
+    if let Some(id) = &entry.id
+        && let Some(found) = listed.iter().find(|i| &i.id == id)
+    {
+        return Some(found);
+    }
+    let claimed = entry.adding.as_deref()?;
+    listed
+        .iter()
+        .find(|i| i.name == entry.name && identity_mac(key, &i.backend_type, &i.config) == claimed)
 }
 
 async fn sync(
     b: &JujuSecretBackend,
     bctx: &BackendContext,
-    previous: &JujuSecretBackendStatus,
     status: &mut JujuSecretBackendStatus,
 ) -> Result<(), Problem> {
     let ctx = &bctx.ctx;
@@ -268,19 +323,69 @@ async fn sync(
     let mac = config_mac(&ctx.mac_key, &config, interval);
     let backend_type = type_name(b.spec.backend_type);
 
+    let uid = uid_of(b)?;
+    let record = &ctx.ownership;
+    let entry = record.backend_entry(&uid);
+
     let listed = ctx
         .juju
         .list_secret_backends(&[], false)
         .await
         .map_err(SharedFailure::from)?;
-    let found = find(&listed, previous, &name).cloned();
+    let mine = recorded(&listed, entry.as_ref(), &ctx.mac_key);
+    if let Some(found) = mine {
+        // Owned, or a claimed add recognized after its answer was lost.
+        record
+            .confirm_backend(&uid, &found.id, &found.name)
+            .map_err(|_| managed_by_another(&name))?;
+    }
+    let found = match mine {
+        Some(found) => Some(found.clone()),
+        None => match listed.iter().find(|i| i.name == name) {
+            None => None,
+            Some(other) => {
+                if record.owner_of_backend(&other.id).is_some() || !b.spec.adopt {
+                    return Err(match record.owner_of_backend(&other.id) {
+                        Some(_) => managed_by_another(&name),
+                        None => Problem::new(
+                            reason::CONFLICT,
+                            format!(
+                                "a secret backend named {name:?} already exists in Juju and was not created by this resource; set adopt: true to take it over"
+                            ),
+                        ),
+                    });
+                }
+                record
+                    .confirm_backend(&uid, &other.id, &other.name)
+                    .map_err(|_| managed_by_another(&name))?;
+                record.persist().await.map_err(record_failure)?;
+                info!(backend = %name, "adopted secret backend");
+                ctx.publish(
+                    b,
+                    EventType::Normal,
+                    "Adopted",
+                    "Adopt",
+                    Some(format!("took over secret backend {name:?}")),
+                );
+                Some(other.clone())
+            }
+        },
+    };
     match found {
         None => {
-            let mut pending = previous.clone();
-            pending.pending_create = Some(now_rfc3339());
-            write_status(b, ctx, previous, pending)
-                .await
-                .map_err(|e| Problem::new(reason::KUBERNETES_ERROR, e.to_string()).transient())?;
+            record
+                .claim_backend(
+                    &uid,
+                    &name,
+                    &identity_mac(&ctx.mac_key, backend_type, &config),
+                )
+                .map_err(|_| {
+                    Problem::new(
+                        reason::CONFLICT,
+                        format!("another JujuSecretBackend is adding a backend named {name:?}"),
+                    )
+                })?;
+            record.persist().await.map_err(record_failure)?;
             let new = NewBackend {
                 name: name.clone(),
                 backend_type: backend_type.into(),
@@ -288,7 +393,27 @@ async fn sync(
                 token_rotate_interval: interval.filter(|d| !d.is_zero()),
                 config: config.clone(),
             };
-            single(ctx.juju.add_secret_backends(&[new]).await)?;
+            // A lost answer keeps the claim; a refusal releases it at once.
+            let answer = ctx
+                .juju
+                .add_secret_backends(&[new])
+                .await
+                .map_err(SharedFailure::from)?;
+            if let Some(Err(e)) = answer.into_iter().next() {
+                record.release_backend_claim(&uid);
+                return Err(item_problem(e));
+            }
+            let added = ctx
+                .juju
+                .list_secret_backends(std::slice::from_ref(&name), false)
+                .await
+                .map_err(SharedFailure::from)?;
+            if let Some(info) = added.iter().find(|i| i.name == name) {
+                record
+                    .confirm_backend(&uid, &info.id, &name)
+                    .map_err(|_| managed_by_another(&name))?;
+                record.set_backend_config(&uid, &mac);
+            }
             info!(backend = %name, "added secret backend");
             ctx.publish(
                 b,
@@ -299,16 +424,6 @@ async fn sync(
             );
         }
         Some(current) => {
-            let ours = previous.backend_id.as_deref() == Some(current.id.as_str())
-                || previous.pending_create.is_some();
-            if !ours {
-                return Err(Problem::new(
-                    reason::CONFLICT,
-                    format!(
-                        "a secret backend named {name:?} already exists in Juju and was not created by this resource"
-                    ),
-                ));
-            }
             if current.backend_type != backend_type {
                 return Err(Problem::new(
                     reason::INVALID_SPEC,
@@ -327,7 +442,8 @@ async fn sync(
                 update.name_change = Some(name.clone());
                 changes.push("name");
             }
-            if previous.config_mac.as_deref() != Some(mac.as_str()) {
+            let written = record.backend_entry(&uid).and_then(|e| e.config_mac);
+            if written.as_deref() != Some(mac.as_str()) {
                 update.config = Some(config.clone());
                 update.reset = current
                     .config
@@ -354,6 +470,10 @@ async fn sync(
             }
             if !changes.is_empty() {
                 single(ctx.juju.update_secret_backends(&[update]).await)?;
+                record
+                    .confirm_backend(&uid, &current.id, &name)
+                    .map_err(|_| managed_by_another(&name))?;
+                record.set_backend_config(&uid, &mac);
                 let what = changes.join(", ");
                 info!(backend = %name, changed = %what, "updated secret backend");
                 ctx.publish(
@@ -366,9 +486,7 @@ async fn sync(
             }
         }
     }
-    status.pending_create = None;
-    status.name = Some(name.clone());
-    status.config_mac = Some(mac);
+    record.persist().await.map_err(record_failure)?;
 
     // Mirror Juju's view of the backend.
     let listed = ctx
@@ -377,7 +495,6 @@ async fn sync(
         .await
         .map_err(SharedFailure::from)?;
     if let Some(info) = listed.into_iter().find(|i| i.name == name) {
-        status.backend_id = Some(info.id);
         status.status = Some(info.status.clone());
         status.message = info.message.clone();
         status.secret_count = Some(info.num_secrets);
@@ -391,40 +508,30 @@ async fn sync(
         }
     }
 
-    assign_models(b, bctx, previous, status, &name).await
+    assign_models(b, bctx, &uid, &name).await
+}
+
+fn managed_by_another(name: &str) -> Problem {
+    Problem::new(
+        reason::CONFLICT,
+        format!("the secret backend {name:?} is managed by another JujuSecretBackend"),
+    )
 }
 
 /// Points the listed models at this backend, and models no longer listed back at
-/// `auto`. A model another JujuSecretBackend claimed first is a conflict here.
+/// `auto`. A model another JujuSecretBackend's record holds is a conflict here; a model
+/// is recorded before it is pointed here, so a crash never leaves one that no record
+/// lists.
 async fn assign_models(
     b: &JujuSecretBackend,
     bctx: &BackendContext,
-    previous: &JujuSecretBackendStatus,
-    status: &mut JujuSecretBackendStatus,
+    uid: &str,
     name: &str,
 ) -> Result<(), Problem> {
     let ctx = &bctx.ctx;
+    let record = &ctx.ownership;
     let mut desired = BTreeSet::new();
     let mut problems = Vec::new();
-    let older_claims: BTreeSet<String> = bctx
-        .backends
-        .state()
-        .iter()
-        .filter(|o| o.name_any() != b.name_any() && o.metadata.deletion_timestamp.is_none())
-        .filter(|o| {
-            (o.metadata.creation_timestamp.as_ref(), o.name_any())
-                < (b.metadata.creation_timestamp.as_ref(), b.name_any())
-        })
-        .flat_map(|o| {
-            o.status
-                .iter()
-                .flat_map(|s| s.assigned_models.iter().cloned())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    // What is assigned, kept up to date as each call succeeds so that a failure half
-    // way never loses track of a model pointed here.
-    let mut assigned: BTreeSet<String> = previous.assigned_models.iter().cloned().collect();
     let mut unresolved = false;
     for spec in &b.spec.models {
         let model = match ctx.models.resolve(spec).await {
@@ -435,7 +542,7 @@ async fn assign_models(
                 continue;
             }
         };
-        if older_claims.contains(&model.uuid) {
+        if record.assign_model(uid, &model.uuid).is_err() {
             problems.push(Problem::new(
                 reason::CONFLICT,
                 format!(
@@ -446,17 +553,15 @@ async fn assign_models(
             continue;
         }
         desired.insert(model.uuid.clone());
-        let current = match ctx.juju.secret_backend(&model.uuid).await {
-            Ok(c) => c,
-            Err(e) => {
-                status.assigned_models = assigned.iter().cloned().collect();
-                return Err(SharedFailure::from(e).into());
-            }
-        };
+        let current = ctx
+            .juju
+            .secret_backend(&model.uuid)
+            .await
+            .map_err(SharedFailure::from)?;
         if current != name {
+            record.persist().await.map_err(record_failure)?;
             let set = ctx.juju.set_secret_backend(&model.uuid, name).await;
             if let Err(e) = set {
-                status.assigned_models = assigned.iter().cloned().collect();
                 return Err(match SharedFailure::from(&e) {
                     f if f.kind == FailureKind::Other => {
                         item_problem(juju_client::ApiError::new("", e.to_string()))
@@ -475,25 +580,20 @@ async fn assign_models(
                 )),
             );
         }
-        assigned.insert(model.uuid.clone());
     }
     // A model that could not be resolved this pass may still be wanted: release
     // nothing until every entry resolves.
     if !unresolved {
-        let release: Vec<String> = assigned
-            .iter()
-            .filter(|u| !desired.contains(*u))
-            .cloned()
-            .collect();
-        for uuid in release {
-            if let Err(p) = release_model(ctx, b, &uuid, name).await {
-                status.assigned_models = assigned.iter().cloned().collect();
-                return Err(p);
-            }
-            assigned.remove(&uuid);
+        let assigned = record
+            .backend_entry(uid)
+            .map(|e| e.models)
+            .unwrap_or_default();
+        for uuid in assigned.difference(&desired) {
+            release_model(ctx, b, uuid, name).await?;
+            record.release_model(uid, uuid);
         }
     }
-    status.assigned_models = assigned.into_iter().collect();
+    record.persist().await.map_err(record_failure)?;
     match problems.into_iter().next() {
         Some(p) => Err(p),
         None => Ok(()),
@@ -531,32 +631,44 @@ async fn release_model(
 #[instrument(skip_all, fields(name = b.name_any()))]
 async fn cleanup(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action, Error> {
     let ctx = &bctx.ctx;
-    let name = b
-        .status
-        .as_ref()
-        .and_then(|s| s.name.clone())
-        .unwrap_or_else(|| juju_name(b));
+    let record = &ctx.ownership;
+    let Some(uid) = b.uid() else {
+        return Ok(Action::await_change());
+    };
+    // Only what the record lists is this object's to release or remove.
+    let Some(entry) = record.backend_entry(&uid) else {
+        return Ok(Action::await_change());
+    };
     if b.spec.deletion_policy == DeletionPolicy::Retain {
+        record.forget(&uid);
+        record.persist().await.map_err(Error::Cleanup)?;
         ctx.publish(
             b,
             EventType::Normal,
             "Retained",
             "Delete",
-            Some(format!("left secret backend {name:?} in Juju")),
+            Some(format!("left secret backend {:?} in Juju", entry.name)),
         );
-        return Ok(Action::await_change());
-    }
-    let previous = b.status.clone().unwrap_or_default();
-    if previous.backend_id.is_none() && previous.pending_create.is_none() {
         return Ok(Action::await_change());
     }
     let force = b
         .annotations()
         .get(FORCE_DELETE_ANNOTATION)
         .is_some_and(|v| v == "true");
-    let result: Result<(), Problem> = async {
-        for uuid in &previous.assigned_models {
+    let result: Result<Option<String>, Problem> = async {
+        let listed = ctx
+            .juju
+            .list_secret_backends(&[], false)
+            .await
+            .map_err(SharedFailure::from)?;
+        let found = recorded(&listed, Some(&entry), &ctx.mac_key);
+        let name = found.map_or(entry.name.clone(), |f| f.name.clone());
+        for uuid in &entry.models {
             release_model(ctx, b, uuid, &name).await?;
+            record.release_model(&uid, uuid);
+        }
+        if found.is_none() {
+            return Ok(None);
         }
         let removed = ctx
             .juju
@@ -567,7 +679,8 @@ async fn cleanup(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action,
             .next()
             .unwrap_or(Ok(()));
         match removed {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Some(name)),
+            Err(e) if e.code == ErrorCode::NotFound => Ok(None),
             Err(e) if e.code == ErrorCode::NotSupported => Err(Problem::new(
                 backend_reason::IN_USE,
                 format!(
@@ -580,18 +693,29 @@ async fn cleanup(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action,
     }
     .await;
     match result {
-        Ok(()) => {
-            ctx.publish(
-                b,
-                EventType::Normal,
-                "Deleted",
-                "Delete",
-                Some(format!("removed secret backend {name:?}")),
-            );
+        Ok(removed) => {
+            record.forget(&uid);
+            record.persist().await.map_err(Error::Cleanup)?;
+            if let Some(name) = removed {
+                ctx.publish(
+                    b,
+                    EventType::Normal,
+                    "Deleted",
+                    "Delete",
+                    Some(format!("removed secret backend {name:?}")),
+                );
+            }
             Ok(Action::await_change())
         }
         Err(problem) => {
+            // Keep the models released so far out of the record.
+            record.persist().await.map_err(Error::Cleanup)?;
+            let previous = b.status.clone().unwrap_or_default();
             let mut status = previous.clone();
+            status.assigned_models = record
+                .backend_entry(&uid)
+                .map(|e| e.models.into_iter().collect())
+                .unwrap_or_default();
             status.conditions = vec![condition(
                 b,
                 &previous,
@@ -722,6 +846,63 @@ mod tests {
             "secret backend \"x\" already exists",
         ));
         assert_eq!(p.reason, reason::CONFLICT);
+    }
+
+    fn listed(id: &str, name: &str, endpoint: &str, token: Option<&str>) -> BackendInfo {
+        let mut config = BackendConfig::default();
+        config.insert("endpoint", endpoint);
+        if let Some(t) = token {
+            config.insert("token", t);
+        }
+        BackendInfo {
+            id: id.into(),
+            name: name.into(),
+            backend_type: "vault".into(),
+            token_rotate_interval: None,
+            config,
+            num_secrets: 0,
+            status: "active".into(),
+            message: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn only_the_recorded_backend_is_this_objects() {
+        let key = b"operator-key";
+        let mut desired = BackendConfig::default();
+        desired.insert("endpoint", "https://vault:8200");
+        desired.insert("token", "s.token");
+        let claim = BackendEntry {
+            name: "vault".into(),
+            adding: Some(identity_mac(key, "vault", &desired)),
+            ..BackendEntry::default()
+        };
+        // Juju lists it without the token: recognized by type and plain keys.
+        let same = [listed("id-1", "vault", "https://vault:8200", None)];
+        assert_eq!(
+            recorded(&same, Some(&claim), key).map(|i| i.id.as_str()),
+            Some("id-1")
+        );
+        // A person's backend of the claimed name with other configuration is not ours.
+        let other = [listed("id-2", "vault", "https://people:8200", None)];
+        assert!(recorded(&other, Some(&claim), key).is_none());
+        // Without an entry nothing is ours, whatever its name.
+        assert!(recorded(&same, None, key).is_none());
+        // An owned backend is found by its ID, renamed or not.
+        let owned = BackendEntry {
+            name: "vault".into(),
+            id: Some("id-1".into()),
+            ..BackendEntry::default()
+        };
+        let renamed = [
+            listed("id-2", "vault", "https://vault:8200", None),
+            listed("id-1", "renamed", "https://elsewhere:8200", None),
+        ];
+        assert_eq!(
+            recorded(&renamed, Some(&owned), key).map(|i| i.name.as_str()),
+            Some("renamed")
+        );
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //! - an **owned secret** (with URI): confirmed after Juju answered the create, or taken
 //!   over by `adopt` while no other object owned it.
 //!
+//! One entry per JujuSecretGrant: the applications the operator granted for it, recorded
+//! before the GrantSecret call. One entry per JujuSecretBackend: the backend's ID once
+//! created or adopted (a claim with the keyed MAC of the type and plain configuration
+//! being added before that), the keyed MAC of the configuration last written, and the
+//! models the operator pointed at it (recorded before the model config write).
+//!
 //! The record lives in [`SHARDS`] ConfigMaps `juju-secrets-operator-ownership-NN` in the
 //! connection Secret's namespace, where only the operator's ServiceAccount may write
 //! (the chart's Role names them). An entry is about 200 bytes, so 100,000 entries take
@@ -23,7 +29,7 @@
 //! before every bulk Juju write, so one write per touched shard covers every claim and
 //! confirmation made until then.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -99,6 +105,34 @@ pub struct GrantEntry {
     pub applications: std::collections::BTreeSet<String>,
 }
 
+/// What the record holds for one JujuSecretBackend.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendEntry {
+    /// The backend's Juju name as last created, adopted or renamed by the operator.
+    #[serde(rename = "b")]
+    pub name: String,
+    /// Juju's ID of the backend once created or adopted.
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// While an add is in flight (a claim): the keyed MAC of the type and plain
+    /// configuration being added, to recognize the backend if the answer was lost.
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub adding: Option<String>,
+    /// Keyed MAC of the configuration last written (sensitive keys included).
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub config_mac: Option<String>,
+    /// UUIDs of the models the operator pointed at the backend for this object.
+    #[serde(rename = "ms", default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub models: BTreeSet<String>,
+}
+
+impl BackendEntry {
+    /// Whether an add is claimed and not confirmed.
+    pub fn is_claim(&self) -> bool {
+        self.adding.is_some()
+    }
+}
+
 /// One entry of the record, by object UID.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -107,6 +141,8 @@ pub enum Entry {
     Secret(SecretEntry),
     /// A JujuSecretGrant's granted applications.
     Grant(GrantEntry),
+    /// A JujuSecretBackend's backend and assigned models.
+    Backend(BackendEntry),
 }
 
 /// Why a claim or an adoption was not taken.
@@ -114,7 +150,7 @@ pub enum Entry {
 pub enum RecordError {
     /// Another JujuSecret is creating a secret of that name in that model.
     Held,
-    /// Another JujuSecret owns that secret.
+    /// Another object owns that secret, backend or model assignment.
     OwnedByAnother,
     /// Too many creates in flight.
     Full,
@@ -139,6 +175,12 @@ struct State {
     owners: HashMap<(String, String), String>,
     /// `(model, secret id)` → UIDs of the grant objects with applications granted there.
     grants: HashMap<(String, String), std::collections::BTreeSet<String>>,
+    /// Backend ID → UID of the owning JujuSecretBackend.
+    backends: HashMap<String, String>,
+    /// Backend name → UID of the JujuSecretBackend adding a backend of that name.
+    backend_claims: HashMap<String, String>,
+    /// Model UUID → UID of the JujuSecretBackend that pointed the model at its backend.
+    model_backends: HashMap<String, String>,
     /// Bumped on every change.
     version: u64,
     /// The version the ConfigMaps hold.
@@ -178,6 +220,17 @@ impl State {
                     .or_default()
                     .insert(uid.to_owned());
             }
+            Entry::Backend(b) => {
+                if let Some(id) = &b.id {
+                    self.backends.insert(id.clone(), uid.to_owned());
+                }
+                if b.is_claim() {
+                    self.backend_claims.insert(b.name.clone(), uid.to_owned());
+                }
+                for model in &b.models {
+                    self.model_backends.insert(model.clone(), uid.to_owned());
+                }
+            }
         }
     }
 
@@ -204,6 +257,24 @@ impl State {
                 }
                 return;
             }
+            Entry::Backend(b) => {
+                let mine =
+                    |m: &HashMap<String, String>, k: &String| m.get(k).is_some_and(|u| u == uid);
+                if let Some(id) = &b.id
+                    && mine(&self.backends, id)
+                {
+                    self.backends.remove(id);
+                }
+                if b.is_claim() && mine(&self.backend_claims, &b.name) {
+                    self.backend_claims.remove(&b.name);
+                }
+                for model in &b.models {
+                    if mine(&self.model_backends, model) {
+                        self.model_backends.remove(model);
+                    }
+                }
+                return;
+            }
         };
         if map.get(&key).is_some_and(|u| u == uid) {
             map.remove(&key);
@@ -220,6 +291,13 @@ impl State {
     fn grant(&self, uid: &str) -> Option<&GrantEntry> {
         match self.shards[shard_of(uid)].entries.get(uid) {
             Some(Entry::Grant(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn backend(&self, uid: &str) -> Option<&BackendEntry> {
+        match self.shards[shard_of(uid)].entries.get(uid) {
+            Some(Entry::Backend(e)) => Some(e),
             _ => None,
         }
     }
@@ -476,6 +554,120 @@ impl OwnershipRecord {
             })
         });
         self.state().set_entry(uid, entry);
+    }
+
+    /// The record of the JujuSecretBackend `uid`.
+    pub fn backend_entry(&self, uid: &str) -> Option<BackendEntry> {
+        self.state().backend(uid).cloned()
+    }
+
+    /// The JujuSecretBackend that owns the backend with ID `id`, if any.
+    pub fn owner_of_backend(&self, id: &str) -> Option<String> {
+        self.state().backends.get(id).cloned()
+    }
+
+    /// Claims the backend name `name` for the JujuSecretBackend `uid`, which is about to
+    /// add a backend whose type and plain configuration have the keyed MAC `mac`. The
+    /// models already recorded for the object stay recorded.
+    pub fn claim_backend(&self, uid: &str, name: &str, mac: &str) -> Result<(), RecordError> {
+        let mut state = self.state();
+        if state
+            .backend_claims
+            .get(name)
+            .is_some_and(|holder| holder != uid)
+        {
+            return Err(RecordError::Held);
+        }
+        let old = state.backend(uid).cloned().unwrap_or_default();
+        let entry = BackendEntry {
+            name: name.to_owned(),
+            id: None,
+            adding: Some(mac.to_owned()),
+            config_mac: None,
+            models: old.models,
+        };
+        state.set_entry(uid, Some(Entry::Backend(entry)));
+        Ok(())
+    }
+
+    /// Drops the object's backend claim: Juju definitely refused the add it covered.
+    pub fn release_backend_claim(&self, uid: &str) {
+        let mut state = self.state();
+        if let Some(mut entry) = state.backend(uid).filter(|e| e.is_claim()).cloned() {
+            entry.adding = None;
+            let keep = entry.id.is_some() || !entry.models.is_empty();
+            state.set_entry(uid, keep.then_some(Entry::Backend(entry)));
+        }
+    }
+
+    /// Records that the JujuSecretBackend `uid` owns the backend `id`, now named `name`
+    /// (its add was answered, a claimed backend was recognized, or it was adopted).
+    /// Refused if another object owns it.
+    pub fn confirm_backend(&self, uid: &str, id: &str, name: &str) -> Result<(), RecordError> {
+        let mut state = self.state();
+        if state.backends.get(id).is_some_and(|owner| owner != uid) {
+            return Err(RecordError::OwnedByAnother);
+        }
+        let old = state.backend(uid).cloned().unwrap_or_default();
+        let same = old.id.as_deref() == Some(id);
+        let entry = BackendEntry {
+            name: name.to_owned(),
+            id: Some(id.to_owned()),
+            adding: None,
+            config_mac: if same { old.config_mac } else { None },
+            models: old.models,
+        };
+        state.set_entry(uid, Some(Entry::Backend(entry)));
+        Ok(())
+    }
+
+    /// Records the keyed MAC of the configuration last written to the object's backend.
+    pub fn set_backend_config(&self, uid: &str, mac: &str) {
+        let mut state = self.state();
+        if let Some(mut entry) = state.backend(uid).cloned()
+            && entry.config_mac.as_deref() != Some(mac)
+        {
+            entry.config_mac = Some(mac.to_owned());
+            state.set_entry(uid, Some(Entry::Backend(entry)));
+        }
+    }
+
+    /// Records, before the model config write, that the JujuSecretBackend `uid` points
+    /// model `model` at its backend. Refused if another object recorded that model.
+    pub fn assign_model(&self, uid: &str, model: &str) -> Result<(), RecordError> {
+        let mut state = self.state();
+        if state
+            .model_backends
+            .get(model)
+            .is_some_and(|owner| owner != uid)
+        {
+            return Err(RecordError::OwnedByAnother);
+        }
+        let Some(mut entry) = state.backend(uid).cloned() else {
+            return Err(RecordError::Held);
+        };
+        if entry.models.insert(model.to_owned()) {
+            state.set_entry(uid, Some(Entry::Backend(entry)));
+        }
+        Ok(())
+    }
+
+    /// Whether another JujuSecretBackend than `uid` recorded model `model`.
+    pub fn model_assigned_by_another(&self, uid: &str, model: &str) -> bool {
+        self.state()
+            .model_backends
+            .get(model)
+            .is_some_and(|owner| owner != uid)
+    }
+
+    /// Records that the object's backend no longer has model `model` pointed at it.
+    pub fn release_model(&self, uid: &str, model: &str) {
+        let mut state = self.state();
+        if let Some(mut entry) = state.backend(uid).cloned()
+            && entry.models.remove(model)
+        {
+            state.set_entry(uid, Some(Entry::Backend(entry)));
+        }
     }
 
     /// Forgets the object's entry (its secret was removed, retained or left behind).
@@ -1071,5 +1263,89 @@ mod tests {
             record.state().shards[i].resource_version.as_deref(),
             Some("7")
         );
+    }
+
+    #[test]
+    fn the_three_kinds_of_entry_read_back_as_themselves() {
+        let entries = BTreeMap::from([
+            ("s".to_owned(), Entry::Secret(claim("hmac-sha256:aa"))),
+            (
+                "g".to_owned(),
+                Entry::Grant(GrantEntry {
+                    model: "m".into(),
+                    uri: "secret:a".into(),
+                    applications: BTreeSet::from(["mysql".to_owned()]),
+                }),
+            ),
+            (
+                "b".to_owned(),
+                Entry::Backend(BackendEntry {
+                    name: "vault-a".into(),
+                    id: Some("id-1".into()),
+                    adding: None,
+                    config_mac: Some("hmac-sha256:bb".into()),
+                    models: BTreeSet::from(["m".to_owned()]),
+                }),
+            ),
+            (
+                "c".to_owned(),
+                Entry::Backend(BackendEntry {
+                    name: "vault-b".into(),
+                    adding: Some("hmac-sha256:cc".into()),
+                    ..BackendEntry::default()
+                }),
+            ),
+        ]);
+        let text = serde_json::to_string(&entries).unwrap();
+        let back: BTreeMap<String, Entry> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, entries, "{text}");
+    }
+
+    #[test]
+    fn backends_and_their_models_have_one_owner_each() {
+        let record = OwnershipRecord::in_memory();
+        record.claim_backend("b1", "vault", "mac-1").unwrap();
+        assert_eq!(
+            record.claim_backend("b2", "vault", "mac-2"),
+            Err(RecordError::Held),
+            "a second add of the same name while the first is in flight"
+        );
+        record.confirm_backend("b1", "id-1", "vault").unwrap();
+        assert_eq!(record.owner_of_backend("id-1").as_deref(), Some("b1"));
+        assert_eq!(
+            record.confirm_backend("b2", "id-1", "vault"),
+            Err(RecordError::OwnedByAnother),
+            "adopting a backend another object owns"
+        );
+        record.claim_backend("b2", "vault", "mac-2").unwrap();
+
+        record.assign_model("b1", "model-a").unwrap();
+        assert!(record.model_assigned_by_another("b2", "model-a"));
+        assert_eq!(
+            record.assign_model("b2", "model-a"),
+            Err(RecordError::OwnedByAnother)
+        );
+        record.release_model("b1", "model-a");
+        assert!(!record.model_assigned_by_another("b2", "model-a"));
+        record.assign_model("b1", "model-a").unwrap();
+
+        // A refused add keeps what else the entry records; a renamed backend keeps its
+        // models and configuration MAC.
+        record.assign_model("b2", "model-b").unwrap();
+        record.release_backend_claim("b2");
+        let b2 = record.backend_entry("b2").unwrap();
+        assert!(!b2.is_claim() && b2.models.contains("model-b"), "{b2:?}");
+        record.set_backend_config("b1", "cfg");
+        record
+            .confirm_backend("b1", "id-1", "vault-renamed")
+            .unwrap();
+        let b1 = record.backend_entry("b1").unwrap();
+        assert_eq!(
+            (b1.name.as_str(), b1.config_mac.as_deref(), b1.models.len()),
+            ("vault-renamed", Some("cfg"), 1)
+        );
+        record.forget("b1");
+        assert_eq!(record.owner_of_backend("id-1"), None);
+        assert!(!record.model_assigned_by_another("b2", "model-a"));
     }
 }

@@ -67,6 +67,11 @@ pub struct JujuSecretBackendSpec {
     /// What happens in Juju when this resource is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Take over an existing Juju backend of the same name that this resource did not
+    /// add (and no other JujuSecretBackend manages). Without it a name clash is a
+    /// `Conflict` and the existing backend is left untouched.
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 /// Juju backend types the operator manages.
@@ -105,17 +110,19 @@ pub struct JujuSecretBackendStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_count: Option<u64>,
     /// UUIDs of the models whose `secret-backend` the operator pointed at this backend.
+    /// Output only, like every status field: the operator decides from its ownership
+    /// record.
     #[serde(default)]
     pub assigned_models: Vec<String>,
     /// The backend's name in Juju as last applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Keyed MAC of the configuration last written (sensitive keys included), to
-    /// notice a changed token without reading it back; never the values themselves.
+    /// Keyed MAC of the configuration last written (sensitive keys included); never the
+    /// values themselves. Output only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_mac: Option<String>,
-    /// Set just before the operator asks Juju to add the backend, cleared once the
-    /// result is recorded.
+    /// No longer written or read: add claims live in the operator's ownership record.
+    /// Kept so that statuses written by earlier versions stay valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_create: Option<String>,
     /// `metadata.generation` of the spec this status reflects.

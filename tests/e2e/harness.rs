@@ -938,7 +938,6 @@ impl Env {
     /// of JujuSecrets and JujuSecretGrants there (a common tenant role): its own
     /// ServiceAccount, Role, RoleBinding and token.
     pub async fn status_tenant(&self, ns: &str) -> Client {
-        use k8s_openapi::api::authentication::v1::TokenRequest;
         use k8s_openapi::api::core::v1::ServiceAccount;
         use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 
@@ -986,6 +985,70 @@ impl Env {
                 .map(drop),
         )
         .unwrap();
+        self.client_of(ns, name).await
+    }
+
+    /// A client for a ServiceAccount in `ns` that may only read and write the status of
+    /// JujuSecretBackends (cluster-wide: they are cluster-scoped), as a platform role
+    /// granting `*/status` would.
+    #[allow(dead_code, reason = "used by the backend scenarios only")]
+    pub async fn backend_status_forger(&self, ns: &str) -> Client {
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+
+        let name = "backend-status-forger";
+        let pp = PostParams::default();
+        let ignore_exists = |r: Result<(), kube::Error>| match r {
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            other => other,
+        };
+        let sa: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        ignore_exists(
+            Api::<ServiceAccount>::namespaced(self.kube.clone(), ns)
+                .create(&pp, &sa)
+                .await
+                .map(drop),
+        )
+        .unwrap();
+        let role: ClusterRole = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "rules": [{
+                "apiGroups": ["secrets.juju.is"],
+                "resources": ["jujusecretbackends/status"],
+                "verbs": ["get", "patch", "update"],
+            }],
+        }))
+        .unwrap();
+        ignore_exists(
+            Api::<ClusterRole>::all(self.kube.clone())
+                .create(&pp, &role)
+                .await
+                .map(drop),
+        )
+        .unwrap();
+        let binding: ClusterRoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+        }))
+        .unwrap();
+        ignore_exists(
+            Api::<ClusterRoleBinding>::all(self.kube.clone())
+                .create(&pp, &binding)
+                .await
+                .map(drop),
+        )
+        .unwrap();
+        self.client_of(ns, name).await
+    }
+
+    /// A client authenticated with a token of the ServiceAccount `ns`/`name`.
+    async fn client_of(&self, ns: &str, name: &str) -> Client {
+        use k8s_openapi::api::authentication::v1::TokenRequest;
+        use k8s_openapi::api::core::v1::ServiceAccount;
+
+        let pp = PostParams::default();
         let request: TokenRequest = serde_json::from_value(json!({
             "spec": {"audiences": [], "expirationSeconds": 3600}
         }))
@@ -1001,7 +1064,7 @@ impl Env {
             serde_yaml_ng::from_str(&std::fs::read_to_string(&self._apiserver.kubeconfig).unwrap())
                 .unwrap();
         kubeconfig["users"] = json!([{"name": "admin", "user": {"token": token}}]);
-        let path = self.dir.join(format!("tenant-{ns}-kubeconfig"));
+        let path = self.dir.join(format!("{name}-{ns}-kubeconfig"));
         std::fs::write(&path, serde_yaml_ng::to_string(&kubeconfig).unwrap()).unwrap();
         let config = kube::Config::from_custom_kubeconfig(
             Kubeconfig::read_from(&path).unwrap(),
@@ -1045,15 +1108,15 @@ impl Env {
         Err(why)
     }
 
-    /// The operator's count of finished JujuSecret reconciles (its `/metrics`).
-    pub async fn jujusecret_reconciles(&self) -> f64 {
+    /// The operator's count of finished reconciles of objects of `kind` (its `/metrics`).
+    pub async fn reconciles_of(&self, kind: &str) -> f64 {
         let port = self.operator.lock().await.metrics_port;
         http_get(port, "/metrics")
             .and_then(|(_, body)| {
                 metric(
                     &body,
                     "juju_secrets_operator_reconciles_total",
-                    &[("kind", "JujuSecret")],
+                    &[("kind", kind)],
                 )
             })
             .unwrap_or(0.0)
@@ -1062,16 +1125,21 @@ impl Env {
     /// Proof that the operator looked, for a check that nothing happened: waits (bounded)
     /// until it has finished `n` more JujuSecret reconciles than when called.
     pub async fn wait_reconciles(&self, n: u32) {
-        let start = self.jujusecret_reconciles().await;
+        self.wait_reconciles_of("JujuSecret", n).await;
+    }
+
+    /// [`Env::wait_reconciles`] for objects of `kind`.
+    pub async fn wait_reconciles_of(&self, kind: &str, n: u32) {
+        let start = self.reconciles_of(kind).await;
         let deadline = Instant::now() + WAIT;
         loop {
-            let now = self.jujusecret_reconciles().await;
+            let now = self.reconciles_of(kind).await;
             if now >= start + f64::from(n) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the operator finished {} of {n} JujuSecret reconciles within {WAIT:?}",
+                "the operator finished {} of {n} {kind} reconciles within {WAIT:?}",
                 now - start
             );
             tokio::time::sleep(POLL).await;
