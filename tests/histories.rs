@@ -485,6 +485,34 @@ fn mutant_cases() -> Vec<(&'static str, &'static str, Vec<Step>)> {
             ],
         ),
         (
+            "retain-removes-secret",
+            world::RETAIN_KEEPS,
+            vec![
+                step(
+                    Action::Create {
+                        obj: 0,
+                        name: 0,
+                        adopt: false,
+                        retain: true,
+                        two_keys: false,
+                    },
+                    0,
+                ),
+                step(synced(0), 0),
+                step(Action::Delete { obj: 0 }, 0),
+            ],
+        ),
+        (
+            "create-twice",
+            world::ONE_PER_OBJECT,
+            vec![step(create(0, 0), 0), step(synced(0), 0)],
+        ),
+        (
+            "status-wrong-secret-id",
+            world::STATUS_AGREES,
+            vec![step(create(0, 0), 0), step(synced(0), 0)],
+        ),
+        (
             "delete-leaves-secret",
             world::DELETE_REMOVES,
             vec![

@@ -21,6 +21,12 @@ pub const SKIP_CONTENT_UPDATE: &str = "skip-content-update";
 pub const REVOKE_UNLISTED: &str = "revoke-unlisted";
 /// The content of every secret created is logged.
 pub const LOG_VALUES: &str = "log-values";
+/// Deletion with `deletionPolicy: Retain` removes the Juju secret all the same.
+pub const RETAIN_REMOVES_SECRET: &str = "retain-removes-secret";
+/// Every secret is created twice (as a lost answer followed by a blind retry would).
+pub const CREATE_TWICE: &str = "create-twice";
+/// The status names a secret ID that is not the object's secret.
+pub const STATUS_WRONG_SECRET_ID: &str = "status-wrong-secret-id";
 
 /// Whether the mutant `name` is on.
 #[cfg(debug_assertions)]

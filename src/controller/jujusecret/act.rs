@@ -213,6 +213,11 @@ async fn create(
             info!(key, value = %String::from_utf8_lossy(value.expose()), "creating");
         }
     }
+    let copy = mutants::active(mutants::CREATE_TWICE).then(|| NewSecret {
+        label: Some(format!("{label}-copy")),
+        description: js.spec.description.clone(),
+        content: content.clone(),
+    });
     let created = ctx
         .writes
         .create(
@@ -224,6 +229,9 @@ async fn create(
             },
         )
         .await;
+    if let Some(copy) = copy {
+        let _ = ctx.writes.create(&model.uuid, copy).await;
+    }
     let uri = match created {
         Ok(Ok(uri)) => uri,
         // The outcome is unknown (the answer was lost): keep the claim, read Juju

@@ -25,7 +25,8 @@ use juju_client::{ErrorCode, SecretRemoval, SecretSelector, SecretUri};
 pub(super) async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     let spec = &js.spec;
     let label = juju_name(js);
-    if spec.deletion_policy == DeletionPolicy::Retain
+    if (spec.deletion_policy == DeletionPolicy::Retain
+        && !mutants::active(mutants::RETAIN_REMOVES_SECRET))
         || spec.management_policy == ManagementPolicy::ObserveOnly
     {
         ctx.publish(

@@ -193,11 +193,14 @@ fn synced_status(js: &JujuSecret, previous: &JujuSecretStatus, s: &Synced) -> Ju
     let condition_changed =
         previous.conditions.iter().find(|c| c.type_ == READY) != Some(&condition);
     JujuSecretStatus {
-        secret_id: s
-            .uri
-            .as_ref()
-            .map(SecretUri::short)
-            .or(previous.secret_id.clone()),
+        secret_id: if super::mutants::active(super::mutants::STATUS_WRONG_SECRET_ID) {
+            Some("secret:d4mutantd4mutantd4mu".to_owned())
+        } else {
+            s.uri
+                .as_ref()
+                .map(SecretUri::short)
+                .or(previous.secret_id.clone())
+        },
         secret_uri: s
             .uri
             .as_ref()
