@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         forged_status_changes_nothing_in_juju,
         adopt_refuses_a_managed_secret,
         rename_while_create_outcome_unknown,
+        rename_onto_a_taken_name,
         conflicts_in_bulk,
         suspend,
         bad_input,
@@ -984,6 +985,71 @@ async fn rename_while_create_outcome_unknown(env: Arc<Env>) {
         new.iter().map(|s| &s.label).collect::<Vec<_>>()
     );
     assert_content(&info, &[("password", &v)], name);
+    env.cleanup(NS, &[name]).await;
+}
+
+/// A rename onto a name a person's secret holds: `Conflict`, the person's secret
+/// untouched, and the refused rename not sent again on every pass (the listing shows the
+/// name taken); once the name is free the rename goes through.
+async fn rename_onto_a_taken_name(env: Arc<Env>) {
+    let name = "rename-taken";
+    let v = env.value(name);
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "refreshInterval": "1s", "data": {"password": v}}),
+    )
+    .await;
+    let obj = env.wait_synced(NS, name, |o| secret_id(o).is_some()).await;
+    let mine = secret_id(&obj).unwrap();
+    let theirs = env.value("rename-taken-person");
+    // (No listing in cache yet names the person's secret: the first refusal comes from
+    // Juju, later passes see the name taken.)
+    let person = env
+        .juju_create("rename-taken-by-person", &[("password", &theirs)])
+        .await;
+    env.patch_jsec(
+        NS,
+        name,
+        json!({"spec": {"name": "rename-taken-by-person"}}),
+    )
+    .await;
+    env.wait_reason(NS, name, "Conflict").await;
+    let updates = env.writes().1;
+    let lists = env.emulator.call_count("Secrets", "ListSecrets");
+    // Proof of passes: this object lists the model at least once a second.
+    env.wait_reconciles(3).await;
+    let deadline = Instant::now() + WAIT;
+    while env.emulator.call_count("Secrets", "ListSecrets") < lists + 3 {
+        assert!(Instant::now() < deadline, "no pass listed the model");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        env.writes().1,
+        updates,
+        "the refused rename was sent again on a later pass"
+    );
+    let info = env.juju_by_uri(&person.short()).await.unwrap();
+    assert_eq!(info.label.as_deref(), Some("rename-taken-by-person"));
+    assert_content(&info, &[("password", &theirs)], "the person's secret");
+
+    // The person removes theirs: the rename goes through, same secret.
+    env.juju
+        .remove_secrets(
+            &env.model_uuid,
+            &[juju_client::SecretRemoval {
+                secret: juju_client::SecretSelector::Uri(person.clone()),
+                revisions: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let obj = env
+        .wait_synced(NS, name, |o| secret_id(o).as_deref() == Some(mine.as_str()))
+        .await;
+    let info = env.juju_by_uri(&mine).await.unwrap();
+    assert_eq!(info.label.as_deref(), Some("rename-taken-by-person"));
+    assert_eq!(revision(&obj), Some(1), "a rename makes no revision");
     env.cleanup(NS, &[name]).await;
 }
 

@@ -101,6 +101,9 @@ pub(super) async fn act(
             match ctx.writes.update(&model.uuid, update).await? {
                 Ok(()) => {}
                 Err(e) if e.code == ErrorCode::AlreadyExists => {
+                    // The listing missed the secret holding that name: read it again, so
+                    // that the next pass sees the name taken and sends nothing.
+                    ctx.listings.invalidate(&model.uuid).await;
                     return Err(Problem::new(
                         reason::CONFLICT,
                         format!("cannot rename to {label:?}: {}", e.message),

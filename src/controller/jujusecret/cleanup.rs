@@ -16,7 +16,7 @@ use super::super::outcome::Problem;
 use super::super::ownership;
 use super::super::{Context, Error};
 use super::observe::found_by_name;
-use super::{juju_name, problem_status, write_status};
+use super::{juju_name, problem_status, recorded_status, write_status};
 use crate::crd::condition::reason;
 use crate::crd::secret::{DeletionPolicy, JujuSecret, ManagementPolicy};
 use juju_client::{ErrorCode, SecretRemoval, SecretSelector, SecretUri};
@@ -125,7 +125,7 @@ pub(super) async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Er
             } else {
                 let problem = Problem::from(failure);
                 let previous = status.clone();
-                let mut status = problem_status(js, &previous, &problem);
+                let mut status = problem_status(js, &previous, &recorded_status(ctx, js), &problem);
                 status.conditions[0].message =
                     format!("cannot remove the Juju secret yet: {}", problem.message);
                 ctx.publish(

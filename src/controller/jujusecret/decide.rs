@@ -192,6 +192,16 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
         plan.outcome.reason = reason::SUSPENDED;
         return Ok(plan);
     }
+    if facts.name_taken && update.label.is_some() {
+        // Juju would refuse the rename; nothing else is sent until the name is free.
+        return Err(Problem::new(
+            reason::CONFLICT,
+            format!(
+                "cannot rename to {label:?}: another Juju secret of that name exists in model {}",
+                model.qualified_name()
+            ),
+        ));
+    }
     if changes.is_empty() && update.auto_prune.is_none() {
         let mut plan = observed("in sync");
         plan.outcome.content_mac = desired_mac;
@@ -283,7 +293,27 @@ mod tests {
             ownership,
             content_differs: differs,
             read_back: false,
+            name_taken: false,
         }
+    }
+
+    #[test]
+    fn a_rename_onto_a_taken_name_is_a_conflict_without_a_write() {
+        let mut f = facts(
+            Ownership::Owned,
+            Some(found("old-name", 1)),
+            Some(owned_entry("mac-desired")),
+            Some(false),
+        );
+        let plan = decide(&spec(serde_json::json!({})), &f).unwrap();
+        assert!(matches!(plan.write, Write::Update { .. }), "a free name");
+        f.name_taken = true;
+        let p = decide(&spec(serde_json::json!({})), &f).unwrap_err();
+        assert_eq!(p.reason, reason::CONFLICT);
+        assert!(p.message.contains("another Juju secret"), "{}", p.message);
+        // No rename wanted: the taken name does not matter.
+        f.found = Some(found("db", 1));
+        assert!(decide(&spec(serde_json::json!({})), &f).is_ok());
     }
 
     #[test]

@@ -108,16 +108,20 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     // The last status written: output only. It feeds the next status (condition
     // timestamps, the drift event), never a decision about Juju.
     let previous = js.status.clone().unwrap_or_default();
-    // The status this pass builds on, plus the model once a create was attempted (a
-    // failure status then still names the model).
-    let mut base = previous.clone();
+    // Set to the model once a create was attempted (a failure status then still names
+    // the model).
+    let mut base = JujuSecretStatus::default();
     let outcome = sync(js, ctx, &mut base).await;
-    let previous = base;
+    // What the ownership record says of the object: the IDs a status names when the
+    // pass did not observe them itself (never the previous status's, which anyone with
+    // status rights may have written).
+    let mut recorded = recorded_status(ctx, js);
+    recorded.model_uuid = base.model_uuid.or(recorded.model_uuid);
     let interval = refresh_interval(js, ctx);
     let (status, action) = match outcome {
         Ok(synced) => {
             ctx.backoff.reset(&key);
-            let status = synced_status(js, &previous, &synced);
+            let status = synced_status(js, &previous, &recorded, &synced);
             (status, Action::requeue(interval))
         }
         Err(problem) => {
@@ -138,7 +142,7 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
                 );
             }
             (
-                problem_status(js, &previous, &problem),
+                problem_status(js, &previous, &recorded, &problem),
                 Action::requeue(delay),
             )
         }
@@ -187,7 +191,33 @@ fn ready_condition(
     )
 }
 
-fn synced_status(js: &JujuSecret, previous: &JujuSecretStatus, s: &Synced) -> JujuSecretStatus {
+/// The status fields the ownership record can say of the object.
+fn recorded_status(ctx: &Context, js: &JujuSecret) -> JujuSecretStatus {
+    let Some(entry) = js.uid().and_then(|uid| ctx.ownership.entry(&uid)) else {
+        return JujuSecretStatus::default();
+    };
+    let uri = entry.uri.as_deref().and_then(|u| SecretUri::parse(u).ok());
+    let owned = uri.is_some();
+    JujuSecretStatus {
+        secret_id: uri.as_ref().map(SecretUri::short),
+        secret_uri: uri.as_ref().map(|u| u.full(&entry.model)),
+        model_uuid: Some(entry.model),
+        revision: entry.revision.filter(|_| owned),
+        content_mac: entry.mac.filter(|_| owned),
+        owned: Some(owned),
+        auto_prune: entry.auto_prune,
+        ..JujuSecretStatus::default()
+    }
+}
+
+/// The status of a pass that reached a state (`Synced`, or a reason such as `Conflict`):
+/// what the pass observed, else what the record says.
+fn synced_status(
+    js: &JujuSecret,
+    previous: &JujuSecretStatus,
+    recorded: &JujuSecretStatus,
+    s: &Synced,
+) -> JujuSecretStatus {
     let ok = s.reason == reason::SYNCED;
     let condition = ready_condition(js, previous, ok, s.reason, &s.message);
     let condition_changed =
@@ -199,15 +229,15 @@ fn synced_status(js: &JujuSecret, previous: &JujuSecretStatus, s: &Synced) -> Ju
             s.uri
                 .as_ref()
                 .map(SecretUri::short)
-                .or(previous.secret_id.clone())
+                .or(recorded.secret_id.clone())
         },
         secret_uri: s
             .uri
             .as_ref()
             .map(|u| u.full(&s.model_uuid))
-            .or(previous.secret_uri.clone()),
+            .or(recorded.secret_uri.clone()),
         model_uuid: Some(s.model_uuid.clone()),
-        revision: s.revision.or(previous.revision),
+        revision: s.revision.or(recorded.revision),
         observed_generation: js.metadata.generation,
         last_sync_time: if s.wrote || condition_changed || previous.last_sync_time.is_none() {
             Some(now_rfc3339())
@@ -222,11 +252,19 @@ fn synced_status(js: &JujuSecret, previous: &JujuSecretStatus, s: &Synced) -> Ju
     }
 }
 
-fn problem_status(js: &JujuSecret, previous: &JujuSecretStatus, p: &Problem) -> JujuSecretStatus {
+/// The status of a pass that failed: the record's view of the object (the previous
+/// status contributes only its condition's transition time and the last sync time).
+fn problem_status(
+    js: &JujuSecret,
+    previous: &JujuSecretStatus,
+    recorded: &JujuSecretStatus,
+    p: &Problem,
+) -> JujuSecretStatus {
     JujuSecretStatus {
         observed_generation: js.metadata.generation,
+        last_sync_time: previous.last_sync_time.clone(),
         conditions: vec![ready_condition(js, previous, false, p.reason, &p.message)],
-        ..previous.clone()
+        ..recorded.clone()
     }
 }
 
@@ -310,7 +348,8 @@ mod tests {
     #[test]
     fn a_pass_that_finds_nothing_new_produces_an_identical_status() {
         let js = jujusecret(1, None);
-        let first = synced_status(&js, &JujuSecretStatus::default(), &synced(true));
+        let none = JujuSecretStatus::default();
+        let first = synced_status(&js, &none, &none, &synced(true));
         assert_eq!(
             first.secret_id.as_deref(),
             Some("secret:9fvb66662rqormfsip9g")
@@ -322,17 +361,27 @@ mod tests {
         assert_eq!(first.observed_generation, Some(1));
         assert_eq!(first.conditions[0].status, "True");
         let js = jujusecret(1, Some(first.clone()));
-        let again = synced_status(&js, &first, &synced(false));
+        let again = synced_status(&js, &first, &none, &synced(false));
         assert_eq!(again, first, "no write needed: identical status");
     }
 
     #[test]
     fn a_problem_keeps_the_ids_and_flips_the_condition_once() {
         let js = jujusecret(1, None);
-        let ok = synced_status(&js, &JujuSecretStatus::default(), &synced(true));
+        let none = JujuSecretStatus::default();
+        let ok = synced_status(&js, &none, &none, &synced(true));
+        // What the record holds for the object.
+        let recorded = JujuSecretStatus {
+            secret_id: ok.secret_id.clone(),
+            secret_uri: ok.secret_uri.clone(),
+            model_uuid: ok.model_uuid.clone(),
+            revision: Some(2),
+            owned: Some(true),
+            ..JujuSecretStatus::default()
+        };
         let js = jujusecret(2, Some(ok.clone()));
         let problem = Problem::new(reason::SOURCE_NOT_FOUND, "Secret team-a/src not found");
-        let failed = problem_status(&js, &ok, &problem);
+        let failed = problem_status(&js, &ok, &recorded, &problem);
         assert_eq!(failed.secret_id, ok.secret_id);
         assert_eq!(failed.revision, Some(2));
         assert_eq!(failed.observed_generation, Some(2));
@@ -343,7 +392,40 @@ mod tests {
         );
         // The same problem again keeps the transition time: nothing to write.
         let js = jujusecret(2, Some(failed.clone()));
-        assert_eq!(problem_status(&js, &failed, &problem), failed);
+        assert_eq!(problem_status(&js, &failed, &recorded, &problem), failed);
+    }
+
+    #[test]
+    fn a_forged_status_is_not_carried_forward() {
+        let forged = JujuSecretStatus {
+            secret_id: Some("secret:d4forgedd4forgedd4fo".into()),
+            secret_uri: Some("secret://m/d4forgedd4forgedd4fo".into()),
+            model_uuid: Some("someone-elses-model".into()),
+            revision: Some(7),
+            owned: Some(true),
+            ..JujuSecretStatus::default()
+        };
+        let js = jujusecret(1, Some(forged.clone()));
+        let problem = Problem::new(reason::JUJU_UNAVAILABLE, "connection refused");
+        let failed = problem_status(&js, &forged, &JujuSecretStatus::default(), &problem);
+        assert_eq!(
+            (
+                failed.secret_id,
+                failed.model_uuid,
+                failed.revision,
+                failed.owned
+            ),
+            (None, None, None, None)
+        );
+        let conflict = Synced {
+            uri: None,
+            revision: None,
+            reason: reason::CONFLICT,
+            owned: false,
+            ..synced(false)
+        };
+        let after = synced_status(&js, &forged, &JujuSecretStatus::default(), &conflict);
+        assert_eq!((after.secret_id, after.revision), (None, None));
     }
 
     #[test]
@@ -353,7 +435,7 @@ mod tests {
             pending_create: Some("2026-11-23T00:00:00Z".into()),
             ..Default::default()
         };
-        let done = synced_status(&js, &pending, &synced(true));
+        let done = synced_status(&js, &pending, &JujuSecretStatus::default(), &synced(true));
         assert_eq!(done.pending_create, None);
     }
 

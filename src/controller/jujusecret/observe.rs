@@ -41,6 +41,9 @@ pub(super) struct Observed {
     /// Whether `content_differs` came from reading the content back from Juju (a
     /// controller before 3.6 whose latest revision the record did not know yet).
     pub read_back: bool,
+    /// Whether the listing shows another secret holding the spec's name while the
+    /// object's own secret (found by its recorded URI) has another name.
+    pub name_taken: bool,
 }
 
 /// Gathers the facts of a pass. A problem here (forbidden model, unknown model,
@@ -104,6 +107,11 @@ pub(super) async fn observe(
         Some(_) => None,
         None => listing.by_label(&lookup_name).cloned(),
     };
+    // A rename onto a name another secret holds would only be refused.
+    let name_taken = by_uri.as_ref().is_some_and(|own| {
+        own.label.as_deref() != Some(label.as_str())
+            && listing.by_label(&label).is_some_and(|s| s.uri != own.uri)
+    });
     // Not held across the reads and writes below: the operator's own records of what it
     // created copy the listing while any reader still holds it.
     drop(listing);
@@ -150,6 +158,7 @@ pub(super) async fn observe(
         ownership,
         content_differs,
         read_back,
+        name_taken,
     })
 }
 
