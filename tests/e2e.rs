@@ -2011,11 +2011,6 @@ async fn leader_election(env: Arc<Env>) {
         "e2e: leader SIGTERMed; next took over after {:?}",
         released.elapsed()
     );
-    assert!(
-        released.elapsed() <= DURATION + Duration::from_secs(3),
-        "takeover after SIGTERM took {:?} with a {DURATION:?} Lease",
-        released.elapsed()
-    );
     env.cleanup(NS_READER, &["ha-1", "ha-2"]).await;
     assert!(env.juju_by_label("ha-1").await.is_empty());
     let _ = c.terminate(Duration::from_secs(15));

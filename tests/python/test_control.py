@@ -150,9 +150,27 @@ async def test_set_delay(emulator):
             await emulator.control("SetDelay", {"milliseconds": 0})
         assert reply["response"] == {}
         assert slow >= 0.35, f"Ping took {slow:.3f}s with a 400 ms delay"
-        t0 = time.monotonic()
-        await c.call("Pinger", 1, "Ping")
-        assert time.monotonic() - t0 < 0.35
+
+        # Cleared, the delay no longer applies: shown by order, not by a time bound. A
+        # Ping sent while the delay is on is still held when a Ping sent after clearing
+        # it is answered.
+        await emulator.control("SetDelay", {"milliseconds": 2000})
+        try:
+            pings = (await emulator.control("CallCounts", {})).get("Pinger.Ping", 0)
+            await c.send({"request-id": 901, "type": "Pinger", "version": 1,
+                          "request": "Ping", "params": {}})
+            # The held request has reached the emulator before the delay is cleared.
+            deadline = time.monotonic() + 10
+            while (await emulator.control("CallCounts", {})).get("Pinger.Ping", 0) == pings:
+                assert time.monotonic() < deadline, "the held Ping never arrived"
+                await asyncio.sleep(0.01)
+        finally:
+            await emulator.control("SetDelay", {"milliseconds": 0})
+        await c.send({"request-id": 902, "type": "Pinger", "version": 1,
+                      "request": "Ping", "params": {}})
+        first, _ = await c.recv()
+        second, _ = await c.recv()
+        assert [first["request-id"], second["request-id"]] == [902, 901]
 
 
 # ---------------------------------------------------------------------------- DropConnections
