@@ -80,6 +80,7 @@ fn main() -> ExitCode {
             outside_grant_never_revoked,
             application_created_later,
             external_secret,
+            external_secret_removed_by_hand,
             grant_waits_for_jujusecret,
             grant_outlives_its_secret,
             forged_status_cannot_grant_across_tenants,
@@ -1183,6 +1184,62 @@ async fn crash_right_after_grant_still_revokes(t: Arc<T>) {
     t.wait_access(&uri, &[], "the grant made before the kill is revoked")
         .await;
     t.env.delete_jsec(NS, "crash-grant-secret").await;
+}
+
+/// A person removes the external secret a grant names; the grant is edited before the
+/// operator's listing of the model shows the removal, so GrantSecret goes out for a secret
+/// that is gone. Juju answers "secret ... not found" for every application (it does not
+/// look the URI up for the call): the grant says the secret is not found, never that the
+/// applications are missing.
+async fn external_secret_removed_by_hand(t: Arc<T>) {
+    let v = t.env.value("ext-gone");
+    let uri = t.env.juju_create("ext-gone", &[("password", &v)]).await;
+    t.create_grant(
+        NS,
+        "ext-gone",
+        json!({"external": {"model": MODEL, "uri": uri.short()}, "applications": ["mysql"]}),
+    )
+    .await;
+    t.wait_grant_synced(NS, "ext-gone", |_| true).await;
+    t.env
+        .juju
+        .remove_secrets(
+            &t.env.model_uuid,
+            &[juju_client::SecretRemoval {
+                secret: SecretSelector::Uri(uri.clone()),
+                revisions: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let grants = t.env.emulator.call_count("Secrets", "GrantSecret");
+    t.patch_grant(
+        NS,
+        "ext-gone",
+        json!({"spec": {"applications": ["mysql", "wordpress"]}}),
+    )
+    .await;
+    t.wait_grant_reason(NS, "ext-gone", "NotFound").await;
+    eprintln!(
+        "e2e: external_secret_removed_by_hand: {} GrantSecret call(s) on the removed secret",
+        t.env.emulator.call_count("Secrets", "GrantSecret") - grants
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(t.env.kube.clone(), NS);
+    let wrong: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some("ext-gone"))
+        .filter(|e| e.involved_object.kind.as_deref() == Some("JujuSecretGrant"))
+        .filter_map(|e| e.reason)
+        .filter(|r| r == "ApplicationNotFound")
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "a removed secret was reported as missing applications: {wrong:?}"
+    );
+    t.delete_grant(NS, "ext-gone").await;
 }
 
 /// Team b (namespace NS_DENIED, not allowed to use the model) forges statuses, with only

@@ -429,12 +429,19 @@ async fn sync(
             .await
             .map_err(SharedFailure::from)?;
         let mut granted = Vec::new();
+        // Juju does not look the URI up for the call: a secret removed since the listing
+        // fails every application with "secret ... not found", not "application".
+        let secret_gone = format!("secret {:?} not found", target.uri.short());
+        let mut gone = false;
         for (app, result) in to_grant.iter().zip(results) {
             match result {
                 Ok(()) => {
                     access.insert(app.clone());
                     owned.insert(app.clone());
                     granted.push(app.as_str());
+                }
+                Err(e) if e.code == ErrorCode::NotFound && e.message.ends_with(&secret_gone) => {
+                    gone = true;
                 }
                 Err(e) if e.code == ErrorCode::NotFound => {
                     pending.insert(app.clone());
@@ -443,6 +450,23 @@ async fn sync(
                 // forgotten; the pass is retried.
                 Err(e) => failures.push(format!("{app}: {e}")),
             }
+        }
+        if gone {
+            // What did succeed stays recorded; the target is read again next pass.
+            ctx.ownership.record_grants(
+                &uid,
+                &target.model_uuid,
+                &target.uri.short(),
+                owned.clone(),
+            );
+            ctx.listings.invalidate(&target.model_uuid).await;
+            return Err(Problem {
+                transient: true,
+                ..Problem::new(
+                    SECRET_NOT_READY,
+                    format!("Juju secret {} not found", target.uri),
+                )
+            });
         }
         if !granted.is_empty() {
             info!(secret = %target.uri, applications = ?granted, "granted");

@@ -406,6 +406,35 @@ async def test_grant_is_per_application(emulator):
                                 "scope-tag": f"model-{emulator.model_uuid}", "role": "view"}]
 
 
+async def test_grant_and_revoke_on_a_uri_that_does_not_exist(emulator):
+    # Juju parses the URI and does not look it up for the call (juju-api.md §10.4): a
+    # grant fails per application, a revoke succeeds for every application, and a
+    # revoke of an application that does not exist succeeds too.
+    ghost = "secret:9fvb66662rqormfsip9g"
+    async with RawConn.open(emulator, _model_path(emulator)) as c:
+        await c.login(emulator)
+        reply, text = await c.call("Secrets", 2, "GrantSecret", {
+            "uri": ghost, "label": "", "applications": ["mysql", "wordpress"]})
+        _assert_envelope(reply, text)
+        r = reply["response"]["results"]
+        assert r == [
+            {"error": {"message": f'cannot change access to "{ghost}" for "{app}": '
+                                  f'secret "{ghost}" not found',
+                       "code": "not found"}}
+            for app in ("mysql", "wordpress")
+        ]
+        reply, text = await c.call("Secrets", 2, "RevokeSecret", {
+            "uri": ghost, "label": "", "applications": ["mysql", "nosuchapp"]})
+        _assert_envelope(reply, text)
+        assert reply["response"]["results"] == [{}, {}]
+
+        label = unique("revoke-unknown")
+        uri = (await _create(c, label, {"a": b64("1")}))["response"]["results"][0]["result"]
+        reply, _ = await c.call("Secrets", 2, "RevokeSecret", {
+            "uri": uri, "label": "", "applications": ["nosuchapp"]})
+        assert reply["response"]["results"] == [{}]
+
+
 # ---------------------------------------------------------------------------- libjuju Connection
 
 

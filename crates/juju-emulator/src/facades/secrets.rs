@@ -631,7 +631,29 @@ fn grant_or_revoke(call: &Call<'_>, uuid: &str, grant: bool) -> Result<Value, Rp
     call.conn.shared.write(|state| {
         let model = model_mut(state, uuid)?;
         let index = if !uri.is_empty() {
-            by_uri(model, &uri)?
+            // Juju parses the URI but does not look it up for the call: a grant fails
+            // per application, a revoke succeeds for every application.
+            let id = ids::parse_secret_uri(&uri)?;
+            match model.secrets.iter().position(|s| s.id == id) {
+                Some(i) => i,
+                None => {
+                    let short = ids::short_uri(&id);
+                    let results: Vec<Value> = apps
+                        .iter()
+                        .map(|app| {
+                            if grant {
+                                let e = RpcError::not_found(format!(
+                                    "cannot change access to {short:?} for {app:?}: secret {short:?} not found"
+                                ));
+                                json!({ "error": e.to_value() })
+                            } else {
+                                json!({})
+                            }
+                        })
+                        .collect();
+                    return Ok(json!({ "results": results }));
+                }
+            }
         } else {
             by_label(model, &label).ok_or_else(|| secret_not_found(&label))?
         };
