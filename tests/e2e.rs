@@ -1795,6 +1795,7 @@ const CONDITION_REASONS: &[&str] = &[
     "Forbidden",
     "Suspended",
     "NotFound",
+    "BackendUnreachable",
 ];
 /// Normal/Warning event reasons of the contract besides the condition reasons.
 const EVENT_REASONS: &[&str] = &[

@@ -26,7 +26,10 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{Env, MODEL, NS, NS_DENIED, NS_SYSTEM, SetupError, WAIT, b64, secret_id};
+use harness::{
+    Env, MODEL, NS, NS_DENIED, NS_SYSTEM, SetupError, WAIT, assert_content, b64, revision,
+    secret_id,
+};
 use juju_client::{BackendInfo, SecretSelector, SecretUri};
 use juju_secrets_operator::crd::backend::JujuSecretBackend;
 use juju_secrets_operator::crd::condition::{Condition, READY};
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
             backend_removed_by_hand,
             token_change_in_referenced_secret,
             unreachable_backend,
+            writes_while_the_models_vault_is_unreachable,
             backend_in_use,
             model_assignment,
             backend_name_taken,
@@ -2088,6 +2092,97 @@ async fn forged_backend_status_changes_nothing_in_juju(t: Arc<T>) {
     t.env
         .juju
         .remove_secret_backends(&[("people-vault".to_owned(), true)])
+        .await
+        .unwrap();
+}
+
+/// The model stores secrets in a vault that goes out of reach: Juju refuses every write
+/// at the top level (it fetches the backend before looking at any item). A new
+/// JujuSecret and an edited one both report `BackendUnreachable`, nothing is created
+/// meanwhile, and once the vault is back both converge without a restart: one secret
+/// for the new object, one new revision for the edited one.
+async fn writes_while_the_models_vault_is_unreachable(t: Arc<T>) {
+    let old = t.jujusecret("vault-down-old").await;
+    let mut config = juju_client::BackendConfig::default();
+    config.insert("endpoint", VAULT_ENDPOINT);
+    let res = t
+        .env
+        .juju
+        .add_secret_backends(&[juju_client::NewBackend {
+            name: "down-vault".into(),
+            backend_type: "vault".into(),
+            token_rotate_interval: None,
+            config,
+        }])
+        .await
+        .unwrap();
+    assert!(res.iter().all(Result::is_ok), "add by hand: {res:?}");
+    t.env
+        .juju
+        .set_secret_backend(&t.env.model_uuid, "down-vault")
+        .await
+        .unwrap();
+    t.unreachable("down-vault", true);
+
+    let v_new = t.env.value("vault-down-new");
+    let v_old = t.env.value("vault-down-old-2");
+    t.env
+        .create_jsec(
+            NS,
+            "vault-down-new",
+            json!({"model": MODEL, "data": {"password": v_new}}),
+        )
+        .await;
+    t.env
+        .patch_jsec(
+            NS,
+            "vault-down-old",
+            json!({"spec": {"data": {"password": v_old}}}),
+        )
+        .await;
+    t.env
+        .wait_reason(NS, "vault-down-new", "BackendUnreachable")
+        .await;
+    t.env
+        .wait_reason(NS, "vault-down-old", "BackendUnreachable")
+        .await;
+    assert!(
+        t.env.juju_by_label("vault-down-new").await.is_empty(),
+        "a secret was created while the vault was out of reach"
+    );
+
+    t.unreachable("down-vault", false);
+    let new = t
+        .env
+        .wait_synced(NS, "vault-down-new", |o| secret_id(o).is_some())
+        .await;
+    let found = t.env.juju_by_label("vault-down-new").await;
+    assert_eq!(
+        found.len(),
+        1,
+        "secrets named vault-down-new after recovery"
+    );
+    assert_eq!(secret_id(&new), Some(found[0].uri.short()));
+    assert_content(&found[0], &[("password", &v_new)], "vault-down-new");
+    let edited = t
+        .env
+        .wait_synced(NS, "vault-down-old", |o| revision(o) == Some(2))
+        .await;
+    assert_eq!(secret_id(&edited), Some(old.short()));
+    let info = t.env.juju_by_uri(&old.short()).await.unwrap();
+    assert_eq!(info.latest_revision, 2);
+    assert_content(&info, &[("password", &v_old)], "vault-down-old");
+
+    t.env.delete_jsec(NS, "vault-down-new").await;
+    t.env.delete_jsec(NS, "vault-down-old").await;
+    t.env
+        .juju
+        .set_secret_backend(&t.env.model_uuid, "auto")
+        .await
+        .unwrap();
+    t.env
+        .juju
+        .remove_secret_backends(&[("down-vault".to_owned(), true)])
         .await
         .unwrap();
 }

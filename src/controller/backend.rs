@@ -48,7 +48,7 @@ pub const FORCE_DELETE_ANNOTATION: &str = "secrets.juju.is/force-delete";
 /// Reasons specific to backends.
 pub mod backend_reason {
     /// Juju could not reach the backend.
-    pub const BACKEND_UNREACHABLE: &str = "BackendUnreachable";
+    pub const BACKEND_UNREACHABLE: &str = crate::crd::condition::reason::BACKEND_UNREACHABLE;
     /// The backend still stores revisions (deletion or rename waits).
     pub const IN_USE: &str = "InUse";
 }
@@ -62,7 +62,7 @@ const MIN_ROTATE: Duration = Duration::from_secs(3600);
 /// Turns a per-item Juju error on Add/Update into a problem.
 fn item_problem(e: juju_client::ApiError) -> Problem {
     let text = e.to_string();
-    if text.contains("not reachable") || text.contains("cannot ping") || text.contains("sealed") {
+    if super::juju_state::says_backend_unreachable(&text) {
         Problem::new(backend_reason::BACKEND_UNREACHABLE, text).transient()
     } else if e.code == ErrorCode::AlreadyExists {
         Problem::new(reason::CONFLICT, text)

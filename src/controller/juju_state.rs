@@ -43,8 +43,17 @@ pub enum FailureKind {
     ModelNotFound,
     /// Content refused before sending.
     InvalidContent,
+    /// Juju answered that the model's secret backend (vault) cannot be reached: nothing
+    /// was written; retry later.
+    BackendUnreachable,
     /// Anything else Juju said.
     Other,
+}
+
+/// Whether a Juju error text says a secret backend could not be reached (vault down,
+/// sealed, refusing connections).
+pub fn says_backend_unreachable(text: &str) -> bool {
+    text.contains("not reachable") || text.contains("cannot ping") || text.contains("sealed")
 }
 
 impl From<&juju_client::Error> for SharedFailure {
@@ -55,6 +64,7 @@ impl From<&juju_client::Error> for SharedFailure {
             juju_client::Error::InvalidContent(_) => FailureKind::InvalidContent,
             e if e.is_transient() => FailureKind::Unavailable,
             e if e.is_unauthorized() => FailureKind::Unauthorized,
+            e if says_backend_unreachable(&e.to_string()) => FailureKind::BackendUnreachable,
             e if e.code() == Some(&juju_client::ErrorCode::ModelNotFound) => {
                 FailureKind::ModelNotFound
             }

@@ -49,6 +49,9 @@ impl From<SharedFailure> for Problem {
             FailureKind::Unauthorized => Problem::new(reason::UNAUTHORIZED, f.message),
             FailureKind::ModelNotFound => Problem::new(reason::MODEL_NOT_FOUND, f.message),
             FailureKind::InvalidContent => Problem::new(reason::INVALID_CONTENT, f.message),
+            FailureKind::BackendUnreachable => {
+                Problem::new(reason::BACKEND_UNREACHABLE, f.message).transient()
+            }
             FailureKind::Other => Problem::new(reason::JUJU_ERROR, f.message).transient(),
         }
     }

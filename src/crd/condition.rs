@@ -63,6 +63,9 @@ pub mod reason {
     pub const FORBIDDEN: &str = "Forbidden";
     /// `spec.suspend` is set.
     pub const SUSPENDED: &str = "Suspended";
+    /// The model's secret backend (vault) cannot be reached, so Juju refused the write;
+    /// retried with backoff. For a JujuSecretBackend: Juju cannot reach the backend.
+    pub const BACKEND_UNREACHABLE: &str = "BackendUnreachable";
     /// A granted application does not exist (yet).
     pub const APPLICATION_NOT_FOUND: &str = "ApplicationNotFound";
     /// `ObserveOnly`: the secret to observe does not exist in Juju.

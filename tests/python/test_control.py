@@ -230,6 +230,17 @@ async def test_unreachable_backend(fresh_emulator):
         assert s.value is not None and s.value.error is not None and s.value.error.message
         assert not s.value.data
 
+        # Writes fetch the active backend first (juju-api.md §10.3): the whole call
+        # fails, creates and updates alike, even an update of the description only.
+        with pytest.raises(JujuAPIError) as ei:
+            await bounded(model.add_secret(unique("onuv2"), ["password=two"]))
+        assert ei.value.message.startswith("backend not reachable"), ei.value.message
+        with pytest.raises(JujuAPIError) as ei:
+            await bounded(model.update_secret(secret, new_name=secret, info="only this"))
+        assert ei.value.message.startswith("backend not reachable"), ei.value.message
+        s = await secret_by_label(model, emu, secret)
+        assert s.description != "only this" and s.latest_revision == 1
+
         # Update pings unless forced
         with pytest.raises(JujuError):
             await bounded(controller.update_secret_backends(vault, config={"token": "s.u"}))

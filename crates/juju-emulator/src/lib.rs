@@ -29,6 +29,22 @@
 //! external `kubernetes` backends have the strict 3.6.3+ schema, vault accepts
 //! `mount-path`, CreateSecrets still accepts a `uri`, and secret IDs are xids.
 //!
+//! From the second reading of Juju's source (`juju-api.md` §10) it also does: a write
+//! (CreateSecrets, UpdateSecrets, even a description-only update) fails at the top level
+//! when the model's active backend is unreachable; GrantSecret on a URI that does not
+//! exist fails per application with `secret "<uri>" not found`, RevokeSecret succeeds
+//! for every application, a revoke of an unknown application succeeds.
+//!
+//! # Where it still differs from Juju 3.6
+//!
+//! * A model's `secret-backend` change takes effect for existing revisions at once; Juju
+//!   drains them asynchronously (§10.1), so listings, `num-secrets` and the in-use refusal
+//!   of RemoveSecretBackends change later there.
+//! * RemoveSecrets does not model the external backend's per-item failures (§10.2):
+//!   force-removed backend, unreachable vault, a model naming a removed backend.
+//! * Empty labels (§10.5), backend config stored exactly as sent (§10.6), the backend edge
+//!   cases of §10.7 and the `show-secrets` error texts of §10.8 are not modelled.
+//!
 //! With [`EmulatorConfig::checksums`] off (`juju-emulator --no-checksums`) it behaves
 //! like a controller before 3.6 where secrets' content is concerned: no checksum in
 //! listings and a new revision even for identical content. It still says 3.6.14 and

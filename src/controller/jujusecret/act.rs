@@ -241,10 +241,13 @@ async fn create(
         // again, and let the next pass recognize the secret if it was created.
         Err(failure) => {
             ctx.listings.invalidate(&model.uuid).await;
-            // Refused outright (no permission, invalid content): nothing was created.
+            // Refused outright (no permission, invalid content, the model's vault out of
+            // reach): nothing was created.
             if matches!(
                 failure.kind,
-                FailureKind::Unauthorized | FailureKind::InvalidContent
+                FailureKind::Unauthorized
+                    | FailureKind::InvalidContent
+                    | FailureKind::BackendUnreachable
             ) {
                 release_claim(ctx, uid).await;
             }

@@ -161,18 +161,13 @@ fn create(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
     call.conn.shared.write(|state| {
         let model = state.model(uuid).ok_or_else(model_gone)?;
         let (backend_id, backend_name) = active_backend(state, model)?;
+        // Juju fetches the model's active backend for writing (contacting vault) before
+        // looking at any item: unreachable, the whole call fails.
+        backend_usable(faults, &backend_name)?;
         let model = model_mut(state, uuid)?;
         let mut results = Vec::new();
         for (upsert, owner, uri) in args {
-            let item = create_one(
-                model,
-                upsert,
-                &owner,
-                &uri,
-                faults,
-                &backend_id,
-                &backend_name,
-            );
+            let item = create_one(model, upsert, &owner, &uri, &backend_id);
             results.push(match item {
                 Ok(uri) => json!({ "result": uri }),
                 Err(e) => json!({ "error": e.to_value(), "result": "" }),
@@ -187,9 +182,7 @@ fn create_one(
     upsert: Upsert,
     owner: &str,
     uri: &str,
-    faults: &Faults,
     backend_id: &str,
-    backend_name: &str,
 ) -> Result<String, RpcError> {
     if !owner.is_empty() && owner != model.uuid {
         return Err(RpcError::not_valid(format!(
@@ -200,7 +193,6 @@ fn create_one(
         .data
         .filter(|d| !d.is_empty())
         .ok_or_else(|| RpcError::not_valid("empty secret value not valid"))?;
-    backend_usable(faults, backend_name)?;
     if let Some(label) = &upsert.label
         && label_taken(model, label, None)
     {
@@ -257,19 +249,12 @@ fn update(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
     call.conn.shared.write(|state| {
         let model = state.model(uuid).ok_or_else(model_gone)?;
         let (backend_id, backend_name) = active_backend(state, model)?;
+        // As for CreateSecrets, even for updates that change only a name or description.
+        backend_usable(faults, &backend_name)?;
         let model = model_mut(state, uuid)?;
         let mut results = Vec::new();
         for (upsert, uri, label, auto_prune) in args {
-            let item = update_one(
-                model,
-                upsert,
-                &uri,
-                &label,
-                auto_prune,
-                faults,
-                &backend_id,
-                &backend_name,
-            );
+            let item = update_one(model, upsert, &uri, &label, auto_prune, faults, &backend_id);
             results.push(match item {
                 Ok(()) => json!({}),
                 Err(e) => json!({ "error": e.to_value() }),
@@ -288,7 +273,6 @@ fn update_one(
     auto_prune: Option<bool>,
     faults: &Faults,
     backend_id: &str,
-    backend_name: &str,
 ) -> Result<(), RpcError> {
     let data = upsert.data.filter(|d| !d.is_empty());
     let metadata_or_value = auto_prune.is_some()
@@ -334,9 +318,6 @@ fn update_one(
         }
         _ => None,
     };
-    if new_content.is_some() {
-        backend_usable(faults, backend_name)?;
-    }
     let now = ids::now_rfc3339();
     let mut changed = false;
     if let Some(label) = upsert.label {
