@@ -93,6 +93,7 @@ fn main() -> ExitCode {
             token_change_in_referenced_secret,
             unreachable_backend,
             writes_while_the_models_vault_is_unreachable,
+            deletion_when_the_content_cannot_be_removed,
             backend_in_use,
             model_assignment,
             backend_name_taken,
@@ -2183,6 +2184,99 @@ async fn writes_while_the_models_vault_is_unreachable(t: Arc<T>) {
     t.env
         .juju
         .remove_secret_backends(&[("down-vault".to_owned(), true)])
+        .await
+        .unwrap();
+}
+
+/// Deleting a JujuSecret whose content Juju cannot remove: its vault out of reach, or
+/// force-removed while the model still names it (Juju then answers "not found" for the
+/// backend, not the secret). Never a silent success that leaves the secret: the object
+/// stays with a condition and a Warning saying why and what to do, is retried, and goes
+/// once the vault is back, or at once with `deletionPolicy: Retain`, leaving the secret.
+async fn deletion_when_the_content_cannot_be_removed(t: Arc<T>) {
+    let add_vault = |name: &'static str| {
+        let juju = t.env.juju.clone();
+        async move {
+            let mut config = juju_client::BackendConfig::default();
+            config.insert("endpoint", VAULT_ENDPOINT);
+            let res = juju
+                .add_secret_backends(&[juju_client::NewBackend {
+                    name: name.into(),
+                    backend_type: "vault".into(),
+                    token_rotate_interval: None,
+                    config,
+                }])
+                .await
+                .unwrap();
+            assert!(res.iter().all(Result::is_ok), "add by hand: {res:?}");
+        }
+    };
+    let stuck_deleting = |name: &'static str, reason: &'static str| {
+        let t = t.clone();
+        async move {
+            t.env
+                .jsecs(NS)
+                .delete(name, &DeleteParams::default())
+                .await
+                .unwrap();
+            let o = t.env.wait_reason(NS, name, reason).await;
+            assert!(o.metadata.deletion_timestamp.is_some());
+            let message = o
+                .status
+                .and_then(|s| s.conditions.into_iter().next())
+                .map(|c| c.message)
+                .unwrap_or_default();
+            assert!(
+                message.contains("deletionPolicy: Retain"),
+                "the way out is not named: {message}"
+            );
+            t.env.wait_event(NS, name, "Warning", reason).await;
+        }
+    };
+
+    // The vault out of reach: BackendUnreachable, then removed once it is back.
+    add_vault("del-vault").await;
+    t.env
+        .juju
+        .set_secret_backend(&t.env.model_uuid, "del-vault")
+        .await
+        .unwrap();
+    let uri = t.jujusecret("del-unreachable").await;
+    t.unreachable("del-vault", true);
+    stuck_deleting("del-unreachable", "BackendUnreachable").await;
+    assert!(t.env.juju_by_uri(&uri.short()).await.is_some());
+    t.unreachable("del-vault", false);
+    t.env.delete_jsec(NS, "del-unreachable").await;
+    assert!(
+        t.env.juju_by_uri(&uri.short()).await.is_none(),
+        "the secret outlived its JujuSecret"
+    );
+
+    // The vault force-removed while the model names it: no secret of the model can be
+    // removed. Retain lets the object go and leaves the secret.
+    let uri = t.jujusecret("del-orphaned").await;
+    t.env
+        .juju
+        .remove_secret_backends(&[("del-vault".to_owned(), true)])
+        .await
+        .unwrap();
+    stuck_deleting("del-orphaned", "JujuError").await;
+    assert!(
+        t.env.juju_by_uri(&uri.short()).await.is_some(),
+        "the secret is gone while the object says it could not be removed"
+    );
+    t.env
+        .patch_jsec(
+            NS,
+            "del-orphaned",
+            json!({"spec": {"deletionPolicy": "Retain"}}),
+        )
+        .await;
+    t.env.delete_jsec(NS, "del-orphaned").await;
+    assert!(t.env.juju_by_uri(&uri.short()).await.is_some(), "Retain");
+    t.env
+        .juju
+        .set_secret_backend(&t.env.model_uuid, "auto")
         .await
         .unwrap();
 }

@@ -259,6 +259,63 @@ async def test_unreachable_backend(fresh_emulator):
         assert b.status == "active" and not b.message
 
 
+async def _remove_raw(emu, uri: str) -> dict:
+    async with RawConn.open(emu, f"/model/{emu.model_uuid}/api") as c:
+        await c.login(emu)
+        reply, _ = await c.call("Secrets", 2, "RemoveSecrets",
+                                {"args": [{"uri": uri, "label": ""}]})
+    (item,) = reply["response"]["results"]
+    return item
+
+
+async def test_remove_secrets_deletes_from_the_external_backend_first(fresh_emulator):
+    # juju-api.md §10.2: an item fails, and its secret stays, when its content cannot be
+    # deleted from the backend that holds it, or when the model's backend is gone.
+    emu = fresh_emulator
+    vault = unique("rmv")
+    held = unique("held")
+    internal = unique("internal")
+    async with controller_conn(emu) as controller, model_conn(emu) as model:
+        internal_uri = await bounded(model.add_secret(internal, ["password=one"]))
+        await _add_vault(emu, controller, vault)
+        await bounded(model.set_config({"secret-backend": vault}))
+        uri = await bounded(model.add_secret(held, ["password=one"]))
+        vault_id = (await backend_by_name(controller, vault)).id_
+
+        # Unreachable vault: Juju's wording, the revision ID is "<id>-<revision>".
+        await emu.control("SetBackendReachable", {"name": vault, "reachable": False})
+        item = await _remove_raw(emu, uri)
+        xid = uri.removeprefix("secret:")
+        assert item["error"]["message"].startswith(
+            f'cannot remove revision "{xid}-1" from secret backend "{vault}": '
+        ), item
+        assert await secret_by_label(model, emu, held) is not None
+        await emu.control("SetBackendReachable", {"name": vault, "reachable": True})
+
+        # The model's backend force-removed: no secret of the model can be removed.
+        res = await bounded(controller.remove_secret_backends(vault, force=True))
+        assert [r.error for r in res.results] == [None]
+        for u in (uri, internal_uri):
+            item = await _remove_raw(emu, u)
+            assert item["error"] == {
+                "message": f'getting configured secrets providers: secret backend "{vault}" '
+                           'not found',
+                "code": "not found",
+            }
+
+        # Back on auto, the revisions of the removed backend stay there (their content
+        # is gone) and cannot be removed; a secret stored internally can.
+        await bounded(model.set_config({"secret-backend": "auto"}))
+        s = await secret_by_label(model, emu, held)
+        assert [r.backend_name for r in s.revisions] == ["unknown"]
+        item = await _remove_raw(emu, uri)
+        assert item["error"] == {"message": f'backend "{vault_id}" not found',
+                                 "code": "not found"}
+        assert await secret_by_label(model, emu, held) is not None
+        fresh = await bounded(model.add_secret(unique("fresh"), ["password=one"]))
+        assert await _remove_raw(emu, fresh) == {}
+
+
 async def test_add_unreachable_backend_is_refused(emulator):
     name = unique("down")
     try:

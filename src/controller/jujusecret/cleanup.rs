@@ -10,7 +10,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tracing::instrument;
 
-use super::super::juju_state::{FailureKind, SharedFailure};
+use super::super::juju_state::{FailureKind, SharedFailure, says_backend_unreachable};
 use super::super::mutants;
 use super::super::outcome::Problem;
 use super::super::ownership;
@@ -142,16 +142,32 @@ pub(super) async fn cleanup(js: &JujuSecret, ctx: &Context) -> Result<Action, Er
     };
     match outcome {
         Ok(()) => {}
-        Err(e) if e.code == ErrorCode::NotFound => {}
+        // Already gone. Only a missing *secret* counts: Juju answers "not found" too for
+        // a backend that holds the content and was removed, and the secret then stays.
+        Err(e) if e.code == ErrorCode::NotFound && e.message.starts_with("secret \"") => {}
         Err(e) => {
+            let why = if says_backend_unreachable(&e.message) {
+                reason::BACKEND_UNREACHABLE
+            } else {
+                reason::JUJU_ERROR
+            };
+            let problem = Problem::new(
+                why,
+                format!(
+                    "cannot remove the Juju secret yet: {e}; retrying. To leave the secret in Juju and let this resource go, set spec.deletionPolicy: Retain"
+                ),
+            );
+            let previous = status.clone();
+            let status = problem_status(js, &previous, &recorded_status(ctx, js), &problem);
             ctx.publish(
                 js,
                 EventType::Warning,
-                reason::JUJU_ERROR,
+                why,
                 "Delete",
-                Some(e.to_string()),
+                Some(problem.message.clone()),
             );
-            return Err(Error::Cleanup(e.to_string()));
+            write_status(js, ctx, &previous, status).await?;
+            return Err(Error::Cleanup(problem.message));
         }
     }
     if let SecretSelector::Uri(uri) = &selector {

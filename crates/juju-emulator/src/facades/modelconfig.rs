@@ -113,15 +113,21 @@ fn check_secret_backend(call: &Call<'_>, state: &State, value: &Value) -> Result
     }
 }
 
-/// Moves every revision of the call's model to the backend `backend_id`.
+/// Moves every revision of the call's model to the backend `backend_id`, except those of
+/// a force-removed backend: their content is gone, they stay where they were (listed
+/// with backend `unknown`) for good.
 fn move_revisions(call: &Call<'_>, state: &mut State, backend_id: &str) {
     let Some(uuid) = call.model_uuid() else {
         return;
     };
+    let mut present: Vec<String> = state.backends.iter().map(|b| b.id.clone()).collect();
+    present.push(state.controller_uuid.clone());
     if let Some(model) = state.model_mut(uuid) {
         for secret in &mut model.secrets {
             for rev in &mut secret.revisions {
-                rev.backend_id = backend_id.to_owned();
+                if present.contains(&rev.backend_id) {
+                    rev.backend_id = backend_id.to_owned();
+                }
             }
         }
     }

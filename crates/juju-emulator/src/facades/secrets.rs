@@ -367,12 +367,42 @@ fn remove(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
             p.opt_list_of_i64("revisions")?,
         ));
     }
+    let faults = &call.conn.shared.faults;
     call.conn.shared.write(|state| {
+        let model = state.model(uuid).ok_or_else(model_gone)?;
+        // Juju opens the model's configured backend before any item: one that was
+        // removed fails every item, internal secrets included.
+        let configured = active_backend(state, model).err().map(|e| {
+            RpcError::not_found(format!(
+                "getting configured secrets providers: {}",
+                e.message
+            ))
+        });
+        let backends: Vec<(String, String)> = state
+            .backends
+            .iter()
+            .map(|b| (b.id.clone(), b.name.clone()))
+            .collect();
+        let controller = state.controller_uuid.clone();
         let model = model_mut(state, uuid)?;
         let owner = format!("model-{uuid}");
         let mut results = Vec::new();
         for (uri, label, revisions) in args {
-            let item = remove_one(model, &owner, &uri, &label, revisions);
+            let item = match &configured {
+                Some(e) => Err(e.clone()),
+                None => remove_one(
+                    model,
+                    &owner,
+                    &uri,
+                    &label,
+                    revisions,
+                    &External {
+                        faults,
+                        backends: &backends,
+                        controller: &controller,
+                    },
+                ),
+            };
             results.push(match item {
                 Ok(()) => json!({}),
                 Err(e) => json!({ "error": e.to_value() }),
@@ -382,12 +412,49 @@ fn remove(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
     })
 }
 
+/// What RemoveSecrets needs to know of the backends holding revisions' content.
+struct External<'a> {
+    faults: &'a Faults,
+    /// `(id, name)` of every external backend.
+    backends: &'a [(String, String)],
+    /// The controller UUID: the ID of the `internal` backend.
+    controller: &'a str,
+}
+
+impl External<'_> {
+    /// Deletes the content of `revision` of secret `id` from its backend (Juju does this
+    /// before it deletes the revision from its database).
+    fn delete(&self, id: &str, revision: &RevisionRecord) -> Result<(), RpcError> {
+        if revision.backend_id == self.controller {
+            return Ok(());
+        }
+        let Some((_, name)) = self
+            .backends
+            .iter()
+            .find(|(i, _)| *i == revision.backend_id)
+        else {
+            return Err(RpcError::not_found(format!(
+                "backend {:?} not found",
+                revision.backend_id
+            )));
+        };
+        match self.faults.ping_backend(name) {
+            Some(cause) => Err(RpcError::plain(format!(
+                "cannot remove revision \"{id}-{}\" from secret backend {name:?}: {cause}",
+                revision.revision
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 fn remove_one(
     model: &mut ModelRecord,
     owner: &str,
     uri: &str,
     label: &str,
     revisions: Option<Vec<i64>>,
+    external: &External<'_>,
 ) -> Result<(), RpcError> {
     let index = if !uri.is_empty() {
         by_uri(model, uri)?
@@ -402,6 +469,9 @@ fn remove_one(
     }
     match revisions.filter(|r| !r.is_empty()) {
         None => {
+            for revision in &secret.revisions {
+                external.delete(&secret.id, revision)?;
+            }
             model.secrets.remove(index);
         }
         Some(wanted) => {
@@ -416,6 +486,13 @@ fn remove_one(
                     "cannot delete any of revisions [{}] - revisions not found",
                     listed.join(" ")
                 )));
+            }
+            for revision in secret
+                .revisions
+                .iter()
+                .filter(|r| present.contains(&r.revision))
+            {
+                external.delete(&secret.id, revision)?;
             }
             secret.revisions.retain(|r| !present.contains(&r.revision));
             if secret.revisions.is_empty() {
