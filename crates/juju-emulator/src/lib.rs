@@ -33,15 +33,17 @@
 //! (CreateSecrets, UpdateSecrets, even a description-only update) fails at the top level
 //! when the model's active backend is unreachable; GrantSecret on a URI that does not
 //! exist fails per application with `secret "<uri>" not found`, RevokeSecret succeeds
-//! for every application, a revoke of an unknown application succeeds.
+//! for every application, a revoke of an unknown application succeeds; RemoveSecrets
+//! deletes from the external backend first, per item (`backend "<id>" not found` for a
+//! force-removed one, `cannot remove revision "<id>-<n>" from secret backend ...` for an
+//! unreachable vault, every item failing while the model names a removed backend), and
+//! revisions of a force-removed backend stay there when the model moves.
 //!
 //! # Where it still differs from Juju 3.6
 //!
 //! * A model's `secret-backend` change takes effect for existing revisions at once; Juju
 //!   drains them asynchronously (§10.1), so listings, `num-secrets` and the in-use refusal
 //!   of RemoveSecretBackends change later there.
-//! * RemoveSecrets does not model the external backend's per-item failures (§10.2):
-//!   force-removed backend, unreachable vault, a model naming a removed backend.
 //! * Empty labels (§10.5), backend config stored exactly as sent (§10.6), the backend edge
 //!   cases of §10.7 and the `show-secrets` error texts of §10.8 are not modelled.
 //!
