@@ -94,6 +94,7 @@ fn main() -> ExitCode {
             unreachable_backend,
             writes_while_the_models_vault_is_unreachable,
             deletion_when_the_content_cannot_be_removed,
+            backend_released_while_revisions_drain,
             backend_in_use,
             model_assignment,
             backend_name_taken,
@@ -662,6 +663,7 @@ impl T {
     /// Leaves a clean slate after a scenario, passed or failed: no grants, no backends,
     /// no JujuSecrets, every backend reachable, the model back on `auto`.
     async fn cleanup(&self, scenario: &str) {
+        self.env.emulator.faults().set_drain_delay(Duration::ZERO);
         for name in std::mem::take(&mut *self.unreachable.lock().unwrap()) {
             self.env
                 .emulator
@@ -2281,6 +2283,64 @@ async fn deletion_when_the_content_cannot_be_removed(t: Arc<T>) {
         .unwrap();
 }
 
+/// Juju moves a model's revisions to its new backend asynchronously. A model released
+/// from a JujuSecretBackend leaves revisions behind for a while: the status says so with
+/// the count, deleting the backend waits with `InUse` (nothing forced) and completes by
+/// itself once the drain is done.
+async fn backend_released_while_revisions_drain(t: Arc<T>) {
+    let faults = t.env.emulator.faults();
+    faults.set_drain_delay(Duration::from_secs(4));
+    t.create_backend(
+        "drain-b",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}, "models": [MODEL]}),
+    )
+    .await;
+    t.wait_backend_synced("drain-b", |b| {
+        !b.status.as_ref().unwrap().assigned_models.is_empty()
+    })
+    .await;
+    t.wait_model_backend("drain-b", "assigned").await;
+    let uri = t.jujusecret("drain-secret").await;
+    let stored_in = |info: &juju_client::SecretInfo| {
+        info.revisions
+            .last()
+            .and_then(|r| r.backend_name.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        stored_in(&t.env.juju_by_uri(&uri.short()).await.unwrap()),
+        "drain-b"
+    );
+
+    t.patch_backend("drain-b", json!({"spec": {"models": []}}))
+        .await;
+    let b = t
+        .wait_backend_synced("drain-b", |b| {
+            b.status.as_ref().unwrap().assigned_models.is_empty()
+                && backend_ready(b).is_some_and(|c| c.message.contains("draining"))
+        })
+        .await;
+    assert_eq!(b.status.unwrap().secret_count, Some(1));
+    t.backends()
+        .delete("drain-b", &DeleteParams::default())
+        .await
+        .unwrap();
+    t.wait_backend_reason("drain-b", "InUse", WAIT).await;
+    assert!(
+        t.juju_backend("drain-b").await.is_some(),
+        "removed while in use"
+    );
+    t.delete_backend("drain-b", WAIT).await;
+    assert!(t.juju_backend("drain-b").await.is_none());
+    assert_eq!(
+        stored_in(&t.env.juju_by_uri(&uri.short()).await.unwrap()),
+        "internal",
+        "the drained revision"
+    );
+    faults.set_drain_delay(Duration::ZERO);
+    t.env.delete_jsec(NS, "drain-secret").await;
+}
+
 /// Invalid specs: a too-short tokenRotateInterval (InvalidSpec before any Juju call, or
 /// refused at admission by an apiserver with CEL), a malformed one and an unknown type
 /// (refused by the schema), a reserved name, and a misspelled sensitive key (Juju's error
@@ -2603,6 +2663,7 @@ async fn only_contract_reasons(t: Arc<T>) {
                 "Updated",
                 "ModelAssigned",
                 "ModelReleased",
+                "Adopted",
                 "Deleted",
                 "Retained",
             ],

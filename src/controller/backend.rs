@@ -221,7 +221,14 @@ async fn apply(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action, E
     let action = match outcome {
         Ok(()) => {
             ctx.backoff.reset(&key(b));
-            status.conditions = vec![condition(b, &previous, true, reason::SYNCED, "in sync")];
+            // Revisions of a model moved away stay until Juju's drain moves them.
+            let message = match status.secret_count {
+                Some(n) if n > 0 && status.assigned_models.is_empty() => format!(
+                    "in sync; no model assigned, {n} secret revisions still stored here (draining to their models' backends)"
+                ),
+                _ => "in sync".to_owned(),
+            };
+            status.conditions = vec![condition(b, &previous, true, reason::SYNCED, &message)];
             Action::requeue(ctx.refresh_interval)
         }
         Err(problem) => {

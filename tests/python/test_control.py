@@ -316,6 +316,41 @@ async def test_remove_secrets_deletes_from_the_external_backend_first(fresh_emul
         assert await _remove_raw(emu, fresh) == {}
 
 
+async def test_secret_backend_change_drains_asynchronously(fresh_emulator):
+    # juju-api.md §10.1: ModelSet only validates; the revisions stay on the old backend
+    # (listing, num-secrets, the in-use refusal) until the drain moves them.
+    emu = fresh_emulator
+    vault = unique("drain")
+    label = unique("drained")
+    async with controller_conn(emu) as controller, model_conn(emu) as model:
+        await _add_vault(emu, controller, vault)
+        await bounded(model.set_config({"secret-backend": vault}))
+        await bounded(model.add_secret(label, ["password=one"]))
+        await emu.control("SetDrainDelay", {"milliseconds": 1500})
+        try:
+            await bounded(model.set_config({"secret-backend": "auto"}))
+            s = await secret_by_label(model, emu, label)
+            assert [r.backend_name for r in s.revisions] == [vault]
+            b = await backend_by_name(controller, vault)
+            assert b.num_secrets == 1
+            with pytest.raises(JujuError) as ei:
+                await bounded(controller.remove_secret_backends(vault))
+            assert ei.value.errors == [
+                "removing backend with 1 stored secret revisions not supported"]
+
+            deadline = time.monotonic() + 10
+            while [r.backend_name for r in
+                   (await secret_by_label(model, emu, label)).revisions] != ["internal"]:
+                assert time.monotonic() < deadline, "the drain never ran"
+                await asyncio.sleep(0.1)
+            b = await backend_by_name(controller, vault)
+            assert b.num_secrets == 0
+            res = await bounded(controller.remove_secret_backends(vault))
+            assert [r.error for r in res.results] == [None]
+        finally:
+            await emu.control("SetDrainDelay", {"milliseconds": 0})
+
+
 async def test_add_unreachable_backend_is_refused(emulator):
     name = unique("down")
     try:

@@ -31,6 +31,8 @@ struct FaultTable {
     answer_delays: HashMap<(String, String), Duration>,
     failures: HashMap<(String, String), FailRule>,
     unreachable: HashSet<String>,
+    /// How long after a model's `secret-backend` changes its revisions move.
+    drain_delay: Duration,
 }
 
 /// Handle to the emulator's fault switches. Cloning gives another handle to the same
@@ -73,6 +75,19 @@ impl Faults {
     /// Whether content checksums are on.
     pub fn checksums(&self) -> bool {
         self.checksums.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How long after a model's `secret-backend` changes Juju's drain moves its existing
+    /// revisions to the new backend. Zero (the default) moves them at once; Juju does it
+    /// asynchronously, so until then listings, `num-secrets` and the in-use refusal of
+    /// RemoveSecretBackends still show the old backend.
+    pub fn set_drain_delay(&self, delay: Duration) {
+        self.table().drain_delay = delay;
+    }
+
+    /// The drain delay (see [`Faults::set_drain_delay`]).
+    pub fn drain_delay(&self) -> Duration {
+        self.table().drain_delay
     }
 
     fn table(&self) -> MutexGuard<'_, FaultTable> {

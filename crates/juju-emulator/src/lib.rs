@@ -41,9 +41,9 @@
 //!
 //! # Where it still differs from Juju 3.6
 //!
-//! * A model's `secret-backend` change takes effect for existing revisions at once; Juju
-//!   drains them asynchronously (§10.1), so listings, `num-secrets` and the in-use refusal
-//!   of RemoveSecretBackends change later there.
+//! * Juju drains a model's revisions to its new `secret-backend` asynchronously (§10.1);
+//!   the emulator does it after a fixed drain delay (`SetDrainDelay`), at once by
+//!   default, and all of a model's revisions in one step.
 //! * Empty labels (§10.5), backend config stored exactly as sent (§10.6), the backend edge
 //!   cases of §10.7 and the `show-secrets` error texts of §10.8 are not modelled.
 //!
@@ -64,7 +64,9 @@
 //!   no login. It uses the normal RPC envelope with `"type":"Emulator","version":1` and the
 //!   methods `DropConnections {}`, `SetDelay {"milliseconds","facade"?,"method"?}`,
 //!   `FailNext {"facade","method","count","code","message"}`,
-//!   `SetBackendReachable {"name","reachable"}`,
+//!   `SetBackendReachable {"name","reachable"}`, `SetDrainDelay {"milliseconds"}` (how
+//!   long after a model's `secret-backend` changes its revisions move; 0, the default,
+//!   moves them at once; `juju-emulator --drain-delay-ms` sets it at start),
 //!   `AddApplication {"model-uuid","application"}`, `CallCounts {}` (which returns
 //!   `{"Facade.Method": n}`) and `CallTimes {}` (`{"Facade.Method": seconds}`: time from
 //!   each frame's arrival to its encoded response, injected delays excluded; the

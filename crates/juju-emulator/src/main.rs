@@ -29,6 +29,10 @@ struct Args {
     /// new revision even for identical content.
     #[arg(long)]
     no_checksums: bool,
+    /// Milliseconds after a model's `secret-backend` changes before its revisions move
+    /// (Juju drains asynchronously); 0 moves them at once.
+    #[arg(long, default_value_t = 0)]
+    drain_delay_ms: u64,
 }
 
 #[tokio::main]
@@ -62,6 +66,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         checksums: !args.no_checksums,
     };
     let emulator = Emulator::start(config).await?;
+    emulator
+        .faults()
+        .set_drain_delay(std::time::Duration::from_millis(args.drain_delay_ms));
     println!("juju-emulator listening on {}", emulator.endpoint());
     wait_for_signal().await?;
     tracing::info!("shutting down");

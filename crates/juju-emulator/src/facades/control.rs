@@ -16,6 +16,7 @@ pub(super) const METHODS: &[&str] = &[
     "FailNext",
     "SetBackendReachable",
     "SetDelay",
+    "SetDrainDelay",
 ];
 
 /// Runs one control request.
@@ -36,6 +37,11 @@ pub(super) fn handle(conn: &Conn, req: &Request) -> Result<Value, RpcError> {
                 method.as_deref(),
                 Duration::from_millis(ms.unsigned_abs()),
             );
+            Ok(empty())
+        }
+        "SetDrainDelay" => {
+            let ms = p.opt_i64("milliseconds")?.unwrap_or(0).max(0);
+            faults.set_drain_delay(Duration::from_millis(ms.unsigned_abs()));
             Ok(empty())
         }
         "FailNext" => {

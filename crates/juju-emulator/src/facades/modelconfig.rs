@@ -113,11 +113,39 @@ fn check_secret_backend(call: &Call<'_>, state: &State, value: &Value) -> Result
     }
 }
 
-/// Moves every revision of the call's model to the backend `backend_id`, except those of
-/// a force-removed backend: their content is gone, they stay where they were (listed
-/// with backend `unknown`) for good.
-fn move_revisions(call: &Call<'_>, state: &mut State, backend_id: &str) {
+/// Drains the call's model after its `secret-backend` changed: at once, or after the
+/// drain delay (as Juju's drain workers do), to the backend the model names by then.
+fn drain(call: &Call<'_>, state: &mut State) {
     let Some(uuid) = call.model_uuid() else {
+        return;
+    };
+    let delay = call.conn.shared.faults.drain_delay();
+    if delay.is_zero() {
+        move_revisions(state, uuid);
+        return;
+    }
+    let shared = call.conn.shared.clone();
+    let uuid = uuid.to_owned();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        shared.write(|state| move_revisions(state, &uuid));
+    });
+}
+
+/// Moves every revision of model `uuid` to the backend its `secret-backend` names,
+/// except those of a force-removed backend: their content is gone, they stay where they
+/// were (listed with backend `unknown`) for good.
+fn move_revisions(state: &mut State, uuid: &str) {
+    let Some(model) = state.model(uuid) else {
+        return;
+    };
+    let setting = model.secret_backend_setting();
+    let target = if setting == "auto" || setting == crate::state::INTERNAL_BACKEND {
+        Some(state.controller_uuid.clone())
+    } else {
+        state.backend_by_name(&setting).map(|b| b.id.clone())
+    };
+    let Some(target) = target else {
         return;
     };
     let mut present: Vec<String> = state.backends.iter().map(|b| b.id.clone()).collect();
@@ -126,7 +154,7 @@ fn move_revisions(call: &Call<'_>, state: &mut State, backend_id: &str) {
         for secret in &mut model.secrets {
             for rev in &mut secret.revisions {
                 if present.contains(&rev.backend_id) {
-                    rev.backend_id = backend_id.to_owned();
+                    rev.backend_id.clone_from(&target);
                 }
             }
         }
@@ -170,8 +198,8 @@ fn model_set(call: &Call<'_>) -> Result<Value, RpcError> {
                 config.insert(key, value);
             }
         }
-        if let Some(id) = new_backend {
-            move_revisions(call, state, &id);
+        if new_backend.is_some() {
+            drain(call, state);
         }
         Ok(empty())
     })
@@ -195,8 +223,7 @@ fn model_unset(call: &Call<'_>) -> Result<Value, RpcError> {
             }
         }
         if backend_reset {
-            let internal = state.controller_uuid.clone();
-            move_revisions(call, state, &internal);
+            drain(call, state);
         }
         Ok(empty())
     })
