@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# The scale benchmark (issue 5): for each N:M pair, a fresh real kube-apiserver + etcd
-# (scripts/kube-apiserver.sh), a fresh Juju emulator (release) seeded with M models
-# admin/bench-0..M-1, N JujuSecrets created before the operator (release) starts
-# (half `data`, half `secretRef`), then: cold start, Juju calls, steady state over one
-# refresh interval, change latency, RSS/CPU, the emulator's bulk ceiling and the
-# python-libjuju peer. Prints one table; raw results in $OUT/results.jsonl.
+# The scale benchmark (issue 5): for each N:M pair, RUNS times, two measurements, each on
+# a fresh real kube-apiserver + etcd (scripts/kube-apiserver.sh) and a fresh Juju emulator
+# (release) seeded with M models admin/bench-0..M-1:
+#   restart: N JujuSecrets (half `data`, half `secretRef`) exist, then the operator
+#            (release) starts: cold start, Juju calls, steady state over one refresh
+#            interval, change latency, RSS/CPU, the apiserver's write rate alone, the
+#            emulator's bulk ceiling and the python-libjuju peer;
+#   gitops:  the operator runs and is ready, then the N JujuSecrets are applied at once
+#            with `kubectl apply --server-side` from one file.
+# Prints a table per run and, per pair, the median with min and max of every headline
+# figure (a target is met only by the median); raw results, one JSON line per run (the
+# gitops measurement under "gitops"), in $OUT/results.jsonl.
 #
 #   scripts/bench.sh                 # 100:10 1000:10
 #   scripts/bench.sh 100:10 10000:50 # N:M pairs
 #
-# Env: REFRESH (s, default 60), EDITS (default 50), PEER=0 to skip the python peer,
-#      RUN_TIMEOUT (s per run, default 900), OUT (default target/bench/<timestamp>),
-#      OPERATOR_ARGS (extra `run` flags, e.g. "--max-concurrent-reconciles=256").
+# Env: RUNS (runs per pair, default 3), REFRESH (s, default 60), EDITS (default 50),
+#      PEER=0 to skip the python peer, GITOPS=0 to skip the gitops measurement,
+#      WRITE_PROBE (apiserver writes of the write-rate probe, default 2000; 0: skip),
+#      RUN_TIMEOUT (s per measurement, default 900), OUT (default
+#      target/bench/<timestamp>), OPERATOR_ARGS (extra `run` flags, e.g.
+#      "--max-concurrent-reconciles=256").
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -44,89 +53,210 @@ kube_dir=
 cleanup() { [ -z "$kube_dir" ] || bash scripts/kube-apiserver.sh stop "$kube_dir" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
-for pair in "${pairs[@]}"; do
-  n=${pair%%:*}; m=${pair##*:}
-  run=$out/n$n-m$m
-  rm -rf "$run"; mkdir -p "$run"
-  kube_dir=$run/kube
-  echo "== N=$n M=$m: kube-apiserver in $kube_dir" >&2
-  bash scripts/kube-apiserver.sh start "$kube_dir" > "$run/kube-start.log" 2>&1
+# One measurement (restart or gitops) on a fresh apiserver; its JSON in $dir.json.
+measure() {
+  local mode=$1 dir=$2 n=$3 m=$4
+  rm -rf "$dir"; mkdir -p "$dir"
+  kube_dir=$dir/kube
+  bash scripts/kube-apiserver.sh start "$kube_dir" > "$dir/kube-start.log" 2>&1
   "$KUBECTL" --kubeconfig "$kube_dir/kubeconfig" apply --validate=false -f crds/ >/dev/null
   "$KUBECTL" --kubeconfig "$kube_dir/kubeconfig" wait --for condition=established --timeout=60s -f crds/ >/dev/null
-  if timeout -k 10 "${RUN_TIMEOUT:-900}" target/release/jso-bench \
+  local rc=0
+  timeout -k 10 "${RUN_TIMEOUT:-900}" target/release/jso-bench \
+      --mode "$mode" \
       --kubeconfig "$kube_dir/kubeconfig" \
       --operator-bin target/release/juju-secrets-operator \
       --emulator-bin target/release/juju-emulator \
-      --work-dir "$run" --n "$n" --m "$m" \
+      --kubectl "$KUBECTL" \
+      --work-dir "$dir" --n "$n" --m "$m" \
       --refresh-secs "${REFRESH:-60}" --edits "${EDITS:-50}" \
       --converge-timeout "${CONVERGE_TIMEOUT:-600}" \
+      --write-probe "${WRITE_PROBE:-2000}" \
       --python "$python" --peer-script bench/libjuju_peer.py \
       $(for a in ${OPERATOR_ARGS:-}; do printf -- '--operator-arg=%s ' "$a"; done) \
-      > "$run/result.json"; then
-    cat "$run/result.json" >> "$results"
-  else
-    echo "== N=$n M=$m failed (see $run)" >&2
-    echo "{\"n\": $n, \"m\": $m, \"failed\": true}" >> "$results"
-  fi
+      > "$dir.json" || rc=$?
   bash scripts/kube-apiserver.sh stop "$kube_dir" >/dev/null 2>&1 || true
   kube_dir=
+  return $rc
+}
+
+runs=${RUNS:-3}
+for pair in "${pairs[@]}"; do
+  n=${pair%%:*}; m=${pair##*:}
+  for r in $(seq 1 "$runs"); do
+    run=$out/n$n-m$m/run$r
+    rm -rf "$run"; mkdir -p "$run"
+    echo "== N=$n M=$m run $r/$runs: restart (kube-apiserver in $run/restart/kube)" >&2
+    ok=1
+    measure restart "$run/restart" "$n" "$m" || { ok=0; echo "== N=$n M=$m run $r restart failed (see $run/restart)" >&2; }
+    gitops=
+    if [ "${GITOPS:-1}" != 0 ]; then
+      echo "== N=$n M=$m run $r/$runs: gitops (kube-apiserver in $run/gitops/kube)" >&2
+      if measure gitops "$run/gitops" "$n" "$m"; then gitops=$run/gitops.json
+      else echo "== N=$n M=$m run $r gitops failed (see $run/gitops)" >&2; fi
+    fi
+    # One line per run: the restart figures at the top level, the gitops ones under
+    # "gitops" ({"failed": true} when it failed, absent when skipped).
+    python3 - "$n" "$m" "$r" "$ok" "$run/restart.json" "${GITOPS:-1}" "$gitops" >> "$results" <<'PY'
+import json, sys
+n, m, r, ok, restart, want_gitops, gitops = sys.argv[1:8]
+def last_line(path):
+    try:
+        return json.loads(open(path).read().strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+row = (last_line(restart) if ok == "1" else None) or {"n": int(n), "m": int(m), "failed": True}
+row["run"] = int(r)
+if want_gitops != "0":
+    row["gitops"] = (last_line(gitops) if gitops else None) or {"failed": True}
+print(json.dumps(row))
+PY
+  done
 done
 
 python3 - "$results" <<'EOF'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+
 def f(v, fmt="{:.2f}"):
     return "-" if v is None else (fmt.format(v) if isinstance(v, (int, float)) else str(v))
-cols = ["N", "M", "cold start s", "Ready", "content ok", "Juju calls", "calls/secret",
-        "Juju-side s", "steady ListSecrets/model", "steady other Juju calls",
-        "steady apiserver writes", "p50 s", "p99 s", "peak RSS MiB", "CPU s"]
+
+def g(r):
+    """The run's gitops measurement (empty when skipped or failed)."""
+    x = r.get("gitops") or {}
+    return {} if x.get("failed") else x
+
+def steady_reads(r):
+    sc = r.get("steady_calls")
+    if sc is None:
+        return None
+    return sum(v for k, v in sc.items() if k != "Secrets.ListSecrets") - (r.get("steady_juju_writes") or 0)
+
+def headline(n, m):
+    return n == 10000 and m == 50
+
+# Every ratio is operator ÷ other: lower is better.
+# (label, value of a run, format, target: None or (text, applies(n, m), met(median)))
+FIGURES = [
+    ("cold start s (objects exist, then the operator starts)", lambda r: r.get("cold_start_secs"), "{:.1f}",
+     ("≤ 60 s at 10,000/50", headline, lambda v: v <= 60)),
+    ("GitOps cold start s (operator ready, one server-side apply of N)", lambda r: g(r).get("cold_start_secs"), "{:.1f}",
+     ("≤ 60 s at 10,000/50 (the cold-start bound, for comparison)", headline, lambda v: v <= 60)),
+    ("  of which kubectl apply s", lambda r: g(r).get("apply_secs"), "{:.1f}", None),
+    ("Juju calls, convergence (counted by the emulator)", lambda r: r.get("converge_calls_total"), "{:.0f}", None),
+    ("  the same counted by the operator's /metrics (cross-check)", lambda r: r.get("converge_calls_metrics_total"), "{:.0f}", None),
+    ("Juju calls per secret", lambda r: r.get("converge_calls_per_secret"), "{:.3f}",
+     ("≤ 0.1", lambda n, m: True, lambda v: v <= 0.1)),
+    ("GitOps: Juju calls per secret", lambda r: g(r).get("converge_calls_per_secret"), "{:.3f}", None),
+    ("round trips operator ÷ peer (lower is better)", lambda r: r.get("ratio_round_trips_operator_per_peer"), "{:.3f}",
+     ("≤ 0.10 (10× fewer)", lambda n, m: True, lambda v: v <= 0.10)),
+    ("Juju-side time operator ÷ peer (lower is better)", lambda r: r.get("ratio_juju_side_secs_operator_per_peer"), "{:.2f}", None),
+    ("emulator CPU operator ÷ peer (lower is better)", lambda r: r.get("ratio_juju_cpu_operator_per_peer"), "{:.2f}", None),
+    ("round trips operator ÷ ceiling (lower is better, ≥ 1)", lambda r: r.get("ratio_round_trips_operator_per_ceiling"), "{:.2f}", None),
+    ("Juju-side time operator ÷ ceiling (lower is better)", lambda r: r.get("ratio_juju_side_secs_operator_per_ceiling"), "{:.2f}", None),
+    ("steady ListSecrets per model per interval", lambda r: r.get("steady_list_per_model"), "{:.2f}",
+     ("≤ 1", lambda n, m: True, lambda v: v <= 1)),
+    ("steady Juju writes", lambda r: r.get("steady_juju_writes"), "{:.0f}",
+     ("0", lambda n, m: True, lambda v: v == 0)),
+    ("steady other Juju calls (reads: Ping, ListModels)", steady_reads, "{:.0f}", None),
+    ("steady apiserver writes (all the operator's, Lease renewals included)", lambda r: r.get("steady_apiserver_writes"), "{:.0f}", None),
+    ("  of which leader-election Lease renewals", lambda r: r.get("steady_lease_writes_total"), "{:.0f}", None),
+    ("  besides Lease renewals (JujuSecret, Secret, Event)", lambda r: r.get("steady_apiserver_writes_besides_leases"), "{:.0f}",
+     ("0", lambda n, m: True, lambda v: v == 0)),
+    ("steady etcd revisions, all sources (apiserver's own included)", lambda r: r.get("steady_etcd_writes_all_sources"), "{:.0f}", None),
+    ("change p50 s", lambda r: r.get("latency_p50_secs"), "{:.3f}", None),
+    ("change p99 s", lambda r: r.get("latency_p99_secs"), "{:.3f}",
+     ("≤ 2 s", lambda n, m: True, lambda v: v <= 2)),
+    ("peak RSS MiB", lambda r: r.get("op_peak_rss_mib"), "{:.1f}",
+     ("≤ 150", lambda n, m: True, lambda v: v <= 150)),
+    ("operator CPU s (whole run)", lambda r: r.get("op_cpu_secs"), "{:.2f}", None),
+    ("operator CPU s (convergence)", lambda r: r.get("cpu_converge_secs"), "{:.2f}", None),
+    ("GitOps: peak RSS MiB", lambda r: g(r).get("op_peak_rss_mib"), "{:.1f}", None),
+    ("apiserver writes per secret (convergence, etcd revisions)", lambda r: r.get("converge_etcd_writes_per_secret"), "{:.2f}", None),
+    ("apiserver writes/s alone (probe)", lambda r: r.get("probe_writes_per_sec"), "{:.0f}", None),
+    ("convergence's writes at that rate s", lambda r: r.get("converge_writes_at_probe_rate_secs"), "{:.1f}", None),
+]
+
+# ---- one row per run
+cols = ["N", "M", "run", "cold start s", "GitOps cold start s", "Ready", "content ok",
+        "Juju calls (emulator)", "Juju calls (/metrics)", "calls/secret", "counts agree", "round trips op ÷ peer",
+        "steady ListSecrets/model", "steady Juju writes", "steady apiserver writes (Lease)",
+        "p50 s", "p99 s", "peak RSS MiB", "CPU s"]
+print("Per run (every ratio is operator ÷ other: lower is better):")
+print()
 print("| " + " | ".join(cols) + " |")
 print("|" + "---|" * len(cols))
 for r in rows:
     if r.get("failed"):
-        print(f"| {r['n']} | {r['m']} | failed |" + " |" * (len(cols) - 3)); continue
-    sc = r.get("steady_calls", {})
-    other = sum(v for k, v in sc.items() if k != "Secrets.ListSecrets")
-    writes = r.get("steady_jujusecret_writes", 0) + r.get("steady_secret_writes", 0) + max(0, r.get("steady_new_events", 0))
-    print("| " + " | ".join([str(r["n"]), str(r["m"]), f(r.get("cold_start_secs"), "{:.1f}"),
+        print(f"| {r['n']} | {r['m']} | {r.get('run')} | failed |" + " |" * (len(cols) - 4)); continue
+    gi = r.get("gitops") or {}
+    gcold = "failed" if gi.get("failed") else f(gi.get("cold_start_secs"), "{:.1f}")
+    print("| " + " | ".join([str(r["n"]), str(r["m"]), str(r.get("run")),
+        f(r.get("cold_start_secs"), "{:.1f}"), gcold,
         f"{r.get('ready')}/{r['n']}", f"{r.get('content_ok')}/{r['n']}",
-        str(r.get("converge_calls_total")), f(r.get("converge_calls_per_secret"), "{:.3f}"),
-        f(r.get("converge_juju_side_secs"), "{:.3f}"),
-        f(r.get("steady_list_per_model")), str(other), str(writes),
+        f(r.get("converge_calls_total"), "{}"), f(r.get("converge_calls_metrics_total"), "{}"),
+        f(r.get("converge_calls_per_secret"), "{:.3f}"),
+        "yes" if r.get("call_counts_agree") and g(r).get("call_counts_agree", True) else "MISMATCH",
+        f(r.get("ratio_round_trips_operator_per_peer"), "{:.3f}"),
+        f(r.get("steady_list_per_model")), f(r.get("steady_juju_writes"), "{}"),
+        f"{f(r.get('steady_apiserver_writes'), '{}')} ({f(r.get('steady_lease_writes_total'), '{}')})",
         f(r.get("latency_p50_secs"), "{:.3f}"), f(r.get("latency_p99_secs"), "{:.3f}"),
         f(r.get("op_peak_rss_mib"), "{:.1f}"), f(r.get("op_cpu_secs"))]) + " |")
 print()
-# The same job done by the python-libjuju peer and by the emulator's ceiling (bulk
-# CreateSecrets per model from the Rust client): round trips and Juju-side time (the
-# emulator's own time serving the calls), and the operator's figures as ratios.
-cols = ["N", "M", "operator round trips", "peer round trips", "ceiling round trips",
-        "peer / operator", "operator / ceiling", "operator Juju-side s", "peer Juju-side s",
-        "ceiling Juju-side s", "peer / operator (time)", "operator / ceiling (time)",
-        "operator Juju CPU s", "peer Juju CPU s", "ceiling Juju CPU s",
-        "peer / operator (CPU)", "operator / ceiling (CPU)", "peer wall s", "ceiling create s"]
-print("| " + " | ".join(cols) + " |")
-print("|" + "---|" * len(cols))
-def ratio(a, b):
-    return (a / b) if a and b else None
+
+# ---- per pair: median, min, max of every headline figure; a target is met by the median
+pairs = []
+for r in rows:
+    if (r["n"], r["m"]) not in pairs:
+        pairs.append((r["n"], r["m"]))
+for n, m in pairs:
+    runs = [r for r in rows if (r["n"], r["m"]) == (n, m)]
+    good = [r for r in runs if not r.get("failed")]
+    print(f"N={n} M={m}: median of {len(good)} run(s) ({len(runs) - len(good)} failed); "
+          "min and max beside it; a target is met only by the median")
+    print()
+    print("| figure | median | min | max | runs | target | median meets it |")
+    print("|---|---|---|---|---|---|---|")
+    complete = len(good) == len(runs) and all(r.get("ready") == n and r.get("content_ok") == n and not r.get("content_bad")
+                   and not (r.get("gitops") or {}).get("failed")
+                   and g(r).get("ready", n) == n and g(r).get("content_ok", n) == n for r in good)
+    print(f"| every object Ready and right in the emulator, every run | {'yes' if good and complete else 'NO'} | | | {len(good)} | yes | {'met' if good and complete else 'NOT met'} |")
+    agree = [r for r in good if r.get("call_counts_agree") and g(r).get("call_counts_agree", True)]
+    print(f"| emulator count = /metrics count, every run | {'yes' if len(agree) == len(good) else 'MISMATCH'} | | | {len(agree)}/{len(good)} | yes | {'met' if good and len(agree) == len(good) else 'NOT met'} |")
+    for label, get, fmt, target in FIGURES:
+        vals = [v for v in (get(r) for r in good) if isinstance(v, (int, float))]
+        if not vals:
+            continue
+        med = statistics.median(vals)
+        text, status = "-", "-"
+        if target and target[1](n, m):
+            text, status = target[0], ("met" if target[2](med) else "NOT met")
+        print(f"| {label} | {f(med, fmt)} | {f(min(vals), fmt)} | {f(max(vals), fmt)} | {len(vals)} | {text} | {status} |")
+    print()
+
+# ---- what the writes and calls were
 for r in rows:
     if r.get("failed"):
         continue
-    peer = r.get("peer") or {}
-    op_rt, op_t = r.get("converge_calls_total"), r.get("converge_juju_side_secs")
-    p_rt, p_t = peer.get("round_trips"), r.get("peer_juju_side_secs")
-    c_rt, c_t = r.get("ceiling_round_trips"), r.get("ceiling_juju_side_secs")
-    op_c, p_c, c_c = (r.get("converge_juju_cpu_secs"), r.get("peer_juju_cpu_secs"),
-                      r.get("ceiling_juju_cpu_secs"))
-    print("| " + " | ".join([str(r["n"]), str(r["m"]), f(op_rt, "{}"), f(p_rt, "{}"), f(c_rt, "{}"),
-        f(ratio(p_rt, op_rt), "{:.1f}x"), f(ratio(op_rt, c_rt), "{:.1f}x"),
-        f(op_t, "{:.3f}"), f(p_t, "{:.3f}"), f(c_t, "{:.3f}"),
-        f(ratio(p_t, op_t), "{:.1f}x"), f(ratio(op_t, c_t), "{:.1f}x"),
-        f(op_c), f(p_c), f(c_c), f(ratio(p_c, op_c), "{:.1f}x"), f(ratio(op_c, c_c), "{:.1f}x"),
-        f(peer.get("wall_secs"), "{:.1f}"), f(r.get("ceiling_create_secs"))]) + " |")
-print()
+    for where, x in (("restart", r), ("gitops", g(r))):
+        for mm in x.get("call_count_mismatches") or []:
+            print(f"MISMATCH N={r['n']} M={r['m']} run {r.get('run')} {where} {mm['window']}: emulator counted "
+                  f"{mm['emulator_total']} operator calls, /metrics {mm['metrics_total']}; "
+                  f"emulator - metrics: {mm['emulator_minus_metrics']}")
 for r in rows:
-    if not r.get("failed"):
-        print(f"N={r['n']} M={r['m']}: convergence calls {r.get('converge_calls')}; steady calls {r.get('steady_calls')}; "
-              f"edit calls {r.get('edit_calls')}; setup {r.get('setup_secs', 0):.1f}s (excluded)")
+    if r.get("failed"):
+        continue
+    gi = g(r)
+    print(f"N={r['n']} M={r['m']} run {r.get('run')}: convergence calls {r.get('converge_calls')}; "
+          f"steady calls {r.get('steady_calls')}; edit calls {r.get('edit_calls')}; "
+          f"steady Lease writes {r.get('steady_lease_writes')}; "
+          f"GitOps calls {gi.get('converge_calls')}, apply {f(gi.get('apply_secs'), '{:.1f}')}s; "
+          f"setup {r.get('setup_secs', 0):.1f}s (excluded)")
+print()
+print("Steady apiserver writes: every write, seen by watch during one refresh interval, of a")
+print("JujuSecret, Secret or Event in the namespace and of any Lease. The Lease writes are the")
+print("operator's leader election renewing its Lease (juju-system/juju-secrets-operator by")
+print("default) a third of the Lease's duration (15 s by default) before it would expire.")
+print("etcd revisions of all sources also count the apiserver's own bookkeeping writes.")
 EOF
 echo "raw results: $results" >&2

@@ -2,7 +2,19 @@
 //! kube-apiserver, the Juju emulator binary and the operator binary, all release builds.
 //! Driven by scripts/bench.sh, which builds, starts the apiserver and applies crds/.
 //!
-//! One run prints one JSON line of results on stdout (the script makes the table).
+//! Two modes, each on a fresh apiserver:
+//!
+//! * `restart`: the N objects exist, then the operator starts (cold start, steady state,
+//!   change latency, the emulator's bulk ceiling, the python-libjuju peer, and a small
+//!   probe of the apiserver's write rate alone);
+//! * `gitops`: the operator runs and is ready, then the N JujuSecrets are applied at once
+//!   with `kubectl apply --server-side` from one file.
+//!
+//! The operator's Juju round trips are counted by the emulator (`CallCounts`, less the
+//! benchmark's own calls), as the peer's and the ceiling's are; the operator's own
+//! `/metrics` count is read beside it, and any difference is reported as a mismatch.
+//!
+//! One run prints one JSON line of results on stdout (the script makes the tables).
 //! Every wait is bounded. No secret value is printed.
 
 use std::collections::BTreeMap;
@@ -10,20 +22,32 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use futures::{StreamExt, TryStreamExt};
 use juju_client::{ConnectOptions, JujuClient, NewSecret, Password, SecretContent, SecretFilter};
 use juju_emulator::{ConnectionInfo, control_call};
 use juju_secrets_operator::crd::secret::JujuSecret;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
 type Res<T> = Result<T, String>;
+
+/// What is measured.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The N objects exist, then the operator starts.
+    Restart,
+    /// The operator runs and is ready, then the N JujuSecrets are applied at once with
+    /// server-side apply from one file.
+    Gitops,
+}
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -40,6 +64,11 @@ struct Args {
     n: usize,
     #[arg(long)]
     m: usize,
+    #[arg(long, value_enum, default_value_t = Mode::Restart)]
+    mode: Mode,
+    /// kubectl, for the `gitops` mode's apply.
+    #[arg(long, default_value = "kubectl")]
+    kubectl: PathBuf,
     /// Operator --refresh-interval and the steady-state window, in seconds.
     #[arg(long, default_value_t = 60)]
     refresh_secs: u64,
@@ -49,6 +78,10 @@ struct Args {
     /// Bound of the cold-start wait, seconds.
     #[arg(long, default_value_t = 600)]
     converge_timeout: u64,
+    /// Writes of the apiserver write-rate probe, made once the operator has stopped
+    /// (`restart` mode; 0: skip).
+    #[arg(long, default_value_t = 2000)]
+    write_probe: usize,
     /// Python interpreter with python-libjuju, for the peer (empty: skip the peer).
     #[arg(long, default_value = "")]
     python: String,
@@ -63,6 +96,9 @@ struct Args {
 
 const NS: &str = "bench";
 const CONN_NS: &str = "juju-system";
+/// Requests in flight of the write-rate probe: the operator's default bound of
+/// apiserver requests in flight.
+const PROBE_IN_FLIGHT: usize = 64;
 
 fn clk_tck() -> f64 {
     Command::new("getconf")
@@ -259,22 +295,6 @@ fn desired(i: usize, gen_: u64) -> BTreeMap<String, String> {
     }
 }
 
-/// Name → resourceVersion of every object in `list`.
-fn versions<K: kube::Resource + Clone>(
-    list: &kube::core::ObjectList<K>,
-) -> BTreeMap<String, String> {
-    list.items
-        .iter()
-        .map(|o| {
-            let meta = o.meta();
-            (
-                meta.name.clone().unwrap_or_default(),
-                meta.resource_version.clone().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
 fn is_ready(js: &JujuSecret) -> bool {
     js.status.as_ref().is_some_and(|s| {
         s.conditions
@@ -291,86 +311,233 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.saturating_sub(1).min(sorted.len() - 1)]
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let args = Args::parse();
-    match run(&args).await {
-        Ok(v) => println!("{v}"),
-        Err(e) => {
-            eprintln!("jso-bench: {e}");
-            std::process::exit(1);
-        }
+/// The emulator's `CallCounts`: every call it received so far, by anyone, per
+/// `Facade.Method` (control calls are not counted).
+async fn emulator_counts(info: &ConnectionInfo) -> Res<BTreeMap<String, u64>> {
+    serde_json::from_value(control_call(info, "CallCounts", json!({})).await?)
+        .map_err(|e| format!("CallCounts: {e}"))
+}
+
+/// `a - b` per key, zeros left out.
+fn minus(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    a.iter()
+        .map(|(k, v)| (k.clone(), v.saturating_sub(b.get(k).copied().unwrap_or(0))))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+/// Juju call counters on every side at one moment.
+#[derive(Clone, Debug, Default)]
+struct CallSnap {
+    /// The emulator's `CallCounts`.
+    emulator: BTreeMap<String, u64>,
+    /// The benchmark's own calls to the same emulator (its client's counters).
+    own: BTreeMap<String, u64>,
+    /// The operator's `juju_secrets_operator_juju_calls_total`.
+    metrics: BTreeMap<String, u64>,
+}
+
+/// The operator's Juju calls over a window, counted twice.
+#[derive(Clone, Debug)]
+struct WindowCalls {
+    /// Counted by the emulator, the benchmark's own calls taken out: the figure reported.
+    emulator: BTreeMap<String, u64>,
+    /// Counted by the operator's `/metrics`: the cross-check.
+    metrics: BTreeMap<String, u64>,
+}
+
+impl WindowCalls {
+    fn agree(&self) -> bool {
+        self.emulator == self.metrics
+    }
+
+    fn total(&self) -> u64 {
+        self.emulator.values().sum()
     }
 }
 
-async fn run(args: &Args) -> Res<Value> {
-    let (n, m) = (args.n, args.m);
-    let e = |x: kube::Error| x.to_string();
-    std::fs::create_dir_all(&args.work_dir).map_err(|e| e.to_string())?;
-    let mut out = json!({"n": n, "m": m, "refresh_secs": args.refresh_secs});
+/// The counters now; the benchmark's own client (if it has one on this emulator) is
+/// `own`.
+async fn call_snap(info: &ConnectionInfo, port: u16, own: Option<&JujuClient>) -> Res<CallSnap> {
+    Ok(CallSnap {
+        metrics: juju_calls(port),
+        emulator: emulator_counts(info).await?,
+        own: own.map(|c| c.stats().snapshot()).unwrap_or_default(),
+    })
+}
 
-    // ---- emulator with M models
-    let seed = json!({
-        "users": [{"username": "admin", "access": "superuser"}],
-        "models": (0..m).map(|k| json!({"name": format!("bench-{k}"), "owner": "admin"})).collect::<Vec<_>>(),
-    });
-    let seed_path = args.work_dir.join("seed.json");
-    std::fs::write(&seed_path, seed.to_string()).map_err(|e| e.to_string())?;
-    let (emu, info) = start_emulator(args, &args.work_dir.join("juju"), &seed_path)?;
-    let emu_pid = emu.child.id();
-    let uuid_of: BTreeMap<String, String> = info
-        .models
-        .iter()
-        .map(|md| (md.name.clone(), md.uuid.clone()))
-        .collect();
-
-    // ---- kube
-    let kc = Kubeconfig::read_from(&args.kubeconfig).map_err(|e| e.to_string())?;
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    cfg.read_timeout = Some(Duration::from_secs(120));
-    let kube = Client::try_from(cfg).map_err(|e| e.to_string())?;
-    let nsapi: Api<Namespace> = Api::all(kube.clone());
-    for ns in [NS, CONN_NS] {
-        let _ = nsapi
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": ns}}))
-                    .map_err(|e| e.to_string())?,
-            )
-            .await;
+/// The operator's calls since `base`, by the emulator and by `/metrics`. The emulator
+/// counts a call when its frame arrives and the operator when the answer is back, so a
+/// call in flight shows on one side only: the two are read until they agree, with
+/// `/metrics` unchanged around the emulator's read, for up to 3 s; a difference left
+/// after that is a mismatch. Returns the last counters too (the next window's base).
+async fn window_calls(
+    info: &ConnectionInfo,
+    port: u16,
+    own: Option<&JujuClient>,
+    base: &CallSnap,
+) -> Res<(CallSnap, WindowCalls)> {
+    let mut attempt = 0;
+    loop {
+        let before = juju_calls(port);
+        let now = call_snap(info, port, own).await?;
+        let w = WindowCalls {
+            emulator: minus(
+                &delta(&base.emulator, &now.emulator),
+                &delta(&base.own, &now.own),
+            ),
+            metrics: delta(&base.metrics, &now.metrics),
+        };
+        attempt += 1;
+        if (w.agree() && before == now.metrics) || attempt >= 15 {
+            return Ok((now, w));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let conn = Command::new(&args.operator_bin)
-        .args(["connection-secret", "--from-emulator"])
-        .arg(args.work_dir.join("juju/connection.json"))
-        .args(["--namespace", CONN_NS, "--name", "juju-connection"])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let conn_secret: Secret =
-        serde_yaml_ng::from_slice(&conn.stdout).map_err(|e| format!("connection secret: {e}"))?;
-    let conn_api: Api<Secret> = Api::namespaced(kube.clone(), CONN_NS);
-    let _ = conn_api
-        .delete("juju-connection", &Default::default())
-        .await;
-    conn_api
-        .create(&PostParams::default(), &conn_secret)
-        .await
-        .map_err(e)?;
+}
 
-    // ---- N objects before the operator starts
-    let secrets: Api<Secret> = Api::namespaced(kube.clone(), NS);
-    let jss: Api<JujuSecret> = Api::namespaced(kube.clone(), NS);
-    let t_setup = Instant::now();
+/// Records a window's calls in `out` under `<prefix>_calls` (emulator) and
+/// `<prefix>_calls_metrics`, and a mismatch in `mismatches` (also printed).
+fn record_calls(out: &mut Value, mismatches: &mut Vec<Value>, prefix: &str, w: &WindowCalls) {
+    out[format!("{prefix}_calls")] = json!(w.emulator);
+    out[format!("{prefix}_calls_metrics")] = json!(w.metrics);
+    if !w.agree() {
+        let keys: std::collections::BTreeSet<&String> =
+            w.emulator.keys().chain(w.metrics.keys()).collect();
+        let diff: BTreeMap<&String, i64> = keys
+            .into_iter()
+            .map(|k| {
+                let e = w.emulator.get(k).copied().unwrap_or(0) as i64;
+                let m = w.metrics.get(k).copied().unwrap_or(0) as i64;
+                (k, e - m)
+            })
+            .filter(|(_, d)| *d != 0)
+            .collect();
+        eprintln!(
+            "  MISMATCH in {prefix}: the emulator counted {} operator calls, /metrics {}; emulator - metrics per method: {diff:?}",
+            w.total(),
+            w.metrics.values().sum::<u64>()
+        );
+        mismatches.push(json!({
+            "window": prefix,
+            "emulator_total": w.total(),
+            "metrics_total": w.metrics.values().sum::<u64>(),
+            "emulator_minus_metrics": diff,
+        }));
+    }
+}
+
+/// Counts the writes of one kind the apiserver reports by watch from `rv` on, per
+/// `namespace/name`, into the returned map, until the task is aborted.
+fn count_writes<K>(
+    api: Api<K>,
+    rv: String,
+) -> (
+    Arc<Mutex<BTreeMap<String, u64>>>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    K: kube::Resource
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let counts = Arc::new(Mutex::new(BTreeMap::new()));
+    let c = counts.clone();
+    let task = tokio::spawn(async move {
+        let mut rv = rv;
+        loop {
+            let Ok(stream) = api.watch(&WatchParams::default().timeout(240), &rv).await else {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            };
+            let mut stream = std::pin::pin!(stream);
+            while let Some(ev) = stream.next().await {
+                let obj = match ev {
+                    Ok(WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o)) => {
+                        o
+                    }
+                    Ok(WatchEvent::Bookmark(b)) => {
+                        rv = b.metadata.resource_version;
+                        continue;
+                    }
+                    _ => continue,
+                };
+                let meta = obj.meta();
+                if let Some(v) = &meta.resource_version {
+                    rv = v.clone();
+                }
+                let key = format!(
+                    "{}/{}",
+                    meta.namespace.as_deref().unwrap_or(""),
+                    meta.name.as_deref().unwrap_or("")
+                );
+                if let Ok(mut m) = c.lock() {
+                    *m.entry(key).or_default() += 1;
+                }
+            }
+        }
+    });
+    (counts, task)
+}
+
+/// Stops a [`count_writes`] task and returns its counts.
+fn writes_counted(
+    (counts, task): (
+        Arc<Mutex<BTreeMap<String, u64>>>,
+        tokio::task::JoinHandle<()>,
+    ),
+) -> BTreeMap<String, u64> {
+    task.abort();
+    counts.lock().map(|m| m.clone()).unwrap_or_default()
+}
+
+/// etcd's global revision (a list's resourceVersion): it counts every write the
+/// apiserver stored, whoever made it.
+async fn etcd_revision(jss: &Api<JujuSecret>) -> Res<u64> {
+    let l = jss
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(l.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// The JujuSecret `js-i`: even `i` carry `data` (2 keys), odd ones a `secretRef` to the
+/// Secret `src-i` (1 key); models round-robin.
+fn jujusecret(i: usize, m: usize) -> Value {
+    let model = format!("admin/bench-{}", i % m);
+    let spec = if i.is_multiple_of(2) {
+        json!({"model": model, "data": desired(i, 0)})
+    } else {
+        json!({"model": model, "secretRef": {"name": format!("src-{i}")}})
+    };
+    json!({
+        "apiVersion": "secrets.juju.is/v1alpha1", "kind": "JujuSecret",
+        "metadata": {"name": format!("js-{i}"), "namespace": NS}, "spec": spec,
+    })
+}
+
+/// Creates the source Secrets (odd `i`) and, with `with_jujusecrets`, the N JujuSecrets,
+/// 16 requests in flight.
+async fn create_objects(
+    secrets: &Api<Secret>,
+    jss: &Api<JujuSecret>,
+    n: usize,
+    m: usize,
+    with_jujusecrets: bool,
+) -> Res<()> {
     futures::stream::iter(0..n)
         .map(|i| {
             let secrets = secrets.clone();
             let jss = jss.clone();
             async move {
-                let model = format!("admin/bench-{}", i % m);
-                let spec = if i % 2 == 0 {
-                    json!({"model": model, "data": desired(i, 0)})
-                } else {
+                if i % 2 == 1 {
                     let s: Secret = serde_json::from_value(json!({
                         "metadata": {"name": format!("src-{i}")},
                         "stringData": desired(i, 0),
@@ -380,127 +547,36 @@ async fn run(args: &Args) -> Res<Value> {
                         .create(&PostParams::default(), &s)
                         .await
                         .map_err(|e| e.to_string())?;
-                    json!({"model": model, "secretRef": {"name": format!("src-{i}")}})
-                };
-                let js: JujuSecret = serde_json::from_value(json!({
-                    "apiVersion": "secrets.juju.is/v1alpha1", "kind": "JujuSecret",
-                    "metadata": {"name": format!("js-{i}")}, "spec": spec,
-                }))
-                .map_err(|e| e.to_string())?;
-                jss.create(&PostParams::default(), &js)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                }
+                if with_jujusecrets {
+                    let js: JujuSecret =
+                        serde_json::from_value(jujusecret(i, m)).map_err(|e| e.to_string())?;
+                    jss.create(&PostParams::default(), &js)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
                 Ok::<(), String>(())
             }
         })
         .buffer_unordered(16)
         .try_collect::<Vec<_>>()
         .await?;
-    out["setup_secs"] = json!(t_setup.elapsed().as_secs_f64());
-    eprintln!(
-        "bench N={n} M={m}: {n} objects created in {:.1}s (excluded)",
-        t_setup.elapsed().as_secs_f64()
-    );
+    Ok(())
+}
 
-    // etcd's global revision (a list's resourceVersion) counts every write the
-    // apiserver stored, whoever made it; taken before the operator starts and at Ready.
-    let etcd_rev = |l: &kube::core::ObjectList<JujuSecret>| -> u64 {
-        l.metadata
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let rev_before = etcd_rev(&jss.list(&ListParams::default().limit(1)).await.map_err(e)?);
-
-    // ---- operator
-    let side_before = juju_side_secs(&info).await?;
-    let (emu_cpu_before, _, _) = proc_stats(emu_pid);
-    let port = free_port();
-    let oplog = File::create(args.work_dir.join("operator.log")).map_err(|e| e.to_string())?;
-    let t0 = Instant::now();
-    let child = Command::new(&args.operator_bin)
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&args.kubeconfig)
-        .args(["--juju-connection-secret", "juju-system/juju-connection"])
-        .args(["--namespaces", NS])
-        .args(["--refresh-interval", &format!("{}s", args.refresh_secs)])
-        .args(["--log-level", "warn"])
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-        .args(&args.operator_arg)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(oplog.try_clone().map_err(|e| e.to_string())?)
-        .stderr(oplog)
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let mut op = Proc { child };
-    let op_pid = op.child.id();
-
-    // ---- cold start
-    // Readiness is followed with a watch (as a dashboard would), not by listing all N
-    // objects every second: a list of 10,000 objects costs the apiserver as much as a
-    // good part of the operator's own work.
-    let deadline = t0 + Duration::from_secs(args.converge_timeout);
-    let (reader, writer) = kube::runtime::reflector::store::<JujuSecret>();
-    let follow = tokio::spawn(
-        kube::runtime::reflector(
-            writer,
-            kube::runtime::watcher(jss.clone(), kube::runtime::watcher::Config::default()),
-        )
-        .for_each(|_| futures::future::ready(())),
-    );
-    let mut last_print = Instant::now();
-    let ready = loop {
-        if let Ok(Some(st)) = op.child.try_wait() {
-            follow.abort();
-            return Err(format!(
-                "operator exited: {st}; see {}",
-                args.work_dir.join("operator.log").display()
-            ));
-        }
-        let ready = reader.state().iter().filter(|j| is_ready(j)).count();
-        if ready == n || Instant::now() > deadline {
-            break ready;
-        }
-        if last_print.elapsed() > Duration::from_secs(10) {
-            eprintln!("  {:.0}s: {ready}/{n} Ready", t0.elapsed().as_secs_f64());
-            last_print = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    follow.abort();
-    let cold = t0.elapsed().as_secs_f64();
-    let conv_calls = juju_calls(port);
-    let side = delta(&side_before, &juju_side_secs(&info).await?);
-    out["converge_juju_side_secs"] = json!(side.values().sum::<f64>());
-    out["converge_juju_cpu_secs"] = json!(proc_stats(emu_pid).0 - emu_cpu_before);
-    out["converge_juju_side_by_method"] = json!(side);
-    if let Ok(l) = jss.list(&ListParams::default().limit(1)).await {
-        let w = etcd_rev(&l).saturating_sub(rev_before);
-        out["converge_etcd_writes"] = json!(w);
-        out["converge_etcd_writes_per_secret"] = json!(w as f64 / n as f64);
-    }
-    let (cpu_conv, hwm_conv, _) = proc_stats(op_pid);
-    out["ready"] = json!(ready);
-    out["cold_start_secs"] = if ready == n { json!(cold) } else { Value::Null };
-    out["converge_calls"] = json!(conv_calls);
-    let total: u64 = conv_calls.values().sum();
-    out["converge_calls_total"] = json!(total);
-    out["converge_calls_per_secret"] = json!(total as f64 / n as f64);
-    out["cpu_converge_secs"] = json!(cpu_conv);
-    out["hwm_converge_kib"] = json!(hwm_conv);
-    eprintln!(
-        "  cold start: {ready}/{n} Ready after {cold:.1}s; {total} Juju calls {conv_calls:?}"
-    );
-
-    // ---- content check in the emulator (every secret)
-    let jc = juju_client(&info)?;
+/// Every secret of the M models checked key by key against what its JujuSecret asks
+/// for (one `ListSecrets(show_secrets)` per model): (right, wrong).
+async fn content_check(
+    jc: &JujuClient,
+    uuid_of: &BTreeMap<String, String>,
+    m: usize,
+) -> Res<(usize, usize)> {
     let mut ok = 0usize;
     let mut bad = 0usize;
     for k in 0..m {
-        let uuid = &uuid_of[&format!("bench-{k}")];
+        let uuid = uuid_of
+            .get(&format!("bench-{k}"))
+            .ok_or_else(|| format!("no model bench-{k} in the emulator"))?;
         let list = jc
             .list_secrets(uuid, &SecretFilter::user_secrets(uuid), true)
             .await
@@ -535,9 +611,369 @@ async fn run(args: &Args) -> Res<Value> {
             }
         }
     }
+    Ok((ok, bad))
+}
+
+/// The operator, with its metrics on 127.0.0.1:`port`.
+fn start_operator(args: &Args, port: u16) -> Res<Proc> {
+    let oplog = File::create(args.work_dir.join("operator.log")).map_err(|e| e.to_string())?;
+    let child = Command::new(&args.operator_bin)
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&args.kubeconfig)
+        .args(["--juju-connection-secret", "juju-system/juju-connection"])
+        .args(["--namespaces", NS])
+        .args(["--refresh-interval", &format!("{}s", args.refresh_secs)])
+        .args(["--log-level", "warn"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args(&args.operator_arg)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(oplog.try_clone().map_err(|e| e.to_string())?)
+        .stderr(oplog)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    Ok(Proc { child })
+}
+
+/// Follows the JujuSecrets with a watch (as a dashboard would), not by listing all N
+/// objects every second: a list of 10,000 objects costs the apiserver as much as a good
+/// part of the operator's own work.
+fn follow(
+    jss: &Api<JujuSecret>,
+) -> (
+    kube::runtime::reflector::Store<JujuSecret>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (reader, writer) = kube::runtime::reflector::store::<JujuSecret>();
+    let task = tokio::spawn(
+        kube::runtime::reflector(
+            writer,
+            kube::runtime::watcher(jss.clone(), kube::runtime::watcher::Config::default()),
+        )
+        .for_each(|_| futures::future::ready(())),
+    );
+    (reader, task)
+}
+
+/// Waits (checking every 200 ms) until `n` JujuSecrets are Ready, the operator exits
+/// (an error) or `deadline`; with `apply`, also until that process ends (its failure
+/// is an error). Returns the Ready count and, for `apply`, its duration since `t0`.
+async fn wait_ready(
+    reader: &kube::runtime::reflector::Store<JujuSecret>,
+    n: usize,
+    t0: Instant,
+    deadline: Instant,
+    op: &mut Proc,
+    mut apply: Option<&mut Child>,
+    log_dir: &Path,
+) -> Res<(usize, Option<f64>)> {
+    let mut last_print = Instant::now();
+    let mut apply_secs = None;
+    loop {
+        if let Ok(Some(st)) = op.child.try_wait() {
+            return Err(format!(
+                "operator exited: {st}; see {}",
+                log_dir.join("operator.log").display()
+            ));
+        }
+        if let Some(a) = apply.as_deref_mut()
+            && apply_secs.is_none()
+            && let Ok(Some(st)) = a.try_wait()
+        {
+            if !st.success() {
+                return Err(format!(
+                    "kubectl apply failed: {st}; see {}",
+                    log_dir.join("kubectl-apply.log").display()
+                ));
+            }
+            apply_secs = Some(t0.elapsed().as_secs_f64());
+            eprintln!(
+                "  kubectl apply done after {:.1}s",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        let ready = reader.state().iter().filter(|j| is_ready(j)).count();
+        let applied = apply.is_none() || apply_secs.is_some();
+        if (ready == n && applied) || Instant::now() > deadline {
+            return Ok((ready, apply_secs));
+        }
+        if last_print.elapsed() > Duration::from_secs(10) {
+            eprintln!("  {:.0}s: {ready}/{n} Ready", t0.elapsed().as_secs_f64());
+            last_print = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Checks the content once every object is Ready (at `ready_at`, seconds since `t0`);
+/// if some is not right yet, checks again every second until all are or `deadline`.
+/// Returns (right, wrong, when it was right: `ready_at` if the first check found it
+/// so, else the end of the check that did; `None` if none did).
+async fn content_right(
+    jc: &JujuClient,
+    uuid_of: &BTreeMap<String, String>,
+    (n, m): (usize, usize),
+    t0: Instant,
+    ready_at: f64,
+    deadline: Instant,
+) -> Res<(usize, usize, Option<f64>)> {
+    let mut first = true;
+    loop {
+        let (ok, bad) = content_check(jc, uuid_of, m).await?;
+        if ok == n && bad == 0 {
+            let at = if first {
+                ready_at
+            } else {
+                t0.elapsed().as_secs_f64()
+            };
+            return Ok((ok, bad, Some(at)));
+        }
+        if Instant::now() > deadline {
+            return Ok((ok, bad, None));
+        }
+        first = false;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// `a / b` when both are known and non-zero.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(v) => println!("{v}"),
+        Err(e) => {
+            eprintln!("jso-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// What both modes start from: the emulator with M models, the namespaces, the
+/// connection Secret, and the benchmark's own Juju client (whose calls are taken out
+/// of the emulator's counts).
+struct Setup {
+    emu: Proc,
+    info: ConnectionInfo,
+    uuid_of: BTreeMap<String, String>,
+    seed_path: PathBuf,
+    kube: Client,
+    secrets: Api<Secret>,
+    jss: Api<JujuSecret>,
+    jc: JujuClient,
+}
+
+async fn setup(args: &Args) -> Res<Setup> {
+    let m = args.m;
+    std::fs::create_dir_all(&args.work_dir).map_err(|e| e.to_string())?;
+    let seed = json!({
+        "users": [{"username": "admin", "access": "superuser"}],
+        "models": (0..m).map(|k| json!({"name": format!("bench-{k}"), "owner": "admin"})).collect::<Vec<_>>(),
+    });
+    let seed_path = args.work_dir.join("seed.json");
+    std::fs::write(&seed_path, seed.to_string()).map_err(|e| e.to_string())?;
+    let (emu, info) = start_emulator(args, &args.work_dir.join("juju"), &seed_path)?;
+    let uuid_of: BTreeMap<String, String> = info
+        .models
+        .iter()
+        .map(|md| (md.name.clone(), md.uuid.clone()))
+        .collect();
+
+    let kc = Kubeconfig::read_from(&args.kubeconfig).map_err(|e| e.to_string())?;
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    cfg.read_timeout = Some(Duration::from_secs(120));
+    let kube = Client::try_from(cfg).map_err(|e| e.to_string())?;
+    let nsapi: Api<Namespace> = Api::all(kube.clone());
+    for ns in [NS, CONN_NS] {
+        let _ = nsapi
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}}))
+                    .map_err(|e| e.to_string())?,
+            )
+            .await;
+    }
+    let conn = Command::new(&args.operator_bin)
+        .args(["connection-secret", "--from-emulator"])
+        .arg(args.work_dir.join("juju/connection.json"))
+        .args(["--namespace", CONN_NS, "--name", "juju-connection"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let conn_secret: Secret =
+        serde_yaml_ng::from_slice(&conn.stdout).map_err(|e| format!("connection secret: {e}"))?;
+    let conn_api: Api<Secret> = Api::namespaced(kube.clone(), CONN_NS);
+    let _ = conn_api
+        .delete("juju-connection", &Default::default())
+        .await;
+    conn_api
+        .create(&PostParams::default(), &conn_secret)
+        .await
+        .map_err(|e| e.to_string())?;
+    let jc = juju_client(&info)?;
+    Ok(Setup {
+        secrets: Api::namespaced(kube.clone(), NS),
+        jss: Api::namespaced(kube.clone(), NS),
+        emu,
+        info,
+        uuid_of,
+        seed_path,
+        kube,
+        jc,
+    })
+}
+
+async fn run(args: &Args) -> Res<Value> {
+    let s = setup(args).await?;
+    let mut out = json!({
+        "n": args.n, "m": args.m, "refresh_secs": args.refresh_secs,
+        "mode": match args.mode { Mode::Restart => "restart", Mode::Gitops => "gitops" },
+    });
+    let mut mismatches = Vec::new();
+    match args.mode {
+        Mode::Restart => run_restart(args, s, &mut out, &mut mismatches).await?,
+        Mode::Gitops => run_gitops(args, s, &mut out, &mut mismatches).await?,
+    }
+    out["call_counts_agree"] = json!(mismatches.is_empty());
+    out["call_count_mismatches"] = json!(mismatches);
+    Ok(out)
+}
+
+/// Counters taken just before the measured convergence starts.
+struct Before {
+    calls: CallSnap,
+    etcd_rev: u64,
+    side: BTreeMap<String, f64>,
+    emu_cpu: f64,
+}
+
+async fn before(s: &Setup, port: u16) -> Res<Before> {
+    Ok(Before {
+        calls: call_snap(&s.info, port, Some(&s.jc)).await?,
+        etcd_rev: etcd_revision(&s.jss).await?,
+        side: juju_side_secs(&s.info).await?,
+        emu_cpu: proc_stats(s.emu.child.id()).0,
+    })
+}
+
+/// From `t0` until every JujuSecret is Ready and right in the emulator (and, with
+/// `apply`, that process is done): the cold start, its Juju calls (both counts), the
+/// emulator's served time and CPU, apiserver writes, the operator's CPU and peak RSS.
+/// Returns the call counters at Ready.
+#[allow(clippy::too_many_arguments)]
+async fn converge(
+    args: &Args,
+    s: &Setup,
+    (op, port): (&mut Proc, u16),
+    reader: kube::runtime::reflector::Store<JujuSecret>,
+    follow_task: tokio::task::JoinHandle<()>,
+    (t0, apply): (Instant, Option<&mut Child>),
+    b: &Before,
+    out: &mut Value,
+    mismatches: &mut Vec<Value>,
+) -> Res<CallSnap> {
+    let n = args.n;
+    let deadline = t0 + Duration::from_secs(args.converge_timeout);
+    let waited = wait_ready(&reader, n, t0, deadline, op, apply, &args.work_dir).await;
+    follow_task.abort();
+    let (ready, apply_secs) = waited?;
+    let ready_at = t0.elapsed().as_secs_f64();
+    let (snap, calls) = window_calls(&s.info, port, Some(&s.jc), &b.calls).await?;
+    let side = delta(&b.side, &juju_side_secs(&s.info).await?);
+    out["converge_juju_side_secs"] = json!(side.values().sum::<f64>());
+    out["converge_juju_cpu_secs"] = json!(proc_stats(s.emu.child.id()).0 - b.emu_cpu);
+    out["converge_juju_side_by_method"] = json!(side);
+    let w = etcd_revision(&s.jss).await?.saturating_sub(b.etcd_rev);
+    out["converge_etcd_writes"] = json!(w);
+    out["converge_etcd_writes_per_secret"] = json!(w as f64 / n as f64);
+    let (cpu_conv, hwm_conv, _) = proc_stats(op.child.id());
+    out["ready"] = json!(ready);
+    out["apply_secs"] = json!(apply_secs);
+    record_calls(out, mismatches, "converge", &calls);
+    let total = calls.total();
+    out["converge_calls_total"] = json!(total);
+    out["converge_calls_metrics_total"] = json!(calls.metrics.values().sum::<u64>());
+    out["converge_calls_per_secret"] = json!(total as f64 / n as f64);
+    out["cpu_converge_secs"] = json!(cpu_conv);
+    out["hwm_converge_kib"] = json!(hwm_conv);
+    eprintln!(
+        "  {ready}/{n} Ready after {ready_at:.1}s; {total} Juju calls counted by the emulator {:?}; /metrics {} ({})",
+        calls.emulator,
+        calls.metrics.values().sum::<u64>(),
+        if calls.agree() { "agrees" } else { "MISMATCH" }
+    );
+
+    let content_deadline = Instant::now() + Duration::from_secs(60);
+    let (ok, bad, right_at) = if ready == n {
+        content_right(
+            &s.jc,
+            &s.uuid_of,
+            (n, args.m),
+            t0,
+            ready_at,
+            content_deadline,
+        )
+        .await?
+    } else {
+        let (ok, bad) = content_check(&s.jc, &s.uuid_of, args.m).await?;
+        (ok, bad, None)
+    };
     out["content_ok"] = json!(ok);
     out["content_bad"] = json!(bad);
-    eprintln!("  content: {ok} right, {bad} wrong in the emulator");
+    // The figure counts only when every object is Ready and right in the emulator.
+    out["cold_start_secs"] = json!(right_at);
+    eprintln!(
+        "  content: {ok} right, {bad} wrong in the emulator; cold start {}",
+        right_at.map_or("none".into(), |t| format!("{t:.1}s"))
+    );
+    Ok(snap)
+}
+
+/// The N objects exist, then the operator starts.
+async fn run_restart(
+    args: &Args,
+    s: Setup,
+    out: &mut Value,
+    mismatches: &mut Vec<Value>,
+) -> Res<()> {
+    let (n, m) = (args.n, args.m);
+    let e = |x: kube::Error| x.to_string();
+    let t_setup = Instant::now();
+    create_objects(&s.secrets, &s.jss, n, m, true).await?;
+    out["setup_secs"] = json!(t_setup.elapsed().as_secs_f64());
+    eprintln!(
+        "bench N={n} M={m} restart: {n} objects created in {:.1}s (excluded)",
+        t_setup.elapsed().as_secs_f64()
+    );
+
+    let port = free_port();
+    let b = before(&s, port).await?;
+    let (reader, follow_task) = follow(&s.jss);
+    let t0 = Instant::now();
+    let mut op = start_operator(args, port)?;
+    let op_pid = op.child.id();
+    let emu_pid = s.emu.child.id();
+    let mut snap = converge(
+        args,
+        &s,
+        (&mut op, port),
+        reader,
+        follow_task,
+        (t0, None),
+        &b,
+        out,
+        mismatches,
+    )
+    .await?;
 
     // ---- steady state: one full refresh interval with no changes, once the events of
     // the convergence (which yield to status writes) are delivered.
@@ -555,68 +991,74 @@ async fn run(args: &Args) -> Res<Value> {
         metric(port, "events_dropped_total").unwrap_or(0.0)
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rv = versions::<JujuSecret>;
-    let events: Api<Event> = Api::namespaced(kube.clone(), NS);
-    let sec_rv = versions::<Secret>;
-    let before_list = jss.list(&ListParams::default()).await.map_err(e)?;
-    let steady_rev0 = etcd_rev(&before_list);
-    let before = rv(&before_list);
-    let sbefore = sec_rv(&secrets.list(&ListParams::default()).await.map_err(e)?);
-    let ev_before = events
-        .list(&ListParams::default())
-        .await
-        .map_err(e)?
-        .items
-        .len();
-    let c_before = juju_calls(port);
+    // Writes in the window, followed by watch from etcd's revision at its start: every
+    // write of a JujuSecret, a Secret or an Event in the namespace, and of any Lease
+    // (the operator's leader election renews its Lease a third of its duration before
+    // it would expire). The revision delta counts the apiserver's own writes too.
+    let steady_rev0 = etcd_revision(&s.jss).await?;
+    let rv0 = steady_rev0.to_string();
+    let w_js = count_writes(s.jss.clone(), rv0.clone());
+    let w_sec = count_writes(s.secrets.clone(), rv0.clone());
+    let w_ev = count_writes(Api::<Event>::namespaced(s.kube.clone(), NS), rv0.clone());
+    let w_lease = count_writes(Api::<Lease>::all(s.kube.clone()), rv0);
+    snap = window_calls(&s.info, port, Some(&s.jc), &snap).await?.0;
     let (cpu_b, _, _) = proc_stats(op_pid);
     // Exactly one interval: two drift checks of a model are at least one interval apart,
     // so a longer window could catch two by its alignment alone.
     tokio::time::sleep(Duration::from_secs(args.refresh_secs)).await;
-    let c_after = juju_calls(port);
+    let (steady_snap, sd) = window_calls(&s.info, port, Some(&s.jc), &snap).await?;
+    snap = steady_snap;
     let (cpu_a, _, _) = proc_stats(op_pid);
-    let after_list = jss.list(&ListParams::default()).await.map_err(e)?;
-    out["steady_etcd_writes_all_sources"] =
-        json!(etcd_rev(&after_list).saturating_sub(steady_rev0));
-    let after = rv(&after_list);
-    let safter = sec_rv(&secrets.list(&ListParams::default()).await.map_err(e)?);
-    let ev_after = events
-        .list(&ListParams::default())
-        .await
-        .map_err(e)?
-        .items
-        .len();
-    let changed = after
-        .iter()
-        .filter(|(k, v)| before.get(*k) != Some(v))
-        .count();
-    let schanged = safter
-        .iter()
-        .filter(|(k, v)| sbefore.get(*k) != Some(v))
-        .count();
-    let sd = delta(&c_before, &c_after);
+    let steady_rev1 = etcd_revision(&s.jss).await?;
+    // Watch events arrive shortly after the write; a moment for the last ones.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let js_w = writes_counted(w_js);
+    let sec_w = writes_counted(w_sec);
+    let ev_w = writes_counted(w_ev);
+    let lease_w = writes_counted(w_lease);
+    let sum = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
+    let objects = sum(&js_w) + sum(&sec_w) + sum(&ev_w);
     out["steady_window_secs"] = json!(args.refresh_secs);
-    out["steady_calls"] = json!(sd);
+    record_calls(out, mismatches, "steady", &sd);
+    let sdc = &sd.emulator;
     out["steady_list_per_model"] =
-        json!(sd.get("Secrets.ListSecrets").copied().unwrap_or(0) as f64 / m as f64);
-    out["steady_jujusecret_writes"] = json!(changed);
-    out["steady_secret_writes"] = json!(schanged);
-    out["steady_new_events"] = json!(ev_after as i64 - ev_before as i64);
+        json!(sdc.get("Secrets.ListSecrets").copied().unwrap_or(0) as f64 / m as f64);
+    out["steady_juju_writes"] = json!(
+        sdc.iter()
+            .filter(|(k, _)| is_juju_write(k))
+            .map(|(_, v)| v)
+            .sum::<u64>()
+    );
+    out["steady_jujusecret_writes"] = json!(sum(&js_w));
+    out["steady_secret_writes"] = json!(sum(&sec_w));
+    out["steady_new_events"] = json!(sum(&ev_w));
+    out["steady_lease_writes"] = json!(lease_w);
+    out["steady_lease_writes_total"] = json!(sum(&lease_w));
+    out["steady_apiserver_writes"] = json!(objects + sum(&lease_w));
+    out["steady_apiserver_writes_besides_leases"] = json!(objects);
+    out["steady_etcd_writes_all_sources"] = json!(steady_rev1.saturating_sub(steady_rev0));
     out["steady_cpu_secs"] = json!(cpu_a - cpu_b);
     eprintln!(
-        "  steady: calls {sd:?}, {changed} JujuSecret + {schanged} Secret objects written, {} new events",
-        ev_after as i64 - ev_before as i64
+        "  steady: Juju calls {sdc:?}; apiserver writes: {} JujuSecret, {} Secret, {} Event, {} Lease renewals {lease_w:?}; etcd revisions +{}",
+        sum(&js_w),
+        sum(&sec_w),
+        sum(&ev_w),
+        sum(&lease_w),
+        steady_rev1.saturating_sub(steady_rev0)
     );
 
     // ---- change latency: edit a source Secret, poll the emulator for the new revision
+    let jc = &s.jc;
     let mut lat = Vec::new();
     let mut lat_timeouts = 0;
     let edits = if n >= 2 { args.edits } else { 0 };
-    let c_edit_before = juju_calls(port);
     for r in 0..edits {
         let i = ((2 * r * 7919 + 1) % n) | 1;
         let i = if i >= n { 1 } else { i };
-        let uuid = &uuid_of[&format!("bench-{}", i % m)];
+        let uuid = s
+            .uuid_of
+            .get(&format!("bench-{}", i % m))
+            .ok_or("model missing")?;
         let filter = SecretFilter {
             label: Some(format!("js-{i}")),
             ..SecretFilter::user_secrets(uuid)
@@ -630,7 +1072,7 @@ async fn run(args: &Args) -> Res<Value> {
             .unwrap_or(0);
         let patch = json!({"stringData": desired(i, 1000 + r as u64)});
         let te = Instant::now();
-        secrets
+        s.secrets
             .patch(
                 &format!("src-{i}"),
                 &PatchParams::default(),
@@ -658,17 +1100,19 @@ async fn run(args: &Args) -> Res<Value> {
     lat.sort_by(|a, b| a.total_cmp(b));
     out["edits"] = json!(edits);
     out["edit_timeouts"] = json!(lat_timeouts);
-    out["edit_calls"] = json!(delta(&c_edit_before, &juju_calls(port)));
+    let (_, ed) = window_calls(&s.info, port, Some(&s.jc), &snap).await?;
+    record_calls(out, mismatches, "edit", &ed);
     if !lat.is_empty() {
         out["latency_p50_secs"] = json!(pct(&lat, 50.0));
         out["latency_p99_secs"] = json!(pct(&lat, 99.0));
         out["latency_max_secs"] = json!(lat[lat.len() - 1]);
     }
     eprintln!(
-        "  change latency over {} edits: p50 {:.3}s p99 {:.3}s ({lat_timeouts} timeouts)",
+        "  change latency over {} edits: p50 {:.3}s p99 {:.3}s ({lat_timeouts} timeouts); Juju calls {:?}",
         lat.len(),
         pct(&lat, 50.0),
-        pct(&lat, 99.0)
+        pct(&lat, 99.0),
+        ed.emulator
     );
 
     let (cpu, hwm, rss) = proc_stats(op_pid);
@@ -679,8 +1123,48 @@ async fn run(args: &Args) -> Res<Value> {
     out["emu_cpu_secs"] = json!(ecpu);
     out["emu_peak_rss_mib"] = json!(ehwm as f64 / 1024.0);
     drop(op);
-    drop(jc);
-    drop(emu);
+
+    // ---- the apiserver's write rate alone: the operator has stopped; merge patches of
+    // the JujuSecrets' annotations, as many in flight as the operator's bound.
+    if args.write_probe > 0 && n > 0 {
+        let writes = args.write_probe;
+        let tw = Instant::now();
+        futures::stream::iter(0..writes)
+            .map(|k| {
+                let jss = s.jss.clone();
+                async move {
+                    let patch =
+                        json!({"metadata": {"annotations": {"bench.juju.is/probe": k.to_string()}}});
+                    jss.patch(
+                        &format!("js-{}", k % n),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+                }
+            })
+            .buffer_unordered(PROBE_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await?;
+        let secs = tw.elapsed().as_secs_f64();
+        let rate = writes as f64 / secs;
+        out["probe_writes"] = json!(writes);
+        out["probe_in_flight"] = json!(PROBE_IN_FLIGHT);
+        out["probe_secs"] = json!(secs);
+        out["probe_writes_per_sec"] = json!(rate);
+        // The convergence's apiserver writes at the rate measured alone: the apiserver's
+        // share of the cold start if nothing else ran.
+        if let Some(w) = out["converge_etcd_writes"].as_f64() {
+            out["converge_writes_at_probe_rate_secs"] = json!(w / rate);
+        }
+        eprintln!(
+            "  apiserver alone: {writes} JujuSecret patches ({PROBE_IN_FLIGHT} in flight) in {secs:.2}s = {rate:.0} writes/s"
+        );
+    }
+    let seed_path = s.seed_path.clone();
+    drop(s);
 
     // ---- the emulator's ceiling: bulk CreateSecrets from the Rust client, fresh emulator
     {
@@ -732,9 +1216,7 @@ async fn run(args: &Args) -> Res<Value> {
         out["ceiling_juju_side_by_method"] = json!(side);
         out["ceiling_create_secs"] = json!(create_secs);
         out["ceiling_list_secs"] = json!(list_secs);
-        let counts: BTreeMap<String, u64> =
-            serde_json::from_value(control_call(&info2, "CallCounts", json!({})).await?)
-                .map_err(|e| e.to_string())?;
+        let counts = emulator_counts(&info2).await?;
         out["ceiling_round_trips"] = json!(counts.values().sum::<u64>());
         out["ceiling_calls"] = json!(counts);
         out["ceiling_stats"] = json!(stats);
@@ -779,6 +1261,144 @@ async fn run(args: &Args) -> Res<Value> {
         out["peer_juju_cpu_secs"] = json!(proc_stats(emu3.child.id()).0 - peer_cpu_before);
         out["peer_juju_side_by_method"] = json!(side);
         drop(emu3);
+
+        // Every ratio is the operator's figure divided by the peer's: lower is better.
+        let f = |k: &str| out[k].as_f64();
+        let rt = ratio(
+            f("converge_calls_total"),
+            out["peer"]["round_trips"].as_f64(),
+        );
+        let time = ratio(f("converge_juju_side_secs"), f("peer_juju_side_secs"));
+        let cpu = ratio(f("converge_juju_cpu_secs"), f("peer_juju_cpu_secs"));
+        out["ratio_round_trips_operator_per_peer"] = json!(rt);
+        out["ratio_juju_side_secs_operator_per_peer"] = json!(time);
+        out["ratio_juju_cpu_operator_per_peer"] = json!(cpu);
+        let show = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}"));
+        eprintln!(
+            "  operator ÷ peer (lower is better): round trips {}, Juju-side time {}, emulator CPU {}",
+            show(rt),
+            show(time),
+            show(cpu)
+        );
     }
-    Ok(out)
+    let f = |k: &str| out[k].as_f64();
+    let ceiling = [
+        (
+            "round_trips",
+            ratio(f("converge_calls_total"), f("ceiling_round_trips")),
+        ),
+        (
+            "juju_side_secs",
+            ratio(f("converge_juju_side_secs"), f("ceiling_juju_side_secs")),
+        ),
+        (
+            "juju_cpu",
+            ratio(f("converge_juju_cpu_secs"), f("ceiling_juju_cpu_secs")),
+        ),
+    ];
+    for (k, r) in ceiling {
+        out[format!("ratio_{k}_operator_per_ceiling")] = json!(r);
+    }
+    Ok(())
+}
+
+/// The operator is running and ready, then the N JujuSecrets are applied at once with
+/// `kubectl apply --server-side` from one file; timed from the start of the apply to
+/// the last object Ready with its content right in the emulator. The source Secrets
+/// exist before (created with the setup, excluded).
+async fn run_gitops(
+    args: &Args,
+    s: Setup,
+    out: &mut Value,
+    mismatches: &mut Vec<Value>,
+) -> Res<()> {
+    let (n, m) = (args.n, args.m);
+    let t_setup = Instant::now();
+    create_objects(&s.secrets, &s.jss, n, m, false).await?;
+    let manifest = args.work_dir.join("jujusecrets.yaml");
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str("---\n");
+        text.push_str(&serde_yaml_ng::to_string(&jujusecret(i, m)).map_err(|e| e.to_string())?);
+    }
+    std::fs::write(&manifest, text).map_err(|e| e.to_string())?;
+    out["setup_secs"] = json!(t_setup.elapsed().as_secs_f64());
+
+    let port = free_port();
+    let t_op = Instant::now();
+    let mut op = start_operator(args, port)?;
+    let op_pid = op.child.id();
+    // Ready: /readyz answers 200 and this replica leads (not a standby).
+    let ready_bound = t_op + Duration::from_secs(120);
+    loop {
+        if let Ok(Some(st)) = op.child.try_wait() {
+            return Err(format!("operator exited before it was ready: {st}"));
+        }
+        if http_get(port, "/readyz").is_some() && metric(port, "leader") == Some(1.0) {
+            break;
+        }
+        if Instant::now() > ready_bound {
+            return Err("operator not ready within 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    out["operator_ready_secs"] = json!(t_op.elapsed().as_secs_f64());
+    // The startup's own calls (logins, model listing) settle before the window starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eprintln!(
+        "bench N={n} M={m} gitops: operator ready after {:.1}s; applying {n} JujuSecrets from {}",
+        t_op.elapsed().as_secs_f64(),
+        manifest.display()
+    );
+
+    let b = before(&s, port).await?;
+    let (cpu_before, _, _) = proc_stats(op_pid);
+    let (reader, follow_task) = follow(&s.jss);
+    // The watch's initial (empty) list is done before the apply starts.
+    let _ = tokio::time::timeout(Duration::from_secs(30), reader.wait_until_ready()).await;
+    let log = File::create(args.work_dir.join("kubectl-apply.log")).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let mut apply = Command::new(&args.kubectl)
+        .arg("--kubeconfig")
+        .arg(&args.kubeconfig)
+        .args(["apply", "--server-side", "--validate=false", "-f"])
+        .arg(&manifest)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", args.kubectl.display()))?;
+    let res = converge(
+        args,
+        &s,
+        (&mut op, port),
+        reader,
+        follow_task,
+        (t0, Some(&mut apply)),
+        &b,
+        out,
+        mismatches,
+    )
+    .await;
+    if res.is_err() {
+        let _ = apply.kill();
+        let _ = apply.wait();
+    }
+    res?;
+    let (cpu, hwm, _) = proc_stats(op_pid);
+    out["op_cpu_secs"] = json!(cpu - cpu_before);
+    out["op_peak_rss_mib"] = json!(hwm as f64 / 1024.0);
+    drop(op);
+    drop(s);
+    Ok(())
+}
+
+/// Whether a `Facade.Method` changes something in Juju.
+fn is_juju_write(method: &str) -> bool {
+    let m = method.rsplit('.').next().unwrap_or(method);
+    [
+        "Create", "Update", "Remove", "Grant", "Revoke", "Add", "Delete", "Change",
+    ]
+    .iter()
+    .any(|p| m.starts_with(p))
 }
