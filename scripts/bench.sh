@@ -173,6 +173,8 @@ FIGURES = [
     ("operator CPU s (convergence)", lambda r: r.get("cpu_converge_secs"), "{:.2f}", None),
     ("GitOps: peak RSS MiB", lambda r: g(r).get("op_peak_rss_mib"), "{:.1f}", None),
     ("apiserver writes per secret (convergence, etcd revisions)", lambda r: r.get("converge_etcd_writes_per_secret"), "{:.2f}", None),
+    ("ownership record writes per secret (convergence)", lambda r: r.get("converge_record_writes_per_secret"), "{:.3f}", None),
+    ("ownership record size KiB (largest shard)", lambda r: None if r.get("record_largest_shard_bytes") is None else r["record_largest_shard_bytes"] / 1024, "{:.1f}", None),
     ("apiserver writes/s alone (probe)", lambda r: r.get("probe_writes_per_sec"), "{:.0f}", None),
     ("convergence's writes at that rate s", lambda r: r.get("converge_writes_at_probe_rate_secs"), "{:.1f}", None),
 ]

@@ -31,7 +31,7 @@ use juju_client::{ConnectOptions, JujuClient, NewSecret, Password, SecretContent
 use juju_emulator::{ConnectionInfo, control_call};
 use juju_secrets_operator::crd::secret::JujuSecret;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
@@ -854,15 +854,76 @@ struct Before {
     etcd_rev: u64,
     side: BTreeMap<String, f64>,
     emu_cpu: f64,
+    /// Writes of ConfigMaps in the operator's namespace (its ownership record) from
+    /// here on.
+    record_writes: (
+        Arc<Mutex<BTreeMap<String, u64>>>,
+        tokio::task::JoinHandle<()>,
+    ),
 }
 
 async fn before(s: &Setup, port: u16) -> Res<Before> {
+    let etcd_rev = etcd_revision(&s.jss).await?;
     Ok(Before {
         calls: call_snap(&s.info, port, Some(&s.jc)).await?,
-        etcd_rev: etcd_revision(&s.jss).await?,
+        etcd_rev,
         side: juju_side_secs(&s.info).await?,
         emu_cpu: proc_stats(s.emu.child.id()).0,
+        record_writes: count_writes(
+            Api::<ConfigMap>::namespaced(s.kube.clone(), CONN_NS),
+            etcd_rev.to_string(),
+        ),
     })
+}
+
+/// Prefix of the ownership record's ConfigMaps (`controller::ownership`).
+const RECORD_PREFIX: &str = "juju-secrets-operator-ownership-";
+
+/// The ownership record's cost during convergence: its ConfigMap writes (by watch), and
+/// its size once converged (bytes in all shards, the largest shard, entries).
+async fn record_cost(s: &Setup, b: &Before, n: u64, out: &mut Value) -> Res<()> {
+    // The watch delivers within milliseconds; give it a moment to catch up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.record_writes.1.abort();
+    let writes: u64 = b
+        .record_writes
+        .0
+        .lock()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.contains(RECORD_PREFIX))
+                .map(|(_, v)| *v)
+                .sum()
+        })
+        .unwrap_or(0);
+    let cms = Api::<ConfigMap>::namespaced(s.kube.clone(), CONN_NS)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut bytes, mut largest, mut entries) = (0usize, 0usize, 0usize);
+    for cm in cms.items.iter().filter(|cm| {
+        cm.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with(RECORD_PREFIX))
+    }) {
+        for text in cm.data.iter().flat_map(|d| d.values()) {
+            bytes += text.len();
+            largest = largest.max(text.len());
+            entries += serde_json::from_str::<serde_json::Map<String, Value>>(text)
+                .map(|m| m.len())
+                .unwrap_or(0);
+        }
+    }
+    out["converge_record_writes"] = json!(writes);
+    out["converge_record_writes_per_secret"] = json!(writes as f64 / n.max(1) as f64);
+    out["record_bytes"] = json!(bytes);
+    out["record_largest_shard_bytes"] = json!(largest);
+    out["record_entries"] = json!(entries);
+    eprintln!(
+        "  ownership record: {writes} ConfigMap writes during convergence; {entries} entries, {bytes} bytes, largest shard {largest} bytes"
+    );
+    Ok(())
 }
 
 /// From `t0` until every JujuSecret is Ready and right in the emulator (and, with
@@ -893,6 +954,7 @@ async fn converge(
     out["converge_juju_cpu_secs"] = json!(proc_stats(s.emu.child.id()).0 - b.emu_cpu);
     out["converge_juju_side_by_method"] = json!(side);
     let w = etcd_revision(&s.jss).await?.saturating_sub(b.etcd_rev);
+    record_cost(s, b, n as u64, out).await?;
     out["converge_etcd_writes"] = json!(w);
     out["converge_etcd_writes_per_secret"] = json!(w as f64 / n as f64);
     let (cpu_conv, hwm_conv, _) = proc_stats(op.child.id());
