@@ -107,7 +107,10 @@ status() {
 start_emulator() {
   rm -f "$juju_dir/connection.json"
   mkdir -p "$juju_dir"
-  "$emulator_bin" --listen 127.0.0.1:0 --state-dir "$juju_dir" >> "$state/emulator.log" 2>&1 &
+  # Like Juju, the emulator moves a model's revisions to a new secret backend a moment
+  # later, not at once (JUJU_DRAIN_DELAY_MS, default 3 s).
+  "$emulator_bin" --listen 127.0.0.1:0 --state-dir "$juju_dir" \
+    --drain-delay-ms "${JUJU_DRAIN_DELAY_MS:-3000}" >> "$state/emulator.log" 2>&1 &
   echo $! > "$state/emulator.pid"
   local deadline=$((SECONDS + 30))
   until [ -s "$juju_dir/connection.json" ]; do
