@@ -270,6 +270,39 @@ async def test_update_backend_errors(emulator):
         assert ei.value.errors == ["backend %!q(MISSING) not valid"]
 
 
+async def test_backend_edge_cases_as_juju_has_them(fresh_emulator):
+    # juju-api.md §10.7: the controller's UUID is accepted as a new backend's ID; a
+    # negative token-rotate-interval on update is stored; a name-change that is present
+    # runs the in-use check even when it is the current name, and the new name is not
+    # validated.
+    emu = fresh_emulator
+    name = unique("edge")
+    async with controller_conn(emu) as controller, model_conn(emu) as model:
+        await _reachable(emu, name)
+        res = await bounded(controller.add_secret_backends(
+            emu.controller_uuid, name, "vault", {"endpoint": VAULT_ENDPOINT}))
+        assert [r.error for r in res.results] == [None]
+
+        res = await bounded(controller.update_secret_backends(
+            name, token_rotate_interval=-HOUR_NS))
+        assert [r.error for r in res.results] == [None]
+        b = await backend_by_name(controller, name)
+        assert b.result.token_rotate_interval == -HOUR_NS
+
+        await bounded(model.set_config({"secret-backend": name}))
+        await bounded(model.add_secret(unique("in-edge"), ["password=one"]))
+        with pytest.raises(JujuError) as ei:
+            await bounded(controller.update_secret_backends(name, name_change=name))
+        assert ei.value.errors == ["cannot rename a secret backend that is in use"]
+        await bounded(model.set_config({"secret-backend": "auto"}))
+
+        free = unique("edge")
+        await _add_vault(controller, emu, free)
+        res = await bounded(controller.update_secret_backends(free, name_change="auto"))
+        assert [r.error for r in res.results] == [None]
+        assert await backend_by_name(controller, "auto") is not None
+
+
 # ---------------------------------------------------------------------------- remove
 
 

@@ -309,9 +309,10 @@ fn add_one(state: &mut State, faults: &crate::Faults, arg: &Params<'_>) -> Resul
         check_rotate(i, &backend_type, &config)?;
     }
     let id = arg.str("id")?;
+    // Juju checks the ID against the other backends only: the controller's UUID (the
+    // `internal` backend's ID) is accepted (juju-api.md §10.7).
     if state.backend_by_name(&name).is_some()
-        || (!id.is_empty()
-            && (state.backends.iter().any(|b| b.id == id) || id == state.controller_uuid))
+        || (!id.is_empty() && state.backends.iter().any(|b| b.id == id))
     {
         return Err(RpcError::new(
             format!("secret backend with ID {id:?} already exists"),
@@ -371,21 +372,23 @@ fn update_one(state: &mut State, faults: &crate::Faults, arg: &Params<'_>) -> Re
     let interval = match arg.opt_i64("token-rotate-interval")? {
         None => existing.token_rotate_interval,
         Some(0) => None,
+        // Stored as sent on update (juju-api.md §10.7).
+        Some(i) if i < 0 => Some(i),
         Some(i) => {
             check_rotate(i, &existing.backend_type, &config)?;
             Some(i)
         }
     };
-    let new_name = arg.str("name-change")?;
-    let rename = !new_name.is_empty() && new_name != name;
-    if rename {
+    // A `name-change` that is present runs the in-use check even when it equals the
+    // current name, and the new name is not validated (juju-api.md §10.7).
+    let new_name = arg.opt_str("name-change")?;
+    if let Some(new_name) = &new_name {
         if state.revisions_in_backend(&existing.id) > 0 {
             return Err(RpcError::not_valid(
                 "cannot rename a secret backend that is in use",
             ));
         }
-        check_name(&new_name)?;
-        if state.backend_by_name(&new_name).is_some() {
+        if *new_name != name && state.backend_by_name(new_name).is_some() {
             return Err(RpcError::new(
                 format!("secret backend {new_name:?} already exists"),
                 CODE_ALREADY_EXISTS,
@@ -395,7 +398,7 @@ fn update_one(state: &mut State, faults: &crate::Faults, arg: &Params<'_>) -> Re
     if let Some(b) = state.backends.iter_mut().find(|b| b.id == existing.id) {
         b.config = config;
         b.token_rotate_interval = interval;
-        if rename {
+        if let Some(new_name) = new_name {
             b.name = new_name;
         }
     }
