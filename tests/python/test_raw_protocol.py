@@ -704,6 +704,19 @@ async def test_kubernetes_backend_rules(emulator):
         assert b["result"]["backend-type"] == "kubernetes"
         assert b["result"]["config"] == cfg, "token is hidden without reveal"
 
+        # Validated, then stored and listed as sent (juju-api.md §10.6): a string for a
+        # list-typed key stays a string.
+        k2 = unique("k8s")
+        await emulator.control("SetBackendReachable", {"name": k2, "reachable": True})
+        sent = cfg | {"token": "t", "ca-certs": "-----BEGIN CERTIFICATE-----"}
+        r = await _backend_call(c, "AddSecretBackends", [
+            {"name": k2, "backend-type": "kubernetes", "config": sent}])
+        assert r == [{}]
+        reply, _ = await c.call("SecretBackends", 1, "ListSecretBackends",
+                                {"names": [k2], "reveal": True})
+        (b,) = reply["response"]["results"]
+        assert b["result"]["config"] == sent
+
 
 async def test_create_with_supplied_uri(fresh_emulator):
     """3.3 – 3.6.14 use a supplied URI as the new secret's ID (3.6.15+ reject it)."""

@@ -40,16 +40,15 @@
 //! revisions of a force-removed backend stay there when the model moves; the backend
 //! edge cases of §10.7 (the controller UUID accepted as a new backend's ID, a negative
 //! rotate interval stored on update, a present `name-change` always running the in-use
-//! check and never validated).
+//! check and never validated); backend config validated but stored and listed as sent
+//! (§10.6).
 //!
 //! # Where it still differs from Juju 3.6
 //!
 //! * Juju drains a model's revisions to its new `secret-backend` asynchronously (§10.1);
 //!   the emulator does it after a fixed drain delay (`SetDrainDelay`), at once by
 //!   default, and all of a model's revisions in one step.
-//! * Empty labels (§10.5), backend config stored exactly as sent (§10.6: the emulator
-//!   stores the validated, coerced map) and the `show-secrets` error texts of §10.8 are
-//!   not modelled.
+//! * Empty labels (§10.5) and the `show-secrets` error texts of §10.8 are not modelled.
 //!
 //! With [`EmulatorConfig::checksums`] off (`juju-emulator --no-checksums`) it behaves
 //! like a controller before 3.6 where secrets' content is concerned: no checksum in

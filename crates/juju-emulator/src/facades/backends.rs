@@ -300,7 +300,9 @@ fn add_one(state: &mut State, faults: &crate::Faults, arg: &Params<'_>) -> Resul
         ))
     })?;
     let given = arg.opt_map("config")?.cloned().unwrap_or_default();
-    let config = validate_config(&backend_type, fields, &given, None)?;
+    // Validated, but stored and listed as sent (juju-api.md §10.6).
+    validate_config(&backend_type, fields, &given, None)?;
+    let config = given;
     if let Some(detail) = faults.ping_backend(&name) {
         return Err(RpcError::plain(detail));
     }
@@ -358,12 +360,13 @@ fn update_one(state: &mut State, faults: &crate::Faults, arg: &Params<'_>) -> Re
     for key in arg.list_of_strs("reset")? {
         merged.remove(&key);
     }
-    let config = validate_config(
+    validate_config(
         &existing.backend_type,
         fields,
         &merged,
         Some(&existing.config),
     )?;
+    let config = merged;
     if !arg.bool("force")?
         && let Some(detail) = faults.ping_backend(&name)
     {
