@@ -302,12 +302,18 @@ async def test_remove_secrets_deletes_from_the_external_backend_first(fresh_emul
                            'not found',
                 "code": "not found",
             }
+        # Nor can any value be read (juju-api.md §10.8).
+        for label in (held, internal):
+            s = await secret_by_label(model, emu, label, show=True)
+            assert s.value.error.message == f'secret backend "{vault}" not found', s.value
 
         # Back on auto, the revisions of the removed backend stay there (their content
         # is gone) and cannot be removed; a secret stored internally can.
         await bounded(model.set_config({"secret-backend": "auto"}))
-        s = await secret_by_label(model, emu, held)
+        s = await secret_by_label(model, emu, held, show=True)
         assert [r.backend_name for r in s.revisions] == ["unknown"]
+        assert s.value.error.message.startswith(
+            f'external secret backend "{vault_id}", have '), s.value
         item = await _remove_raw(emu, uri)
         assert item["error"] == {"message": f'backend "{vault_id}" not found',
                                  "code": "not found"}

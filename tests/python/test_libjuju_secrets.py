@@ -276,6 +276,18 @@ async def test_grant_unknown_secret_is_top_level_error(emulator):
 # ---------------------------------------------------------------------------- remove
 
 
+async def test_value_of_a_removed_latest_revision(emulator):
+    # juju-api.md §10.8.
+    name = unique("rmlatest")
+    async with model_conn(emulator) as model:
+        uri = await bounded(model.add_secret(name, ["password=one"]))
+        await _update(model, name, ["password=two"], desc="")
+        await bounded(model.remove_secret(name, revision=2))
+        s = await secret_by_label(model, emulator, name, show=True)
+        xid = uri.removeprefix("secret:")
+        assert s.value.error.message == f'secret revision "{xid}/2" not found', s.value
+
+
 async def test_remove_secret_revision_then_whole(emulator):
     name = unique("rm")
     async with model_conn(emulator) as model:

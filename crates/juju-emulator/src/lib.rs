@@ -41,14 +41,18 @@
 //! edge cases of §10.7 (the controller UUID accepted as a new backend's ID, a negative
 //! rotate interval stored on update, a present `name-change` always running the in-use
 //! check and never validated); backend config validated but stored and listed as sent
-//! (§10.6).
+//! (§10.6); the `show-secrets` value errors of §10.8 (a model naming a removed backend,
+//! a removed latest revision, a force-removed backend).
 //!
 //! # Where it still differs from Juju 3.6
 //!
 //! * Juju drains a model's revisions to its new `secret-backend` asynchronously (§10.1);
 //!   the emulator does it after a fixed drain delay (`SetDrainDelay`), at once by
 //!   default, and all of a model's revisions in one step.
-//! * Empty labels (§10.5) and the `show-secrets` error texts of §10.8 are not modelled.
+//! * Empty labels (§10.5) are not modelled: an unlabelled secret has no label, and the
+//!   "remove the one unlabelled secret" form of RemoveSecrets is not served.
+//! * A value read from a force-removed backend says `have map[...]` with the remaining
+//!   backends' IDs where Juju prints its map of backend clients (§10.8).
 //!
 //! With [`EmulatorConfig::checksums`] off (`juju-emulator --no-checksums`) it behaves
 //! like a controller before 3.6 where secrets' content is concerned: no checksum in

@@ -578,6 +578,8 @@ fn list(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
     let faults = &call.conn.shared.faults;
     call.conn.shared.read(|state| {
         let model = state.model(uuid).ok_or_else(model_gone)?;
+        // A model naming a removed backend cannot read any value (juju-api.md §10.8).
+        let dangling = active_backend(state, model).err();
         let mut out = Vec::new();
         for s in &model.secrets {
             if uri_id.as_ref().is_some_and(|id| *id != s.id)
@@ -602,7 +604,10 @@ fn list(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
                 let wanted = revision
                     .and_then(|n| u64::try_from(n).ok())
                     .unwrap_or(s.latest_revision);
-                reveal(state, faults, s, wanted, &uri)
+                match &dangling {
+                    Some(e) => json!({ "error": e.to_value() }),
+                    None => reveal(state, faults, s, wanted),
+                }
             });
             let revisions: Vec<RevisionOut<'_>> = revs
                 .into_iter()
@@ -647,13 +652,23 @@ fn list(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
 }
 
 /// The `value` member for one secret: its content, or the error reading it.
-fn reveal(state: &State, faults: &Faults, s: &SecretRecord, wanted: u64, uri: &str) -> Value {
+fn reveal(state: &State, faults: &Faults, s: &SecretRecord, wanted: u64) -> Value {
     let Some(rev) = s.revisions.iter().find(|r| r.revision == wanted) else {
-        let e = RpcError::not_found(format!("revison {wanted} for secret {uri:?} not found"));
+        let e = RpcError::not_found(format!("secret revision \"{}/{wanted}\" not found", s.id));
         return json!({ "error": e.to_value() });
     };
     let Some(name) = state.backend_name(&rev.backend_id) else {
-        let e = RpcError::not_found(format!("secret backend {:?} not found", rev.backend_id));
+        // Juju prints its map of backend clients after "have"; the emulator, their IDs.
+        let have: Vec<String> = state
+            .backends
+            .iter()
+            .map(|b| format!("{:?}", b.id))
+            .collect();
+        let e = RpcError::not_found(format!(
+            "external secret backend {:?}, have map[{}] not found",
+            rev.backend_id,
+            have.join(" ")
+        ));
         return json!({ "error": e.to_value() });
     };
     match backend_usable(faults, &name) {
