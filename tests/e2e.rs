@@ -63,6 +63,7 @@ fn main() -> ExitCode {
         adopt_refuses_a_managed_secret,
         rename_while_create_outcome_unknown,
         rename_onto_a_taken_name,
+        deleted_as_soon_as_created,
         conflicts_in_bulk,
         suspend,
         bad_input,
@@ -1051,6 +1052,56 @@ async fn rename_onto_a_taken_name(env: Arc<Env>) {
     assert_eq!(info.label.as_deref(), Some("rename-taken-by-person"));
     assert_eq!(revision(&obj), Some(1), "a rename makes no revision");
     env.cleanup(NS, &[name]).await;
+}
+
+/// JujuSecrets deleted right after they are created, around the moment the operator adds
+/// its finalizer (the randomized histories found it: the apiserver may complete such a
+/// deletion without waiting for the finalizer, while the operator's first pass is
+/// creating the secret).
+/// With `deletionPolicy: Delete` no secret may outlive its object.
+async fn deleted_as_soon_as_created(env: Arc<Env>) {
+    const N: usize = 12;
+    let api = env.jsecs(NS);
+    for i in 0..N {
+        let name = format!("quick-{i}");
+        let v = env.value(&name);
+        env.create_jsec(NS, &name, json!({"model": MODEL, "data": {"password": v}}))
+            .await;
+        // Around the moment the operator adds its finalizer.
+        tokio::time::sleep(Duration::from_millis(2 * i as u64)).await;
+        let _ = api.delete(&name, &DeleteParams::default()).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut left = Vec::new();
+        for i in 0..N {
+            let label = format!("quick-{i}");
+            if !env.juju_by_label(&label).await.is_empty() {
+                left.push(label);
+            }
+        }
+        let objects = api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|o| {
+                o.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("quick-"))
+            })
+            .count();
+        if left.is_empty() && objects == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{WAIT:?} after the deletions: {objects} objects left, secrets outlived their objects: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Several clashes at once (the operator's model listing is cached, so its first create

@@ -27,7 +27,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 use sha2::Sha256;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use super::juju_state::{FailureKind, SharedFailure};
 use super::outcome::{self, Problem};
@@ -256,8 +256,43 @@ async fn apply(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action, E
             })
         }
     };
-    write_status(b, ctx, &previous, status).await?;
+    match write_status(b, ctx, &previous, status).await {
+        // Gone although this pass ran with the finalizer in place (a deletion that raced
+        // the finalizer being added): clean up now what the pass may have done.
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
+            warn!("the JujuSecretBackend is gone without its finalizer having run; cleaning up");
+            cleanup(b, bctx).await?;
+            return Ok(Action::await_change());
+        }
+        written => written?,
+    }
     Ok(action)
+}
+
+/// A JujuSecretBackend deleted from the API: if the record still holds its backend or
+/// model assignments (a deletion that did not wait for the finalizer, or a finalizer
+/// removed by hand), they are cleaned up now, retried with backoff while that fails.
+pub fn deleted(b: Arc<JujuSecretBackend>, bctx: Arc<BackendContext>) {
+    let Some(uid) = b.uid() else {
+        return;
+    };
+    if bctx.ctx.ownership.backend_entry(&uid).is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(500);
+        while bctx.ctx.ownership.backend_entry(&uid).is_some() {
+            warn!(
+                name = b.name_any(),
+                "a deleted JujuSecretBackend still has an entry in the ownership record; cleaning up"
+            );
+            if cleanup(&b, &bctx).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(bctx.ctx.refresh_interval);
+        }
+    });
 }
 
 /// Keyed MAC of what identifies a backend being added: its type and plain (not

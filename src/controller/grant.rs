@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -294,7 +295,16 @@ async fn apply(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, E
             (status, Action::requeue(delay))
         }
     };
-    write_status(grant, ctx, &previous, status).await?;
+    match write_status(grant, ctx, &previous, status).await {
+        // Gone although this pass ran with the finalizer in place (a deletion that raced
+        // the finalizer being added): revoke now what the pass may have granted.
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
+            warn!("the JujuSecretGrant is gone without its finalizer having run; cleaning up");
+            cleanup(grant, gctx).await?;
+            return Ok(Action::await_change());
+        }
+        written => written?,
+    }
     Ok(action)
 }
 
@@ -605,6 +615,33 @@ async fn revoke(
 }
 
 #[instrument(skip_all, fields(namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
+/// A JujuSecretGrant deleted from the API: if the record still lists applications granted
+/// for it (a deletion that did not wait for the finalizer, or a finalizer removed by
+/// hand), they are revoked now, retried with backoff while that fails.
+pub fn deleted(grant: Arc<JujuSecretGrant>, gctx: Arc<GrantContext>) {
+    let Some(uid) = grant.uid() else {
+        return;
+    };
+    if gctx.ctx.ownership.grant_entry(&uid).is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(500);
+        while gctx.ctx.ownership.grant_entry(&uid).is_some() {
+            warn!(
+                namespace = grant.namespace().unwrap_or_default(),
+                name = grant.name_any(),
+                "a deleted JujuSecretGrant still has grants in the ownership record; revoking"
+            );
+            if cleanup(&grant, &gctx).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(gctx.ctx.refresh_interval);
+        }
+    });
+}
+
 async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, Error> {
     let ctx = &gctx.ctx;
     let uid = grant.uid().unwrap_or_default();

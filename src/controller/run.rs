@@ -293,6 +293,7 @@ fn lean_controller<K, P>(
     api: Api<K>,
     config: &kube::runtime::controller::Config,
     predicate: P,
+    on_delete: impl Fn(K) + Send + 'static,
 ) -> Controller<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -304,6 +305,11 @@ where
         .default_backoff()
         .modify(|obj: &mut K| obj.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(obj)) = event {
+                on_delete(obj.clone());
+            }
+        })
         .applied_objects()
         .predicate_filter(predicate, Default::default());
     Controller::for_stream(stream, reader).with_config(config.clone())
@@ -360,7 +366,16 @@ async fn run_jujusecrets(
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
-    let controller = lean_controller(api, &ctx.controller_config, all_but_status::<JujuSecret>);
+    let on_delete = {
+        let ctx = ctx.clone();
+        move |js: JujuSecret| jujusecret::deleted(Arc::new(js), ctx.clone())
+    };
+    let controller = lean_controller(
+        api,
+        &ctx.controller_config,
+        all_but_status::<JujuSecret>,
+        on_delete,
+    );
     let store = controller.store();
     report_cache_sync("JujuSecret", store.clone(), health);
     ctx.metrics.count_objects("JujuSecret", store.clone());
@@ -408,10 +423,14 @@ async fn run_grants(
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
+    let (deleted_tx, mut deleted_rx) = tokio::sync::mpsc::unbounded_channel();
     let controller = lean_controller(
         api,
         &ctx.controller_config,
         kube::runtime::predicates::resource_version,
+        move |g: JujuSecretGrant| {
+            let _ = deleted_tx.send(g);
+        },
     );
     let store = controller.store();
     report_cache_sync("JujuSecretGrant", store.clone(), health);
@@ -420,6 +439,14 @@ async fn run_grants(
         ctx: ctx.clone(),
         grants: store.clone(),
     });
+    {
+        let gctx = gctx.clone();
+        tokio::spawn(async move {
+            while let Some(g) = deleted_rx.recv().await {
+                grant::deleted(Arc::new(g), gctx.clone());
+            }
+        });
+    }
     controller
         .watches_stream(
             metadata_changes(jujusecrets),
@@ -463,10 +490,14 @@ async fn run_backends(
     health: Arc<metrics::Health>,
 ) {
     let api: Api<crate::crd::backend::JujuSecretBackend> = Api::all(client.clone());
+    let (deleted_tx, mut deleted_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut controller = lean_controller(
         api,
         &ctx.controller_config,
         kube::runtime::predicates::resource_version,
+        move |b: crate::crd::backend::JujuSecretBackend| {
+            let _ = deleted_tx.send(b);
+        },
     );
     let store = controller.store();
     report_cache_sync("JujuSecretBackend", store.clone(), health);
@@ -476,6 +507,14 @@ async fn run_backends(
         ctx: ctx.clone(),
         backends: store.clone(),
     });
+    {
+        let bctx = bctx.clone();
+        tokio::spawn(async move {
+            while let Some(b) = deleted_rx.recv().await {
+                backend::deleted(Arc::new(b), bctx.clone());
+            }
+        });
+    }
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {

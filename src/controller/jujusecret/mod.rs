@@ -147,8 +147,47 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             )
         }
     };
-    write_status(js, ctx, &previous, status).await?;
+    match write_status(js, ctx, &previous, status).await {
+        // The object is gone although this pass ran with the finalizer in place: the
+        // apiserver completed a deletion that raced the finalizer being added (seen on a
+        // JujuSecret deleted right after it was created). What the pass may have written
+        // is cleaned up now, as the finalizer would have done.
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
+            warn!("the JujuSecret is gone without its finalizer having run; cleaning up");
+            cleanup(js, ctx).await?;
+            return Ok(Action::await_change());
+        }
+        written => written?,
+    }
     Ok(action)
+}
+
+/// A JujuSecret deleted from the API (its watch reported it gone). Normally its cleanup
+/// ran before its finalizer was removed and the record holds nothing for it; if the
+/// record still does (a deletion that did not wait for the finalizer, or a finalizer
+/// removed by hand), the cleanup runs now, retried with backoff while it fails.
+pub fn deleted(js: Arc<JujuSecret>, ctx: Arc<Context>) {
+    let Some(uid) = js.uid() else {
+        return;
+    };
+    if ctx.ownership.entry(&uid).is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(500);
+        while ctx.ownership.entry(&uid).is_some() {
+            warn!(
+                namespace = js.namespace().unwrap_or_default(),
+                name = js.name_any(),
+                "a deleted JujuSecret still has an entry in the ownership record; cleaning up"
+            );
+            if cleanup(&js, &ctx).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(ctx.refresh_interval);
+        }
+    });
 }
 
 /// One pass: observe → decide → act.
