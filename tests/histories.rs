@@ -120,6 +120,8 @@ impl Bench {
     async fn run(&mut self, steps: &[Step]) -> Run {
         let h = self.next_history;
         self.next_history += 1;
+        // A fresh token per history: a soak outlives the tenant token's hour.
+        self.tenant = self.env.status_tenant(NS).await;
         let mut world = World::new(self.env.clone(), self.op.clone(), self.tenant.clone(), h);
         let steps = steps.to_vec();
         let task = tokio::spawn(async move {
