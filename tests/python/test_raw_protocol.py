@@ -376,6 +376,35 @@ async def test_remove_wire_errors(fresh_emulator):
                                  "code": "not found"}
 
 
+async def test_the_empty_label_is_no_label(fresh_emulator):
+    # juju-api.md §10.5: any number of secrets may be unlabelled (no label, or label ""),
+    # a label "" filter lists them, and RemoveSecrets with neither URI nor label removes
+    # the one unlabelled secret, refusing when there are several.
+    emulator = fresh_emulator
+    async with RawConn.open(emulator, _model_path(emulator)) as c:
+        await c.login(emulator)
+        first = (await _create(c, None, {"a": b64("1")}))["response"]["results"][0]["result"]
+        second = (await _create(c, "", {"a": b64("2")}))["response"]["results"][0]["result"]
+        assert first != second
+        listed = await _list(c, emulator, label="")
+        assert sorted(s["uri"] for s in listed) == sorted([first, second])
+        assert all("label" not in s for s in listed)
+
+        remove_unlabelled = {"args": [{"uri": "", "label": ""}]}
+        reply, _ = await c.call("Secrets", 2, "RemoveSecrets", remove_unlabelled)
+        assert reply["response"]["results"] == [{"error": {
+            "message": 'more than 1 secret with label "" not found', "code": "not found"}}]
+        reply, _ = await c.call("Secrets", 2, "RemoveSecrets",
+                                {"args": [{"uri": first, "label": ""}]})
+        assert reply["response"]["results"] == [{}]
+        reply, _ = await c.call("Secrets", 2, "RemoveSecrets", remove_unlabelled)
+        assert reply["response"]["results"] == [{}]
+        assert await _list(c, emulator, label="") == []
+        reply, _ = await c.call("Secrets", 2, "RemoveSecrets", remove_unlabelled)
+        assert reply["response"]["results"] == [{"error": {
+            "message": 'secret "" not found', "code": "not found"}}]
+
+
 async def test_grant_is_per_application(emulator):
     label = unique("grant")
     async with RawConn.open(emulator, _model_path(emulator)) as c:

@@ -42,17 +42,19 @@
 //! rotate interval stored on update, a present `name-change` always running the in-use
 //! check and never validated); backend config validated but stored and listed as sent
 //! (§10.6); the `show-secrets` value errors of §10.8 (a model naming a removed backend,
-//! a removed latest revision, a force-removed backend).
+//! a removed latest revision, a force-removed backend); the empty label as no label
+//! (§10.5: any number of unlabelled secrets, a label `""` filter lists them, RemoveSecrets
+//! with neither URI nor label removes the one unlabelled secret).
 //!
 //! # Where it still differs from Juju 3.6
 //!
 //! * Juju drains a model's revisions to its new `secret-backend` asynchronously (§10.1);
 //!   the emulator does it after a fixed drain delay (`SetDrainDelay`), at once by
 //!   default, and all of a model's revisions in one step.
-//! * Empty labels (§10.5) are not modelled: an unlabelled secret has no label, and the
-//!   "remove the one unlabelled secret" form of RemoveSecrets is not served.
 //! * A value read from a force-removed backend says `have map[...]` with the remaining
-//!   backends' IDs where Juju prints its map of backend clients (§10.8).
+//!   backends' IDs where Juju prints its map of backend clients (§10.8); a model naming
+//!   a removed backend gives every value `secret backend "<name>" not found`, the text
+//!   the emulator uses for that backend elsewhere (Juju's own wording there is unverified).
 //!
 //! With [`EmulatorConfig::checksums`] off (`juju-emulator --no-checksums`) it behaves
 //! like a controller before 3.6 where secrets' content is concerned: no checksum in

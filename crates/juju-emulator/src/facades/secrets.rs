@@ -127,7 +127,7 @@ fn by_label(model: &ModelRecord, label: &str) -> Option<usize> {
     model
         .secrets
         .iter()
-        .position(|s| s.owner_tag == owner && s.label.as_deref() == Some(label))
+        .position(|s| s.owner_tag == owner && s.label.as_deref().unwrap_or("") == label)
 }
 
 /// Looks a secret up by URI (any owner).
@@ -140,8 +140,29 @@ fn by_uri(model: &ModelRecord, uri: &str) -> Result<usize, RpcError> {
         .ok_or_else(|| secret_not_found(&ids::short_uri(&id)))
 }
 
+/// Whether another secret holds `label`. The empty label is no label (juju-api.md
+/// §10.5): any number of secrets may have it.
 fn label_taken(model: &ModelRecord, label: &str, except: Option<usize>) -> bool {
-    by_label(model, label).is_some_and(|i| Some(i) != except)
+    !label.is_empty() && by_label(model, label).is_some_and(|i| Some(i) != except)
+}
+
+/// The one model-owned secret without a label, for RemoveSecrets with neither URI nor
+/// label (Juju 3.6.4+).
+fn the_unlabelled(model: &ModelRecord) -> Result<usize, RpcError> {
+    let owner = format!("model-{}", model.uuid);
+    let mut found = model
+        .secrets
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.owner_tag == owner && s.label.as_deref().unwrap_or("").is_empty())
+        .map(|(i, _)| i);
+    match (found.next(), found.next()) {
+        (Some(i), None) => Ok(i),
+        (None, _) => Err(secret_not_found("")),
+        (Some(_), Some(_)) => Err(RpcError::not_found(
+            "more than 1 secret with label \"\" not found",
+        )),
+    }
 }
 
 fn label_exists_error(label: &str) -> RpcError {
@@ -215,7 +236,7 @@ fn create_one(
     model.secrets.push(SecretRecord {
         id: id.clone(),
         owner_tag: format!("model-{}", model.uuid),
-        label: upsert.label,
+        label: upsert.label.filter(|l| !l.is_empty()),
         description: upsert.description,
         latest_revision: 1,
         latest_revision_checksum: checksum,
@@ -321,7 +342,7 @@ fn update_one(
     let now = ids::now_rfc3339();
     let mut changed = false;
     if let Some(label) = upsert.label {
-        secret.label = Some(label);
+        secret.label = Some(label).filter(|l| !l.is_empty());
         changed = true;
     }
     if let Some(description) = upsert.description {
@@ -458,6 +479,8 @@ fn remove_one(
 ) -> Result<(), RpcError> {
     let index = if !uri.is_empty() {
         by_uri(model, uri)?
+    } else if label.is_empty() {
+        the_unlabelled(model)?
     } else {
         by_label(model, label).ok_or_else(|| secret_not_found(label))?
     };
@@ -583,7 +606,9 @@ fn list(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
         let mut out = Vec::new();
         for s in &model.secrets {
             if uri_id.as_ref().is_some_and(|id| *id != s.id)
-                || label.as_ref().is_some_and(|l| s.label.as_ref() != Some(l))
+                || label
+                    .as_ref()
+                    .is_some_and(|l| s.label.as_deref().unwrap_or("") != l)
                 || owner.as_ref().is_some_and(|o| *o != s.owner_tag)
             {
                 continue;
