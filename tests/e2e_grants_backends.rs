@@ -564,6 +564,24 @@ impl T {
         }
     }
 
+    /// A vault backend added in Juju by a person (not by a JujuSecretBackend).
+    async fn vault_by_hand(&self, name: &str, endpoint: &str) {
+        let mut config = juju_client::BackendConfig::default();
+        config.insert("endpoint", endpoint);
+        let res = self
+            .env
+            .juju
+            .add_secret_backends(&[juju_client::NewBackend {
+                name: name.into(),
+                backend_type: "vault".into(),
+                token_rotate_interval: None,
+                config,
+            }])
+            .await
+            .unwrap();
+        assert!(res.iter().all(Result::is_ok), "add {name} by hand: {res:?}");
+    }
+
     /// Juju's view of a backend (revealed: sensitive keys included).
     async fn juju_backend(&self, name: &str) -> Option<BackendInfo> {
         self.env
@@ -1851,20 +1869,7 @@ async fn model_assignment(t: Arc<T>) {
 /// A Juju backend of that name not made by this resource: Conflict, left untouched,
 /// and not removed when the resource is deleted.
 async fn backend_name_taken(t: Arc<T>) {
-    let mut config = juju_client::BackendConfig::default();
-    config.insert("endpoint", "https://vault.other:8200");
-    let res = t
-        .env
-        .juju
-        .add_secret_backends(&[juju_client::NewBackend {
-            name: "taken".into(),
-            backend_type: "vault".into(),
-            token_rotate_interval: None,
-            config,
-        }])
-        .await
-        .unwrap();
-    assert!(res.iter().all(Result::is_ok), "add by hand: {res:?}");
+    t.vault_by_hand("taken", "https://vault.other:8200").await;
     let updates = t
         .env
         .emulator
@@ -1999,20 +2004,8 @@ async fn backend_add_answer_lost_is_recognized(t: Arc<T>) {
 /// and nothing changes in Juju, neither on the next passes nor when the object is
 /// deleted.
 async fn forged_backend_status_changes_nothing_in_juju(t: Arc<T>) {
-    let mut config = juju_client::BackendConfig::default();
-    config.insert("endpoint", "https://vault.people:8200");
-    let res = t
-        .env
-        .juju
-        .add_secret_backends(&[juju_client::NewBackend {
-            name: "people-vault".into(),
-            backend_type: "vault".into(),
-            token_rotate_interval: None,
-            config,
-        }])
-        .await
-        .unwrap();
-    assert!(res.iter().all(Result::is_ok), "add by hand: {res:?}");
+    t.vault_by_hand("people-vault", "https://vault.people:8200")
+        .await;
     let people = t.juju_backend("people-vault").await.unwrap();
     t.env
         .juju
@@ -2106,20 +2099,7 @@ async fn forged_backend_status_changes_nothing_in_juju(t: Arc<T>) {
 /// for the new object, one new revision for the edited one.
 async fn writes_while_the_models_vault_is_unreachable(t: Arc<T>) {
     let old = t.jujusecret("vault-down-old").await;
-    let mut config = juju_client::BackendConfig::default();
-    config.insert("endpoint", VAULT_ENDPOINT);
-    let res = t
-        .env
-        .juju
-        .add_secret_backends(&[juju_client::NewBackend {
-            name: "down-vault".into(),
-            backend_type: "vault".into(),
-            token_rotate_interval: None,
-            config,
-        }])
-        .await
-        .unwrap();
-    assert!(res.iter().all(Result::is_ok), "add by hand: {res:?}");
+    t.vault_by_hand("down-vault", VAULT_ENDPOINT).await;
     t.env
         .juju
         .set_secret_backend(&t.env.model_uuid, "down-vault")
@@ -2196,23 +2176,6 @@ async fn writes_while_the_models_vault_is_unreachable(t: Arc<T>) {
 /// stays with a condition and a Warning saying why and what to do, is retried, and goes
 /// once the vault is back, or at once with `deletionPolicy: Retain`, leaving the secret.
 async fn deletion_when_the_content_cannot_be_removed(t: Arc<T>) {
-    let add_vault = |name: &'static str| {
-        let juju = t.env.juju.clone();
-        async move {
-            let mut config = juju_client::BackendConfig::default();
-            config.insert("endpoint", VAULT_ENDPOINT);
-            let res = juju
-                .add_secret_backends(&[juju_client::NewBackend {
-                    name: name.into(),
-                    backend_type: "vault".into(),
-                    token_rotate_interval: None,
-                    config,
-                }])
-                .await
-                .unwrap();
-            assert!(res.iter().all(Result::is_ok), "add by hand: {res:?}");
-        }
-    };
     let stuck_deleting = |name: &'static str, reason: &'static str| {
         let t = t.clone();
         async move {
@@ -2237,7 +2200,7 @@ async fn deletion_when_the_content_cannot_be_removed(t: Arc<T>) {
     };
 
     // The vault out of reach: BackendUnreachable, then removed once it is back.
-    add_vault("del-vault").await;
+    t.vault_by_hand("del-vault", VAULT_ENDPOINT).await;
     t.env
         .juju
         .set_secret_backend(&t.env.model_uuid, "del-vault")
@@ -2253,6 +2216,44 @@ async fn deletion_when_the_content_cannot_be_removed(t: Arc<T>) {
         t.env.juju_by_uri(&uri.short()).await.is_none(),
         "the secret outlived its JujuSecret"
     );
+
+    // The finalizer removed by hand while the cleanup cannot run: the operator sees the
+    // object gone with its entry still in the ownership record, and removes the secret
+    // as soon as Juju lets it.
+    let uri = t.jujusecret("del-stripped").await;
+    t.unreachable("del-vault", true);
+    stuck_deleting("del-stripped", "BackendUnreachable").await;
+    t.env
+        .jsecs(NS)
+        .patch(
+            "del-stripped",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while t
+        .env
+        .jsecs(NS)
+        .get_opt("del-stripped")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the stripped object stayed");
+        tokio::time::sleep(POLL).await;
+    }
+    assert!(t.env.juju_by_uri(&uri.short()).await.is_some());
+    t.unreachable("del-vault", false);
+    let deadline = Instant::now() + WAIT;
+    while t.env.juju_by_uri(&uri.short()).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the secret of an object whose finalizer was removed by hand outlived it"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 
     // The vault force-removed while the model names it: no secret of the model can be
     // removed. Retain lets the object go and leaves the secret.

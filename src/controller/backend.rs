@@ -276,23 +276,17 @@ pub fn deleted(b: Arc<JujuSecretBackend>, bctx: Arc<BackendContext>) {
     let Some(uid) = b.uid() else {
         return;
     };
-    if bctx.ctx.ownership.backend_entry(&uid).is_none() {
-        return;
-    }
-    tokio::spawn(async move {
-        let mut delay = Duration::from_millis(500);
-        while bctx.ctx.ownership.backend_entry(&uid).is_some() {
-            warn!(
-                name = b.name_any(),
-                "a deleted JujuSecretBackend still has an entry in the ownership record; cleaning up"
-            );
-            if cleanup(&b, &bctx).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(bctx.ctx.refresh_interval);
-        }
-    });
+    let what = format!("JujuSecretBackend {}", b.name_any());
+    let record = bctx.ctx.clone();
+    outcome::clean_up_deleted(
+        what,
+        bctx.ctx.refresh_interval,
+        move || record.ownership.backend_entry(&uid).is_some(),
+        move || {
+            let (b, bctx) = (b.clone(), bctx.clone());
+            async move { cleanup(&b, &bctx).await }
+        },
+    );
 }
 
 /// Keyed MAC of what identifies a backend being added: its type and plain (not

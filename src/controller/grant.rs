@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -622,24 +621,21 @@ pub fn deleted(grant: Arc<JujuSecretGrant>, gctx: Arc<GrantContext>) {
     let Some(uid) = grant.uid() else {
         return;
     };
-    if gctx.ctx.ownership.grant_entry(&uid).is_none() {
-        return;
-    }
-    tokio::spawn(async move {
-        let mut delay = Duration::from_millis(500);
-        while gctx.ctx.ownership.grant_entry(&uid).is_some() {
-            warn!(
-                namespace = grant.namespace().unwrap_or_default(),
-                name = grant.name_any(),
-                "a deleted JujuSecretGrant still has grants in the ownership record; revoking"
-            );
-            if cleanup(&grant, &gctx).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(gctx.ctx.refresh_interval);
-        }
-    });
+    let what = format!(
+        "JujuSecretGrant {}/{}",
+        grant.namespace().unwrap_or_default(),
+        grant.name_any()
+    );
+    let record = gctx.ctx.clone();
+    outcome::clean_up_deleted(
+        what,
+        gctx.ctx.refresh_interval,
+        move || record.ownership.grant_entry(&uid).is_some(),
+        move || {
+            let (grant, gctx) = (grant.clone(), gctx.clone());
+            async move { cleanup(&grant, &gctx).await }
+        },
+    );
 }
 
 async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, Error> {

@@ -3,6 +3,8 @@
 //! time unless they flip, and the status is written with server-side apply only when
 //! it changed.
 
+use std::time::Duration;
+
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
 use serde::Serialize;
@@ -120,4 +122,30 @@ where
     .await
     .map_err(Error::Kube)?;
     Ok(())
+}
+
+/// Cleans up after an object that is gone from the API while the ownership record still
+/// holds something for it (a deletion that did not wait for the finalizer, or a finalizer
+/// removed by hand): runs `cleanup` in the background, retried with backoff up to
+/// `max_delay`, until `recorded` says the record holds nothing more for it.
+pub(crate) fn clean_up_deleted<R, C, F>(what: String, max_delay: Duration, recorded: R, cleanup: C)
+where
+    R: Fn() -> bool + Send + 'static,
+    C: Fn() -> F + Send + 'static,
+    F: std::future::Future<Output = Result<kube::runtime::controller::Action, Error>> + Send,
+{
+    if !recorded() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(500);
+        while recorded() {
+            tracing::warn!(object = %what, "deleted, but the ownership record still holds it; cleaning up");
+            if cleanup().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(max_delay);
+        }
+    });
 }

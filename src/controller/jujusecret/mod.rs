@@ -170,24 +170,21 @@ pub fn deleted(js: Arc<JujuSecret>, ctx: Arc<Context>) {
     let Some(uid) = js.uid() else {
         return;
     };
-    if ctx.ownership.entry(&uid).is_none() {
-        return;
-    }
-    tokio::spawn(async move {
-        let mut delay = Duration::from_millis(500);
-        while ctx.ownership.entry(&uid).is_some() {
-            warn!(
-                namespace = js.namespace().unwrap_or_default(),
-                name = js.name_any(),
-                "a deleted JujuSecret still has an entry in the ownership record; cleaning up"
-            );
-            if cleanup(&js, &ctx).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(ctx.refresh_interval);
-        }
-    });
+    let what = format!(
+        "JujuSecret {}/{}",
+        js.namespace().unwrap_or_default(),
+        js.name_any()
+    );
+    let record = ctx.clone();
+    outcome::clean_up_deleted(
+        what,
+        ctx.refresh_interval,
+        move || record.ownership.entry(&uid).is_some(),
+        move || {
+            let (js, ctx) = (js.clone(), ctx.clone());
+            async move { cleanup(&js, &ctx).await }
+        },
+    );
 }
 
 /// One pass: observe → decide → act.
