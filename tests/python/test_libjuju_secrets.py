@@ -381,7 +381,6 @@ async def test_reader_can_list_but_not_write(emulator):
         for call in (
             lambda: model.add_secret(unique("ro"), ["password=x"]),
             lambda: model.update_secret(name, ["password=y"], new_name=name),
-            lambda: model.remove_secret(name),
             lambda: model.grant_secret(name, "mysql"),
             lambda: model.revoke_secret(name, "mysql"),
             lambda: model.set_config({"secret-backend": "auto"}),
@@ -390,6 +389,15 @@ async def test_reader_can_list_but_not_write(emulator):
                 await bounded(call())
             assert ei.value.message == "permission denied"
             assert ei.value.error_code == "unauthorized access"
+        # RemoveSecrets checks permission per item, after the not-found checks
+        # (juju-api.md §10.2): an item error, not a failed call.
+        with pytest.raises(JujuError) as ei:
+            await bounded(model.remove_secret(name))
+        assert _plain_juju_error(ei.value)
+        assert ei.value.errors == ["permission denied"]
+        with pytest.raises(JujuError) as ei:
+            await bounded(model.remove_secret(unique("ghost")))
+        assert ei.value.errors[0].endswith("not found"), ei.value.errors
     async with model_conn(emulator) as admin:
         s = await secret_by_label(admin, emulator, name, show=True)
         assert s.latest_revision == 1 and s.value.data == {"password": b64("one")}

@@ -30,9 +30,10 @@ pub(super) fn handle(call: &Call<'_>, method: &str) -> Result<Value, RpcError> {
             call.require_model(ModelAccess::Write)?;
             update(call, &uuid)
         }
+        // Permission is checked per item, after the not-found checks (juju-api.md §10.2).
         "RemoveSecrets" => {
-            call.require_model(ModelAccess::Write)?;
-            remove(call, &uuid)
+            let can_write = call.require_model(ModelAccess::Write).is_ok();
+            remove(call, &uuid, can_write)
         }
         "GrantSecret" => {
             call.require_model(ModelAccess::Write)?;
@@ -378,7 +379,7 @@ fn update_one(
     Ok(())
 }
 
-fn remove(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
+fn remove(call: &Call<'_>, uuid: &str, can_write: bool) -> Result<Value, RpcError> {
     let params = call.req.params()?;
     let mut args = Vec::new();
     for p in params.list_of_objs("args")? {
@@ -413,7 +414,7 @@ fn remove(call: &Call<'_>, uuid: &str) -> Result<Value, RpcError> {
                 Some(e) => Err(e.clone()),
                 None => remove_one(
                     model,
-                    &owner,
+                    (&owner, can_write),
                     &uri,
                     &label,
                     revisions,
@@ -471,7 +472,7 @@ impl External<'_> {
 
 fn remove_one(
     model: &mut ModelRecord,
-    owner: &str,
+    (owner, can_write): (&str, bool),
     uri: &str,
     label: &str,
     revisions: Option<Vec<i64>>,
@@ -487,7 +488,7 @@ fn remove_one(
     let Some(secret) = model.secrets.get_mut(index) else {
         return Err(secret_not_found(label));
     };
-    if secret.owner_tag != owner {
+    if !can_write || secret.owner_tag != owner {
         return Err(RpcError::permission_denied());
     }
     match revisions.filter(|r| !r.is_empty()) {
