@@ -582,6 +582,20 @@ impl T {
         assert!(res.iter().all(Result::is_ok), "add {name} by hand: {res:?}");
     }
 
+    /// Undoes [`T::vault_by_hand`]: the model back on `auto`, the backend force-removed.
+    async fn vault_removed_by_hand(&self, name: &str) {
+        self.env
+            .juju
+            .set_secret_backend(&self.env.model_uuid, "auto")
+            .await
+            .unwrap();
+        self.env
+            .juju
+            .remove_secret_backends(&[(name.to_owned(), true)])
+            .await
+            .unwrap();
+    }
+
     /// Juju's view of a backend (revealed: sensitive keys included).
     async fn juju_backend(&self, name: &str) -> Option<BackendInfo> {
         self.env
@@ -2080,16 +2094,7 @@ async fn forged_backend_status_changes_nothing_in_juju(t: Arc<T>) {
         "people-vault",
         "deleting the object whose status was forged released the person's model"
     );
-    t.env
-        .juju
-        .set_secret_backend(&t.env.model_uuid, "auto")
-        .await
-        .unwrap();
-    t.env
-        .juju
-        .remove_secret_backends(&[("people-vault".to_owned(), true)])
-        .await
-        .unwrap();
+    t.vault_removed_by_hand("people-vault").await;
 }
 
 /// The model stores secrets in a vault that goes out of reach: Juju refuses every write
@@ -2158,16 +2163,7 @@ async fn writes_while_the_models_vault_is_unreachable(t: Arc<T>) {
 
     t.env.delete_jsec(NS, "vault-down-new").await;
     t.env.delete_jsec(NS, "vault-down-old").await;
-    t.env
-        .juju
-        .set_secret_backend(&t.env.model_uuid, "auto")
-        .await
-        .unwrap();
-    t.env
-        .juju
-        .remove_secret_backends(&[("down-vault".to_owned(), true)])
-        .await
-        .unwrap();
+    t.vault_removed_by_hand("down-vault").await;
 }
 
 /// Deleting a JujuSecret whose content Juju cannot remove: its vault out of reach, or

@@ -174,6 +174,16 @@ async fn target(grant: &JujuSecretGrant, ctx: &Context) -> Result<Target, Proble
     })
 }
 
+/// The target secret is not (or no longer) in Juju: retried, the model's listing read
+/// again meanwhile by the caller.
+fn secret_not_found(target: &Target) -> Problem {
+    Problem::new(
+        SECRET_NOT_READY,
+        format!("Juju secret {} not found", target.uri),
+    )
+    .transient()
+}
+
 /// Resolves `model` for an object in `namespace`: `Forbidden` (with no call on the model)
 /// when the tenancy policy does not let that namespace use it.
 async fn resolve_allowed(
@@ -337,13 +347,7 @@ async fn sync(
         .await?;
     let Some(secret) = listing.by_uri(&target.uri) else {
         ctx.listings.invalidate(&target.model_uuid).await;
-        return Err(Problem {
-            transient: true,
-            ..Problem::new(
-                SECRET_NOT_READY,
-                format!("Juju secret {} not found", target.uri),
-            )
-        });
+        return Err(secret_not_found(&target));
     };
     let mut access = secret.applications.clone();
     let wanted = wanted(grant);
@@ -469,13 +473,7 @@ async fn sync(
                 owned.clone(),
             );
             ctx.listings.invalidate(&target.model_uuid).await;
-            return Err(Problem {
-                transient: true,
-                ..Problem::new(
-                    SECRET_NOT_READY,
-                    format!("Juju secret {} not found", target.uri),
-                )
-            });
+            return Err(secret_not_found(&target));
         }
         if !granted.is_empty() {
             info!(secret = %target.uri, applications = ?granted, "granted");
