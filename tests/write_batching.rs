@@ -1,10 +1,16 @@
 //! The per-model write batcher against the in-process emulator: writes that arrive
-//! together share one bulk call; while a model's queue is busy (a cold start, a mass
-//! edit) a batch waits longer so it fills; an isolated write goes out at once.
+//! together share one bulk call, writes queued while a call is in flight go out together
+//! in the next one, and writes made one after another each go out on their own.
+//!
+//! These checks rest on order, not on the clock: how long a batch lingers (briefly when
+//! the queue is idle, longer while busy) is the batcher's `Pace`, unit-tested with
+//! explicit instants in `controller::juju_state`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::future::join_all;
 
 use juju_client::{ConnectOptions, JujuClient, NewSecret, Password, SecretContent};
 use juju_emulator::{Emulator, EmulatorConfig};
@@ -44,104 +50,67 @@ async fn create(batcher: &WriteBatcher, model: &str, label: &str) {
     assert!(uri.is_ok(), "{label}: {uri:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_share_bulk_calls_and_busy_queues_fill_longer_batches() {
+/// Starts `n` creates without yielding: on the test's single-threaded runtime all of them
+/// are queued before the batcher's task runs at all.
+async fn creates_at_once(batcher: &WriteBatcher, model: &str, prefix: &str, n: usize) {
+    let labels: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    join_all(labels.iter().map(|l| create(batcher, model, l))).await;
+}
+
+#[tokio::test]
+async fn writes_queued_together_share_one_bulk_call() {
+    let (emulator, _dir, juju, model) = setup().await;
+    let batcher = WriteBatcher::new(juju);
+    let calls = || emulator.call_count("Secrets", "CreateSecrets");
+    let before = calls();
+    creates_at_once(&batcher, &model, "burst", 50).await;
+    assert_eq!(calls() - before, 1, "50 creates queued together");
+    // The queue is busy now; a second burst queued together still takes one call.
+    let before = calls();
+    creates_at_once(&batcher, &model, "again", 20).await;
+    assert_eq!(calls() - before, 1, "20 creates queued together");
+}
+
+#[tokio::test]
+async fn writes_queued_while_a_call_is_in_flight_go_out_together_next() {
     let (emulator, _dir, juju, model) = setup().await;
     let batcher = Arc::new(WriteBatcher::new(juju));
     let calls = || emulator.call_count("Secrets", "CreateSecrets");
-
-    // Fifty creates at once: one or two bulk calls, not fifty.
-    let before = calls();
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let (b, m) = (batcher.clone(), model.clone());
-        tasks.push(tokio::spawn(async move {
-            create(&b, &m, &format!("burst-{i}")).await
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let burst = calls() - before;
-    assert!(
-        burst <= 2,
-        "50 concurrent creates took {burst} CreateSecrets calls"
+    // The first call is held in the emulator (a slow controller) while ten more
+    // creates are queued.
+    emulator.faults().set_delay_for(
+        Some("Secrets"),
+        Some("CreateSecrets"),
+        Duration::from_secs(3),
     );
-
-    // Busy (a batch of several writes went out just now): a write 200 ms after another
-    // joins its batch.
     let before = calls();
     let first = {
         let (b, m) = (batcher.clone(), model.clone());
-        tokio::spawn(async move { create(&b, &m, "busy-a").await })
+        tokio::spawn(async move { create(&b, &m, "first").await })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    create(&batcher, &model, "busy-b").await;
+    while calls() == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    emulator
+        .faults()
+        .set_delay_for(Some("Secrets"), Some("CreateSecrets"), Duration::ZERO);
+    creates_at_once(&batcher, &model, "queued", 10).await;
     first.await.unwrap();
     assert_eq!(
         calls() - before,
-        1,
-        "while busy, writes 200 ms apart should share one call"
+        2,
+        "one call for the first create, one for the ten queued behind it"
     );
+}
 
-    // Busy, but the burst is over: a write 2 s after the last one does not wait out the
-    // busy linger with it (the queue was quiet for 1.5 s).
-    let mut tasks = Vec::new();
+#[tokio::test]
+async fn writes_one_after_another_each_go_out_on_their_own() {
+    let (emulator, _dir, juju, model) = setup().await;
+    let batcher = WriteBatcher::new(juju);
+    let calls = || emulator.call_count("Secrets", "CreateSecrets");
+    let before = calls();
     for i in 0..5 {
-        let (b, m) = (batcher.clone(), model.clone());
-        tasks.push(tokio::spawn(async move {
-            create(&b, &m, &format!("burst2-{i}")).await
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let before = calls();
-    let first = {
-        let (b, m) = (batcher.clone(), model.clone());
-        tokio::spawn(async move { create(&b, &m, "quiet-a").await })
-    };
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    create(&batcher, &model, "quiet-b").await;
-    first.await.unwrap();
-    assert_eq!(
-        calls() - before,
-        2,
-        "a busy batch waited out the whole linger after the burst was over"
-    );
-
-    // Idle again: an isolated write is not held for the busy linger: a second write
-    // 200 ms later finds it sent, and goes in a call of its own. Writes one after
-    // another (one-write batches) never make the queue busy.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let before = calls();
-    let first = {
-        let (b, m) = (batcher.clone(), model.clone());
-        tokio::spawn(async move { create(&b, &m, "idle-a").await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    create(&batcher, &model, "idle-b").await;
-    first.await.unwrap();
-    assert_eq!(
-        calls() - before,
-        2,
-        "an isolated write was held back (the busy linger applied to an idle queue)"
-    );
-    let before = calls();
-    for i in 0..3 {
         create(&batcher, &model, &format!("sequential-{i}")).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(calls() - before, i + 1, "write {i} waited for company");
     }
-    let first = {
-        let (b, m) = (batcher.clone(), model.clone());
-        tokio::spawn(async move { create(&b, &m, "sequential-a").await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    create(&batcher, &model, "sequential-b").await;
-    first.await.unwrap();
-    assert_eq!(
-        calls() - before,
-        5,
-        "writes one after another made the queue busy"
-    );
 }

@@ -454,6 +454,62 @@ fn closed() -> SharedFailure {
     }
 }
 
+/// The batching rule of one model's queue, apart from the clock: how long the first
+/// write of a batch waits for others.
+#[derive(Debug, Default)]
+struct Pace {
+    /// When the last batch went out, if it carried several writes.
+    last_multi: Option<Instant>,
+}
+
+/// How one batch waits for more writes.
+#[derive(Debug, PartialEq, Eq)]
+struct Linger {
+    /// The batch goes out at the latest then.
+    deadline: Instant,
+    /// While busy: the batch goes out early when no write came for this long.
+    quiet: Option<Duration>,
+}
+
+impl Pace {
+    /// How a batch whose first write arrived at `now` waits: briefly when the queue is
+    /// idle, longer while busy (a batch of several writes went out within
+    /// [`BUSY_WITHIN`]).
+    fn linger(&self, now: Instant) -> Linger {
+        let busy = self
+            .last_multi
+            .is_some_and(|t| now.saturating_duration_since(t) < BUSY_WITHIN);
+        if busy {
+            Linger {
+                deadline: now + BATCH_LINGER_BUSY,
+                quiet: Some(BUSY_QUIET),
+            }
+        } else {
+            Linger {
+                deadline: now + BATCH_LINGER,
+                quiet: None,
+            }
+        }
+    }
+
+    /// A batch of `len` writes went out at `now`; one-write batches leave the queue
+    /// idle.
+    fn sent(&mut self, now: Instant, len: usize) {
+        self.last_multi = (len > 1).then_some(now);
+    }
+}
+
+impl Linger {
+    /// How long to wait for the next write at `now`; `None` once the batch must go.
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        let left = self.deadline.saturating_duration_since(now);
+        if left.is_zero() {
+            return None;
+        }
+        Some(self.quiet.map_or(left, |q| left.min(q)))
+    }
+}
+
 /// Takes everything queued, sends creates and updates as one call each, answers each
 /// waiter, and repeats.
 async fn drain(
@@ -462,27 +518,16 @@ async fn drain(
     model_uuid: String,
     mut rx: mpsc::UnboundedReceiver<Write>,
 ) {
-    // When the last batch went out, if it carried several writes.
-    let mut last_multi: Option<Instant> = None;
+    let mut pace = Pace::default();
     while let Some(first) = rx.recv().await {
         // Writes of many objects reconciled together arrive a few milliseconds apart:
         // wait a moment for them so they share one round trip; longer while busy.
-        let busy = last_multi.is_some_and(|t| t.elapsed() < BUSY_WITHIN);
+        let linger = pace.linger(Instant::now());
         let mut batch = vec![first];
-        let deadline = Instant::now()
-            + if busy {
-                BATCH_LINGER_BUSY
-            } else {
-                BATCH_LINGER
-            };
         while batch.len() < MAX_BATCH {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let Some(wait) = linger.wait(Instant::now()) else {
                 break;
-            }
-            // While busy, a queue that stays quiet for a while goes out early (the
-            // burst is over); otherwise wait out the linger.
-            let wait = if busy { left.min(BUSY_QUIET) } else { left };
+            };
             match tokio::time::timeout(wait, rx.recv()).await {
                 Ok(Some(w)) => batch.push(w),
                 Ok(None) | Err(_) => break,
@@ -494,7 +539,7 @@ async fn drain(
                 Err(_) => break,
             }
         }
-        last_multi = (batch.len() > 1).then(Instant::now);
+        pace.sent(Instant::now(), batch.len());
         let mut creates = Vec::new();
         let mut updates = Vec::new();
         for w in batch {
@@ -584,6 +629,51 @@ mod tests {
             checksum: None,
             applications: Default::default(),
         }
+    }
+
+    #[test]
+    fn an_idle_queue_sends_a_lone_write_after_the_short_linger() {
+        let t0 = Instant::now();
+        let pace = Pace::default();
+        let linger = pace.linger(t0);
+        assert_eq!(linger.wait(t0), Some(BATCH_LINGER));
+        assert_eq!(linger.wait(t0 + BATCH_LINGER), None);
+    }
+
+    #[test]
+    fn a_busy_queue_waits_longer_but_goes_out_once_writes_stop_coming() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        pace.sent(t0, 50);
+        // 200 ms after a burst the queue is busy: the next batch may wait up to the
+        // busy linger, but never longer than the quiet interval at a time.
+        let start = t0 + Duration::from_millis(200);
+        let linger = pace.linger(start);
+        assert_eq!(linger.deadline, start + BATCH_LINGER_BUSY);
+        assert_eq!(linger.wait(start), Some(BUSY_QUIET));
+        let late = start + BATCH_LINGER_BUSY - Duration::from_millis(300);
+        assert_eq!(linger.wait(late), Some(Duration::from_millis(300)));
+        assert_eq!(linger.wait(start + BATCH_LINGER_BUSY), None);
+    }
+
+    #[test]
+    fn the_busy_state_ends_with_the_burst() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        pace.sent(t0, 5);
+        assert_eq!(pace.linger(t0 + BUSY_WITHIN).quiet, None);
+        // Writes one after another make one-write batches: never busy.
+        let mut pace = Pace::default();
+        for i in 0..10 {
+            let now = t0 + Duration::from_millis(100 * i);
+            assert_eq!(pace.linger(now).quiet, None, "write {i}");
+            pace.sent(now, 1);
+        }
+        // A one-write batch after a burst ends the busy state at once.
+        let mut pace = Pace::default();
+        pace.sent(t0, 5);
+        pace.sent(t0 + Duration::from_millis(10), 1);
+        assert_eq!(pace.linger(t0 + Duration::from_millis(20)).quiet, None);
     }
 
     #[test]
