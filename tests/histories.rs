@@ -1,7 +1,8 @@
 //! Randomized histories (issue 12): seeded sequences of actions by GitOps, people in
-//! Juju, a tenant with only `*/status` rights and a fault injector (SIGKILL, aimed
-//! kills inside a delayed Juju write, dropped connections), interleaved with short
-//! pauses; after each history, once quiet, invariants computed from the tester's own
+//! Juju, a tenant with only `*/status` rights and a fault injector (SIGKILL of the
+//! leader of two replicas, so a handover; aimed kills inside a delayed Juju write; a
+//! leader frozen with SIGSTOP past its Lease while the standby takes over; dropped
+//! connections), interleaved with short pauses; after each history, once quiet, invariants computed from the tester's own
 //! model of what the actors did are checked against Juju's real state.
 //!
 //! - CI size (default): the fixed seeds below plus one fresh seed (printed), 15 actions
@@ -12,6 +13,7 @@
 //! - A failing history prints its seed, its actions with what each did, the violations
 //!   and the replay command, then is shrunk (`JSO_HISTORY_SHRINK=<replays>`, default 6
 //!   in CI, 0 disables) by dropping chunks of actions and replaying.
+//! - `JSO_HISTORY_REPLICAS=1` runs one operator process instead of two replicas.
 //! - `JSO_HISTORY_MUTANTS=<mutants>` runs the random histories against an operator with
 //!   those mutants (`src/controller/mutants.rs`), to see whether the generator finds them.
 //! - `tester_catches_mutants` runs aimed histories against operators started with
@@ -98,7 +100,7 @@ struct Bench {
 }
 
 impl Bench {
-    async fn new(env: Arc<Env>, name: &str, mutants: Option<&str>) -> Bench {
+    async fn new(env: Arc<Env>, name: &str, mutants: Option<&str>, replicas: usize) -> Bench {
         // The environment's main operator stops for the duration (one operator per
         // namespace); ours runs with the same flags, plus the mutants asked for.
         env.operator.lock().await.kill();
@@ -106,8 +108,8 @@ impl Bench {
             .map(|m| ("JSO_TEST_MUTANTS", m))
             .into_iter()
             .collect();
-        let mut op = OpProc::start(&env, name, &envs);
-        op.wait_healthy(Duration::from_secs(30)).await.unwrap();
+        let mut op = OpProc::start(&env, name, &envs, replicas);
+        op.wait_healthy(Duration::from_secs(60)).await.unwrap();
         let tenant = env.status_tenant(NS).await;
         Bench {
             env,
@@ -164,9 +166,8 @@ impl Bench {
         }
         {
             let mut op = self.op.lock().unwrap();
-            if op.exited().is_some() {
-                op.spawn();
-            }
+            let _ = op.exited();
+            op.spawn();
         }
         // Objects a failed history left behind would disturb the next ones.
         if run.error.is_some() {
@@ -318,8 +319,21 @@ fn figures(title: &str, stats: &Stats, wall: Duration, seeds: &[u64], len: usize
         t.push_str(&format!("  - {k}: {v}\n"));
     }
     t.push_str(&format!(
-        "- operator SIGKILLs: {} ({} aimed inside/just after a delayed Juju write)\n",
-        stats.kills, stats.aimed_kills
+        "- operator SIGKILLs: {} ({} aimed inside/just after a delayed Juju write){}\n",
+        stats.kills,
+        stats.aimed_kills,
+        if stats.replicas > 1 {
+            format!(
+                "; {} replicas electing a leader, so every kill of the leader is a handover",
+                stats.replicas
+            )
+        } else {
+            String::new()
+        }
+    ));
+    t.push_str(&format!(
+        "- leaders frozen (SIGSTOP) and resumed: {}\n",
+        stats.pauses
     ));
     t.push_str(&format!("- dropped Juju connections: {}\n", stats.drops));
     t.push_str(&format!("- invariant checks: {}\n", stats.checks));
@@ -370,7 +384,16 @@ async fn randomized_histories() {
     if let Some(m) = &mutants {
         eprintln!("histories: the operator runs with mutants {m}");
     }
-    let mut bench = Bench::new(env.clone(), "histories-operator", mutants.as_deref()).await;
+    // Two replicas electing a leader, as the chart can run them: a kill of the leader
+    // is a handover. `JSO_HISTORY_REPLICAS=1` runs one process (restarts at once).
+    let replicas = env_u64("JSO_HISTORY_REPLICAS").map_or(2, |n| n.max(1) as usize);
+    let mut bench = Bench::new(
+        env.clone(),
+        "histories-operator",
+        mutants.as_deref(),
+        replicas,
+    )
+    .await;
     let mut stats = Stats::default();
     let mut failures = Vec::new();
     for (n, &seed) in seeds.iter().enumerate() {
@@ -580,7 +603,7 @@ async fn tester_catches_mutants() {
     let mut stats = Stats::default();
     let started = Instant::now();
     // The control: the aimed histories find nothing against the real operator.
-    let mut bench = Bench::new(env.clone(), "control-operator", None).await;
+    let mut bench = Bench::new(env.clone(), "control-operator", None, 1).await;
     for (mutants, _, steps) in mutant_cases() {
         let run = bench.run(&steps).await;
         stats.add(&run.stats);
@@ -600,6 +623,7 @@ async fn tester_catches_mutants() {
             env.clone(),
             &format!("mutant-{}", mutants.replace(',', "+")),
             Some(mutants),
+            1,
         )
         .await;
         let run = bench.run(&steps).await;

@@ -149,8 +149,13 @@ pub enum Action {
     },
 
     // ---- Faults
-    /// SIGKILL the operator now, restart it.
-    Kill,
+    /// SIGKILL the leader now and restart it (with two replicas the standby takes over
+    /// once the Lease expires); with `pause_ms`, freeze the leader (SIGSTOP) that long
+    /// instead and resume it: past the Lease the standby takes over while the old
+    /// leader is frozen mid-work, and on waking it must stop before writing anything.
+    Kill {
+        pause_ms: Option<u16>,
+    },
     /// Delays `write` in the emulator, makes the operator send one (create `obj` as
     /// `name`, or edit `obj`), and SIGKILLs it `jitter_ms` into the delay: `before`
     /// holds the write before it takes effect (it never reaches Juju), otherwise its
@@ -191,7 +196,8 @@ impl Action {
             Action::StaleClash { .. } => "person-after-reconcile",
             Action::ForgeSecret { .. } => "tenant-forge-secret-status",
             Action::ForgeGrant { .. } => "tenant-forge-grant-status",
-            Action::Kill => "fault-kill",
+            Action::Kill { pause_ms: None } => "fault-kill",
+            Action::Kill { pause_ms: Some(_) } => "fault-pause-leader",
             Action::AimedKill { .. } => "fault-aimed-kill",
             Action::DropConnections => "fault-drop-connections",
         }
@@ -282,7 +288,10 @@ impl fmt::Display for Action {
             Action::ForgeGrant { grant, target } => {
                 write!(f, "tenant forges g{grant} status -> n{target}")
             }
-            Action::Kill => write!(f, "SIGKILL operator, restart"),
+            Action::Kill { pause_ms: None } => write!(f, "SIGKILL the leader, restart"),
+            Action::Kill { pause_ms: Some(ms) } => {
+                write!(f, "SIGSTOP the leader for {ms} ms, SIGCONT")
+            }
             Action::AimedKill {
                 write: w,
                 obj,
@@ -519,7 +528,11 @@ fn pick(rng: &mut StdRng, shadow: &Shadow) -> Action {
             grant,
             target: rng.random_range(0..NAMES),
         },
-        21 => Action::Kill,
+        // Values drawn above decide the kind of kill, so that adding the pause left
+        // every seed's history otherwise as it was.
+        21 => Action::Kill {
+            pause_ms: (a == 1).then(|| 2000 + 1500 * u16::from(name % 3)),
+        },
         22 => Action::AimedKill {
             write: if rng.random_bool(0.5) {
                 Write::Create

@@ -41,20 +41,45 @@ const HAND: &str = "made by hand";
 
 // ------------------------------------------------------------------ operator process
 
-/// The operator binary as a child process, with the main operator's arguments plus
-/// optional environment (e.g. `JSO_TEST_MUTANTS`). Killed on drop.
+/// The Lease the replicas compete for (the chart's, which its Role lets them renew).
+const LEASE: &str = "jso-juju-secrets-operator";
+/// The replicas' Lease duration: the shortest the operator accepts, so a handover is quick.
+pub const LEASE_DURATION: Duration = Duration::from_secs(3);
+
+/// One operator process.
+struct Replica {
+    identity: String,
+    port: u16,
+    child: Option<Child>,
+    /// Stopped with SIGSTOP by the tester (the log's length then) and resumed since:
+    /// an exit after "leadership lost" in the log from there is expected, not a crash.
+    paused: Option<u64>,
+}
+
+/// The operator binary as child processes, with the main operator's arguments plus
+/// optional environment (e.g. `JSO_TEST_MUTANTS`): one process, or two replicas
+/// electing a leader with the Lease as the chart runs them. Killed on drop.
 pub struct OpProc {
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// Every replica's log, one file.
     pub log: PathBuf,
-    pub port: u16,
-    child: Option<Child>,
+    replicas: Vec<Replica>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 impl OpProc {
     /// Like the environment's main operator (same flags, tenancy policy, ServiceAccount),
-    /// with `envs` added; its log goes to `<run dir>/<name>.log`.
-    pub fn start(env: &Env, name: &str, envs: &[(&str, &str)]) -> OpProc {
+    /// with `envs` added; its log goes to `<run dir>/<name>.log`. With `replicas` > 1
+    /// the processes elect a leader; with one, leader election is off (a restart does
+    /// not wait for the Lease).
+    pub fn start(env: &Env, name: &str, envs: &[(&str, &str)], replicas: usize) -> OpProc {
         let mut args = env.common_args.clone();
         args.extend([
             "--juju-connection-secret".into(),
@@ -63,12 +88,18 @@ impl OpProc {
             format!("{NS},{}", harness::NS_DENIED),
             "--tenancy-policy".into(),
             env.dir.join("tenancy.yaml").display().to_string(),
-            "--leader-election=false".into(),
         ]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        if replicas > 1 {
+            args.extend([
+                "--leader-election=true".into(),
+                "--lease-name".into(),
+                LEASE.into(),
+                "--lease-duration".into(),
+                format!("{}s", LEASE_DURATION.as_secs()),
+            ]);
+        } else {
+            args.push("--leader-election=false".into());
+        }
         let mut op = OpProc {
             args,
             envs: envs
@@ -76,76 +107,207 @@ impl OpProc {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             log: env.dir.join(format!("{name}.log")),
-            port,
-            child: None,
+            replicas: (0..replicas.max(1))
+                .map(|i| Replica {
+                    identity: format!("{name}-{i}"),
+                    port: free_port(),
+                    child: None,
+                    paused: None,
+                })
+                .collect(),
         };
         op.spawn();
         op
     }
 
+    /// Starts every replica that is not running.
     pub fn spawn(&mut self) {
         use std::io::Write as _;
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("operator log");
-        let _ = writeln!(log, "### histories: starting the operator {:?}", self.envs);
-        let err = log.try_clone().expect("operator log");
-        let child = Command::new(env!("CARGO_BIN_EXE_juju-secrets-operator"))
-            .arg("run")
-            .args(&self.args)
-            .arg("--metrics-addr")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .env_remove("KUBECONFIG")
-            .env_remove("RUST_LOG")
-            .env_remove("JSO_TEST_MUTANTS")
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .expect("spawn the operator");
-        self.child = Some(child);
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        for r in &mut self.replicas {
+            if r.child.is_some() {
+                continue;
+            }
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .expect("operator log");
+            let _ = writeln!(
+                log,
+                "### histories: starting the operator {} {:?}",
+                r.identity, self.envs
+            );
+            let err = log.try_clone().expect("operator log");
+            let child = Command::new(env!("CARGO_BIN_EXE_juju-secrets-operator"))
+                .arg("run")
+                .args(&self.args)
+                .arg("--metrics-addr")
+                .arg(format!("127.0.0.1:{}", r.port))
+                .env_remove("KUBECONFIG")
+                .env_remove("RUST_LOG")
+                .env_remove("JSO_TEST_MUTANTS")
+                .env("POD_NAME", &r.identity)
+                .envs(self.envs.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(err)
+                .spawn()
+                .expect("spawn the operator");
+            r.child = Some(child);
+            r.paused = None;
         }
     }
 
-    /// The exit status, if the process exited on its own.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+    /// The replica that says it leads (its `leader` gauge).
+    fn leading(&self) -> Option<usize> {
+        self.replicas.iter().position(|r| {
+            r.child.is_some()
+                && harness::http_get(r.port, "/metrics").is_some_and(|(code, body)| {
+                    code == 200
+                        && harness::metric(&body, "juju_secrets_operator_leader", &[]) == Some(1.0)
+                })
+        })
+    }
+
+    /// The replica that leads, else the first running one.
+    fn leader_index(&self) -> usize {
+        self.leading()
+            .or_else(|| self.replicas.iter().position(|r| r.child.is_some()))
+            .unwrap_or(0)
+    }
+
+    /// Waits (bounded) until a replica leads, so that a fault aimed at the leader hits
+    /// one; replicas that stepped down are restarted meanwhile. Returns false if none
+    /// led in time.
+    pub async fn wait_leader(op: &Mutex<OpProc>, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            {
+                let op = op.lock().expect("op");
+                if op.leading().is_some() {
+                    return true;
+                }
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// SIGKILLs the leader (the only process, or the replica holding the Lease): the
+    /// standby takes over once the Lease expires. Returns the identity killed.
+    pub fn kill_leader(&mut self) -> String {
+        let i = self.leader_index();
+        let r = &mut self.replicas[i];
+        if let Some(mut c) = r.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        r.identity.clone()
+    }
+
+    /// SIGSTOPs the leader for `pause`, then SIGCONTs it: a pause longer than the Lease
+    /// lets the standby take over while the old leader is frozen mid-work; on waking it
+    /// must notice and stop before it writes anything. Returns the identity paused.
+    pub async fn pause_leader(op: &Mutex<OpProc>, pause: Duration) -> Option<String> {
+        let (pid, identity) = {
+            let mut op = op.lock().expect("op");
+            let i = op.leader_index();
+            let offset = op.log_len();
+            let r = &mut op.replicas[i];
+            let pid = r.child.as_ref()?.id();
+            r.paused = Some(offset);
+            (pid, r.identity.clone())
+        };
+        let signal = |sig: &str| {
+            let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+        };
+        signal("-STOP");
+        tokio::time::sleep(pause).await;
+        signal("-CONT");
+        Some(identity)
+    }
+
+    /// SIGKILLs every replica.
+    pub fn kill(&mut self) {
+        for r in &mut self.replicas {
+            if let Some(mut c) = r.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// A replica that exited on its own, with its status; a replica the tester paused
+    /// that exited because its leadership was lost is restarted quietly (that is the
+    /// design: a leader that lost its Lease stops, and Kubernetes restarts it).
+    pub fn exited(&mut self) -> Option<(String, std::process::ExitStatus)> {
+        let log = self.log.clone();
+        let mut crashed = None;
+        let mut restart = false;
+        for r in &mut self.replicas {
+            let Some(status) = r.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) else {
+                continue;
+            };
+            r.child = None;
+            let stepped_down = r.paused.is_some_and(|offset| {
+                std::fs::read(&log).is_ok_and(|t| {
+                    String::from_utf8_lossy(t.get(offset as usize..).unwrap_or_default())
+                        .contains("leadership lost")
+                })
+            });
+            if stepped_down {
+                restart = true;
+            } else if crashed.is_none() {
+                crashed = Some((r.identity.clone(), status));
+            }
+        }
+        if restart {
+            self.spawn();
+        }
+        crashed
     }
 
     pub fn log_len(&self) -> u64 {
         std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Sum of `juju_secrets_operator_reconciles_total` over every label; `None` while
-    /// the process does not answer.
+    /// Sum of `juju_secrets_operator_reconciles_total` over every label and replica;
+    /// `None` while no replica answers.
     pub fn reconciles(&self) -> Option<f64> {
-        let (code, body) = harness::http_get(self.port, "/metrics")?;
-        (code == 200)
-            .then(|| harness::metric(&body, "juju_secrets_operator_reconciles_total", &[]))
-            .flatten()
+        let mut total = None;
+        for r in &self.replicas {
+            if let Some((200, body)) = harness::http_get(r.port, "/metrics") {
+                let n = harness::metric(&body, "juju_secrets_operator_reconciles_total", &[])
+                    .unwrap_or(0.0);
+                total = Some(total.unwrap_or(0.0) + n);
+            }
+        }
+        total
     }
 
+    /// Waits until every replica serves `/healthz` and one leads.
     pub async fn wait_healthy(&mut self, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(s) = self.exited() {
+            if let Some((who, s)) = self.exited() {
                 return Err(format!(
-                    "operator exited ({s}): {}",
+                    "operator {who} exited ({s}): {}",
                     harness::tail(&self.log, 15)
                 ));
             }
-            if harness::http_get_status(self.port, "/healthz") == Some(200) {
+            let healthy = self
+                .replicas
+                .iter()
+                .all(|r| harness::http_get_status(r.port, "/healthz") == Some(200));
+            let leads = self.replicas.len() == 1 || {
+                let i = self.leader_index();
+                harness::http_get(self.replicas[i].port, "/metrics").is_some_and(|(_, b)| {
+                    harness::metric(&b, "juju_secrets_operator_leader", &[]) == Some(1.0)
+                })
+            };
+            if healthy && leads {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -172,6 +334,10 @@ pub struct Stats {
     pub skipped: u64,
     pub kills: u64,
     pub aimed_kills: u64,
+    /// Leaders frozen (SIGSTOP) and resumed.
+    pub pauses: u64,
+    /// Replicas running (two elect a leader: a kill is a handover).
+    pub replicas: u64,
     pub drops: u64,
     pub checks: u64,
     /// Juju write calls during quiet windows (refused retries: nothing changed).
@@ -189,6 +355,8 @@ impl Stats {
         self.skipped += o.skipped;
         self.kills += o.kills;
         self.aimed_kills += o.aimed_kills;
+        self.pauses += o.pauses;
+        self.replicas = self.replicas.max(o.replicas);
         self.drops += o.drops;
         self.checks += o.checks;
         self.futile_writes += o.futile_writes;
@@ -358,7 +526,10 @@ type Res<T> = Result<T, String>;
 
 impl World {
     pub fn new(env: Arc<Env>, op: Arc<Mutex<OpProc>>, tenant: Client, h: usize) -> World {
-        let log_offset = op.lock().expect("op").log_len();
+        let (log_offset, replicas) = {
+            let op = op.lock().expect("op");
+            (op.log_len(), op.replicas.len() as u64)
+        };
         World {
             env,
             op,
@@ -377,6 +548,7 @@ impl World {
             journal: Vec::new(),
             stats: Stats {
                 histories: 1,
+                replicas,
                 ..Stats::default()
             },
             violations: Vec::new(),
@@ -545,11 +717,11 @@ impl World {
 
     fn crashed_check(&mut self) {
         let exited = self.op.lock().expect("op").exited();
-        if let Some(status) = exited {
+        if let Some((who, status)) = exited {
             let tail = harness::tail(&self.op.lock().expect("op").log, 10);
             self.violate(
                 ALIVE,
-                format!("the operator exited on its own ({status}): {tail}"),
+                format!("the operator {who} exited on its own ({status}): {tail}"),
             );
             self.op.lock().expect("op").spawn();
         }
@@ -776,12 +948,24 @@ impl World {
                     .map_err(|e| format!("forge grant status: {e}"))?;
                 Ok("forged".into())
             }
-            Action::Kill => {
+            Action::Kill { pause_ms: None } => {
+                self.await_leader().await;
                 let mut op = self.op.lock().expect("op");
-                op.kill();
+                let who = op.kill_leader();
                 op.spawn();
                 self.stats.kills += 1;
-                Ok("killed, restarted".into())
+                Ok(format!("killed {who}, restarted"))
+            }
+            Action::Kill { pause_ms: Some(ms) } => {
+                let pause = Duration::from_millis(u64::from(ms));
+                self.await_leader().await;
+                match OpProc::pause_leader(&self.op, pause).await {
+                    Some(who) => {
+                        self.stats.pauses += 1;
+                        Ok(format!("paused {who} for {ms} ms"))
+                    }
+                    None => Ok("no leader running to pause".into()),
+                }
             }
             Action::AimedKill {
                 write,
@@ -1200,6 +1384,16 @@ impl World {
         }
     }
 
+    /// Before a fault aimed at the leader: replicas that exited are reaped (a crash is a
+    /// violation, a paused leader that stepped down is restarted) and one leads.
+    async fn await_leader(&mut self) {
+        self.crashed_check();
+        if !OpProc::wait_leader(&self.op, 6 * LEASE_DURATION).await {
+            self.journal
+                .push("  (no replica led within six Lease durations)".into());
+        }
+    }
+
     async fn aimed_kill(
         &mut self,
         write: Write,
@@ -1253,7 +1447,7 @@ impl World {
         tokio::time::sleep(wait).await;
         {
             let mut op = self.op.lock().expect("op");
-            op.kill();
+            op.kill_leader();
             set(Duration::ZERO);
             op.spawn();
         }
