@@ -70,7 +70,8 @@
 //!
 //! Only the facades a secrets operator needs are typed: Admin (login), ModelManager
 //! (list and look up models), ModelConfig (the `secret-backend` key), Secrets v1/v2 (user
-//! secrets) and SecretBackends v1, plus Pinger. Charm-owned secrets (the SecretsManager
+//! secrets), SecretBackends v1 and Application (an application's charm config, where a
+//! granted secret's URI goes), plus Pinger. Charm-owned secrets (the SecretsManager
 //! facade agents use), macaroon or OIDC login, and controller discovery (redirects, many
 //! addresses tried in a smart order) are not implemented.
 
@@ -85,6 +86,7 @@ mod wire;
 pub use client::JujuClient;
 pub use content::{ContentError, ContentLimits, SecretContent, SecretValue};
 pub use error::{ApiError, Error, ErrorCode, Result};
+pub use facade::application::ConfigOption;
 pub use facade::model_manager::{Model, ModelSpec};
 pub use facade::secret_backends::{BackendConfig, BackendInfo, BackendUpdate, NewBackend};
 pub use facade::secrets::{

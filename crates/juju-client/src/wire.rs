@@ -416,3 +416,59 @@ pub struct ModelSet {
 pub struct ModelUnset {
     pub keys: Vec<String>,
 }
+
+// ---------------------------------------------------------------- Application (charm config)
+
+#[derive(Serialize)]
+pub struct ApplicationGet {
+    pub application: String,
+    pub branch: String,
+}
+
+#[derive(Deserialize)]
+pub struct ApplicationGetResults {
+    /// Option name to Juju's description of it (`type`, `source`, `value`, `default`,
+    /// `description`).
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigOptionWire>,
+}
+
+#[derive(Deserialize)]
+pub struct ConfigOptionWire {
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub value: Option<Value>,
+    #[serde(default)]
+    pub default: Option<Value>,
+}
+
+#[derive(Serialize)]
+pub struct ConfigSetArgs {
+    #[serde(rename = "Args")]
+    pub args: Vec<ConfigSet>,
+}
+
+#[derive(Serialize)]
+pub struct ConfigSet {
+    pub application: String,
+    pub generation: String,
+    pub config: BTreeMap<String, String>,
+    #[serde(rename = "config-yaml")]
+    pub config_yaml: String,
+}
+
+#[derive(Serialize)]
+pub struct ApplicationConfigUnsetArgs {
+    #[serde(rename = "Args")]
+    pub args: Vec<ApplicationUnset>,
+}
+
+#[derive(Serialize)]
+pub struct ApplicationUnset {
+    pub application: String,
+    pub branch: String,
+    pub options: Vec<String>,
+}

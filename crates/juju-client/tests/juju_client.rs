@@ -1133,3 +1133,81 @@ async fn without_checksums_no_checksum_is_reported_and_identical_content_is_a_re
     assert_eq!(s.latest_revision_checksum, None);
     assert_eq!(s.latest_revision, 2, "identical content made no revision");
 }
+
+#[tokio::test]
+async fn application_config_is_read_set_and_reset_like_juju_config() {
+    let env = start("app_config").await;
+    let client = env.client("admin");
+    let m = env.model_uuid.as_str();
+    let config = client.application_config(m, "mysql").await.unwrap();
+    let root = &config["root-password"];
+    assert_eq!(
+        (root.kind.as_str(), root.source.as_str()),
+        ("secret", "unset")
+    );
+    assert_eq!(root.value, None);
+    assert_eq!(config["port"].value, Some(serde_json::json!(3306)));
+    assert_eq!(
+        config["port"].user_value(),
+        None,
+        "a default is no user value"
+    );
+
+    let uri = "secret:9m4e2mr0ui3e8a215n4g";
+    let set = |app: &str, k: &str, v: &str| {
+        (
+            app.to_owned(),
+            std::collections::BTreeMap::from([(k.to_owned(), v.to_owned())]),
+        )
+    };
+    let results = client
+        .set_application_config(
+            m,
+            &[
+                set("mysql", "root-password", uri),
+                set("mysql", "port", "abc"),
+                set("nosuchapp", "x", "y"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    let e = results[1].as_ref().unwrap_err();
+    assert_eq!(
+        e.message,
+        "parsing settings for application: option \"port\" expected int, got \"abc\""
+    );
+    let e = results[2].as_ref().unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert_eq!(e.message, "application \"nosuchapp\" not found");
+    let config = client.application_config(m, "mysql").await.unwrap();
+    assert_eq!(
+        config["root-password"].user_value(),
+        Some(&serde_json::json!(uri))
+    );
+    assert!(
+        !format!("{:?}", config["root-password"]).contains(uri),
+        "Debug shows no value"
+    );
+
+    let results = client
+        .unset_application_config(
+            m,
+            &[
+                ("mysql".to_owned(), vec!["root-password".to_owned()]),
+                ("mysql".to_owned(), vec!["nope".to_owned()]),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(results[0].is_ok());
+    assert_eq!(
+        results[1].as_ref().unwrap_err().message,
+        "updating application charm settings: unknown option \"nope\""
+    );
+    let config = client.application_config(m, "mysql").await.unwrap();
+    assert_eq!(config["root-password"].source, "unset");
+
+    let err = client.application_config(m, "nosuchapp").await.unwrap_err();
+    assert_eq!(err.code(), Some(&ErrorCode::NotFound), "{err}");
+}

@@ -66,8 +66,10 @@
 //!
 //! * `/api` (and `/`): controller login. Facades: ModelConfig v3 (on the unlisted controller
 //!   model), ModelManager v9/v10, Pinger v1, SecretBackends v1.
-//! * `/model/<uuid>/api`: model login. Facades: AllWatcher v3, Client v6–v8 (WatchAll
-//!   only), ModelConfig v3, Pinger v1, Secrets v1/v2. An unknown UUID makes every request
+//! * `/model/<uuid>/api`: model login. Facades: AllWatcher v3, Application v15–v22 (the
+//!   charm config calls; applications' charms and their options are described in
+//!   `facades/application.rs`), Client v6–v8 (WatchAll only), ModelConfig v3, Pinger v1,
+//!   Secrets v1/v2. An unknown UUID makes every request
 //!   fail with `unknown model: "<uuid>"` (`model not found`).
 //! * `/emulator/control`: the control facade, accepted from loopback addresses only, with
 //!   no login. It uses the normal RPC envelope with `"type":"Emulator","version":1` and the

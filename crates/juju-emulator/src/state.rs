@@ -95,6 +95,9 @@ pub struct ModelRecord {
     pub created: String,
     /// Deployed applications.
     pub applications: Vec<String>,
+    /// Charm config values set with `SetConfigs`, per application (typed as the option).
+    #[serde(default)]
+    pub app_config: BTreeMap<String, BTreeMap<String, Value>>,
     /// Explicit access grants: user name to `read`/`write`/`admin`.
     pub access: BTreeMap<String, String>,
     /// Config values set with ModelSet.
@@ -194,6 +197,7 @@ impl State {
                 model_type: "iaas".into(),
                 created: now.clone(),
                 applications: m.applications.clone(),
+                app_config: BTreeMap::new(),
                 access: BTreeMap::from([(m.owner.clone(), "admin".to_owned())]),
                 config: BTreeMap::new(),
                 last_connection: BTreeMap::new(),

@@ -1,6 +1,7 @@
 //! Typed calls of the facades this client speaks, as methods of
 //! [`JujuClient`](super::JujuClient). Each module owns one facade.
 
+pub mod application;
 pub mod model_config;
 pub mod model_manager;
 pub mod secret_backends;

@@ -1,6 +1,7 @@
 //! Facade registry, call routing and dispatch.
 
 mod admin;
+mod application;
 mod backends;
 mod control;
 mod modelconfig;
@@ -67,6 +68,21 @@ const FACADES: &[Facade] = &[
         versions: &[3],
         served: Served::Model,
         methods: |_| &["Next", "Stop"],
+    },
+    Facade {
+        name: "Application",
+        // Juju 3.6.10 and later (versions 21 and 22 added storage calls).
+        versions: &[15, 16, 17, 18, 19, 20, 21, 22],
+        served: Served::Model,
+        methods: |_| {
+            &[
+                "CharmConfig",
+                "Get",
+                "GetConfig",
+                "SetConfigs",
+                "UnsetApplicationsConfig",
+            ]
+        },
     },
     Facade {
         name: "Client",
@@ -270,6 +286,7 @@ pub(crate) async fn execute(
                 ("Pinger", _) => Ok(super::rpc::empty()),
                 ("AllWatcher", "Next") => watcher::next(conn, req).await,
                 ("AllWatcher", "Stop") => watcher::stop(conn, req),
+                ("Application", m) => application::handle(&call, m),
                 ("Client", "WatchAll") => watcher::watch_all(conn),
                 ("ModelConfig", m) => modelconfig::handle(&call, m),
                 ("ModelManager", m) => modelmanager::handle(&call, m),

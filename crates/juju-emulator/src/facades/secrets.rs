@@ -704,7 +704,7 @@ fn reveal(state: &State, faults: &Faults, s: &SecretRecord, wanted: u64) -> Valu
 }
 
 /// Whether `name` is a valid application name.
-fn is_valid_application(name: &str) -> bool {
+pub(super) fn is_valid_application(name: &str) -> bool {
     let mut parts = name.split('-');
     let Some(first) = parts.next() else {
         return false;
