@@ -197,7 +197,24 @@ async fn login_reports_facades_per_connection_kind() {
         .collect();
     assert_eq!(
         names,
-        ["AllWatcher", "Client", "ModelConfig", "Pinger", "Secrets"]
+        [
+            "AllWatcher",
+            "Application",
+            "Client",
+            "ModelConfig",
+            "Pinger",
+            "Secrets"
+        ]
+    );
+    let application = r["facades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Application")
+        .unwrap();
+    assert_eq!(
+        application["versions"],
+        json!([15, 16, 17, 18, 19, 20, 21, 22])
     );
 
     let mut ctrl = Client::connect(&info, "/api").await;
