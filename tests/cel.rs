@@ -335,6 +335,10 @@ fn every_rule_in_the_crds_is_one_these_tests_cover() {
             "JujuSecretGrant",
             &[
                 ("spec", "has(self.secretRef) != has(self.external)"),
+                (
+                    "spec",
+                    "!has(self.config) || self.config.all(c, c.application in self.applications)",
+                ),
                 ("spec.external", "has(self.name) != has(self.uri)"),
             ],
         ),
@@ -586,6 +590,28 @@ fn grant_names_exactly_one_secret() {
             "applications": ["app"],
         }))
         .refused("spec", one);
+}
+
+#[test]
+fn grant_config_entries_name_listed_applications() {
+    let grant = Kind::grant();
+    let listed = "every config entry's application must be listed in applications";
+    let spec = |config: Value| json!({"secretRef": {"name": "db"}, "applications": ["wordpress", "mysql"], "config": config});
+    grant
+        .create(spec(json!([
+            {"application": "wordpress", "option": "db-password"},
+            {"application": "mysql", "option": "root-password", "overwrite": true},
+        ])))
+        .admitted();
+    grant
+        .create(json!({"secretRef": {"name": "db"}, "applications": ["wordpress"]}))
+        .admitted();
+    grant
+        .create(spec(json!([{"application": "other", "option": "x"}])))
+        .refused("spec", listed);
+    grant
+        .create(spec(json!([{"application": "mysql"}])))
+        .refused("spec.config[0]", "option");
 }
 
 #[test]

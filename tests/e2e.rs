@@ -256,19 +256,7 @@ async fn create_update_rename(env: Arc<Env>) {
     )
     .await;
     env.wait_synced(NS, name, |_| true).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let info = env.juju_one(name).await;
-        if info.description.as_deref() == Some("e2e database, v2") {
-            assert_eq!(
-                info.latest_revision, 2,
-                "a description change made a revision"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "description not updated in Juju");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_description(&env, &id, Some("e2e database, v2")).await;
 
     // Rename → same URI, new label, no new revision.
     let renamed = "app-db-renamed";
@@ -287,8 +275,36 @@ async fn create_update_rename(env: Arc<Env>) {
     assert!(env.juju_by_label(name).await.is_empty(), "old name gone");
     env.wait_event(NS, name, "Normal", "Renamed").await;
 
+    // Description removed from the spec → cleared in Juju, no revision.
+    env.patch_jsec(NS, name, json!({"spec": {"description": null}}))
+        .await;
+    env.wait_synced(NS, name, |_| true).await;
+    wait_description(&env, &id, None).await;
+
     env.delete_jsec(NS, name).await;
     assert!(env.juju_by_uri(&id).await.is_none(), "deleted with the CR");
+}
+
+/// Waits until the secret's description in Juju is `want`, with no new revision (the
+/// secret is at revision 2 here).
+async fn wait_description(env: &Env, uri: &str, want: Option<&str>) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info = env.juju_by_uri(uri).await.expect("secret exists");
+        if info.description.as_deref() == want {
+            assert_eq!(
+                info.latest_revision, 2,
+                "a description change made a revision"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "description in Juju is {:?}, not {want:?}",
+            info.description
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// secretRef: a source data change → new revision within seconds; labels/annotations

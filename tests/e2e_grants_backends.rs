@@ -33,7 +33,7 @@ use harness::{
 use juju_client::{BackendInfo, SecretSelector, SecretUri};
 use juju_secrets_operator::crd::backend::JujuSecretBackend;
 use juju_secrets_operator::crd::condition::{Condition, READY};
-use juju_secrets_operator::crd::grant::JujuSecretGrant;
+use juju_secrets_operator::crd::grant::{ConfiguredOption, JujuSecretGrant};
 use juju_secrets_operator::crd::secret::JujuSecret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
@@ -82,6 +82,8 @@ fn main() -> ExitCode {
             two_grants_applied_together,
             outside_grant_never_revoked,
             application_created_later,
+            config_wiring,
+            config_wiring_conflicts_and_overwrite,
             external_secret,
             external_secret_removed_by_hand,
             grant_waits_for_jujusecret,
@@ -421,6 +423,58 @@ impl T {
             .await
             .unwrap();
         assert!(res.iter().all(Result::is_ok), "grant by hand: {res:?}");
+    }
+
+    /// The value a person or the operator set on an application's config option.
+    async fn option_value(&self, app: &str, option: &str) -> Option<String> {
+        let config = self
+            .env
+            .juju
+            .application_config(&self.env.model_uuid, app)
+            .await
+            .unwrap();
+        config
+            .get(option)
+            .unwrap_or_else(|| panic!("{app} has no option {option}"))
+            .user_value()
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    }
+
+    /// Waits until `app`'s `option` holds `want` (`None`: unset).
+    async fn wait_option(&self, app: &str, option: &str, want: Option<&str>, ctx: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.option_value(app, option).await;
+            if now.as_deref() == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ctx}: {app}/{option} is {now:?}, not {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A person sets `app`'s `option` in Juju, as `juju config` does.
+    async fn set_option_by_hand(&self, app: &str, option: &str, value: &str) {
+        let res = self
+            .env
+            .juju
+            .set_application_config(
+                &self.env.model_uuid,
+                &[(
+                    app.to_owned(),
+                    BTreeMap::from([(option.to_owned(), value.to_owned())]),
+                )],
+            )
+            .await
+            .unwrap();
+        assert!(
+            res.iter().all(Result::is_ok),
+            "juju config by hand: {res:?}"
+        );
     }
 
     /// A JujuSecret with inline data in `NS`, synced; its Juju URI.
@@ -1044,6 +1098,214 @@ async fn application_created_later(t: Arc<T>) {
     t.delete_grant(NS, "later").await;
     t.wait_access(&uri, &[], "grant object deleted").await;
     t.env.delete_jsec(NS, "later-secret").await;
+}
+
+/// Config wiring: an option gets the secret's URI only after its application holds the
+/// grant (a failed grant call leaves it unset), an application that appears later gets
+/// both, a recreated JujuSecret's new URI follows, and options taken out of the spec or
+/// left by a deleted grant are restored to what they were (unset here).
+async fn config_wiring(t: Arc<T>) {
+    let uri = t.jujusecret("wire-secret").await;
+    // The first grant call fails: nothing may be wired before the grant exists.
+    let grants = t.env.emulator.call_count("Secrets", "GrantSecret");
+    t.env.emulator.faults().fail_next(
+        "Secrets",
+        "GrantSecret",
+        1,
+        "",
+        "injected: the grant call fails once",
+    );
+    t.create_grant(
+        NS,
+        "wire",
+        json!({
+            "secretRef": {"name": "wire-secret"},
+            "applications": ["mysql", "wirelate"],
+            "config": [
+                {"application": "mysql", "option": "root-password"},
+                {"application": "wirelate", "option": "credentials"},
+            ],
+        }),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while t.env.emulator.call_count("Secrets", "GrantSecret") == grants {
+        assert!(Instant::now() < deadline, "no GrantSecret call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        t.option_value("mysql", "root-password").await,
+        None,
+        "the option was set although the grant call failed"
+    );
+    let g = t.wait_grant_reason(NS, "wire", "ApplicationNotFound").await;
+    let s = g.status.unwrap();
+    assert_eq!(s.granted_applications, ["mysql"]);
+    assert_eq!(
+        s.configured,
+        [ConfiguredOption {
+            application: "mysql".into(),
+            option: "root-password".into()
+        }],
+        "status.configured"
+    );
+    t.wait_access(&uri, &["mysql"], "mysql granted").await;
+    t.wait_option("mysql", "root-password", Some(&uri.short()), "wired")
+        .await;
+    t.env.wait_event(NS, "wire", "Normal", "Configured").await;
+
+    // The application appears: granted, then configured.
+    t.env
+        .emulator
+        .add_application(&t.env.model_uuid, "wirelate");
+    t.wait_grant(NS, "wire", "both configured", PENDING_WAIT, |g| {
+        grant_synced(g) && g.status.as_ref().unwrap().configured.len() == 2
+    })
+    .await;
+    t.wait_option(
+        "wirelate",
+        "credentials",
+        Some(&uri.short()),
+        "latecomer wired",
+    )
+    .await;
+
+    // The JujuSecret is recreated: a new URI, and the options follow it.
+    t.env.delete_jsec(NS, "wire-secret").await;
+    let renewed = t.jujusecret("wire-secret").await;
+    assert_ne!(renewed, uri, "a recreated JujuSecret has a new secret");
+    t.wait_option(
+        "mysql",
+        "root-password",
+        Some(&renewed.short()),
+        "URI followed",
+    )
+    .await;
+    t.wait_option(
+        "wirelate",
+        "credentials",
+        Some(&renewed.short()),
+        "URI followed",
+    )
+    .await;
+
+    // Taken out of the spec: restored (it was unset); the grant stays.
+    t.patch_grant(
+        NS,
+        "wire",
+        json!({"spec": {"config": [{"application": "wirelate", "option": "credentials"}]}}),
+    )
+    .await;
+    t.wait_option("mysql", "root-password", None, "entry removed")
+        .await;
+    t.wait_access(&renewed, &["mysql", "wirelate"], "grants stay")
+        .await;
+
+    // The grant object goes: the last option is restored too, then access is revoked.
+    t.delete_grant(NS, "wire").await;
+    t.wait_option("wirelate", "credentials", None, "grant deleted")
+        .await;
+    t.wait_access(&renewed, &[], "grant deleted").await;
+    t.env.delete_jsec(NS, "wire-secret").await;
+}
+
+/// An option a person set to another secret is a Conflict and stays as it is; with
+/// `overwrite` it is taken over and given back when the entry goes. A value that is not
+/// a secret URI is never replaced; an option the charm does not have is InvalidSpec.
+async fn config_wiring_conflicts_and_overwrite(t: Arc<T>) {
+    let uri = t.jujusecret("wire2-secret").await;
+    let theirs = t.jujusecret("wire2-theirs").await;
+    t.set_option_by_hand("wordpress", "db-password", &theirs.short())
+        .await;
+    t.create_grant(
+        NS,
+        "wire2",
+        json!({
+            "secretRef": {"name": "wire2-secret"},
+            "applications": ["wordpress"],
+            "config": [{"application": "wordpress", "option": "db-password"}],
+        }),
+    )
+    .await;
+    let g = t.wait_grant_reason(NS, "wire2", "Conflict").await;
+    let msg = ready_of(&g.status.unwrap().conditions)
+        .unwrap()
+        .message
+        .clone();
+    assert!(msg.contains("wordpress/db-password"), "{msg}");
+    t.wait_access(&uri, &["wordpress"], "granted despite the conflict")
+        .await;
+    assert_eq!(
+        t.option_value("wordpress", "db-password").await.as_deref(),
+        Some(theirs.short().as_str()),
+        "a person's value was replaced"
+    );
+
+    // overwrite: taken over; the entry removed: given back.
+    t.patch_grant(
+        NS,
+        "wire2",
+        json!({"spec": {"config": [{"application": "wordpress", "option": "db-password", "overwrite": true}]}}),
+    )
+    .await;
+    t.wait_grant_synced(NS, "wire2", |g| {
+        g.status.as_ref().unwrap().configured.len() == 1
+    })
+    .await;
+    t.wait_option(
+        "wordpress",
+        "db-password",
+        Some(&uri.short()),
+        "overwritten",
+    )
+    .await;
+    t.patch_grant(NS, "wire2", json!({"spec": {"config": null}}))
+        .await;
+    t.wait_option(
+        "wordpress",
+        "db-password",
+        Some(&theirs.short()),
+        "given back",
+    )
+    .await;
+
+    // Not a secret URI: never replaced, even with overwrite. Unknown option: InvalidSpec.
+    t.set_option_by_hand("wordpress", "blog-title", "Notes")
+        .await;
+    t.patch_grant(
+        NS,
+        "wire2",
+        json!({"spec": {"config": [{"application": "wordpress", "option": "blog-title", "overwrite": true}]}}),
+    )
+    .await;
+    t.wait_grant_reason(NS, "wire2", "Conflict").await;
+    assert_eq!(
+        t.option_value("wordpress", "blog-title").await.as_deref(),
+        Some("Notes")
+    );
+    t.patch_grant(
+        NS,
+        "wire2",
+        json!({"spec": {"config": [{"application": "wordpress", "option": "no-such-option"}]}}),
+    )
+    .await;
+    t.wait_grant_reason(NS, "wire2", "InvalidSpec").await;
+
+    // A config entry for an application the grant does not list: InvalidSpec (the
+    // apiserver refuses it too where it runs the CRD's CEL rules, Kubernetes 1.25+).
+    t.patch_grant(
+        NS,
+        "wire2",
+        json!({"spec": {"config": [{"application": "mysql", "option": "root-password"}]}}),
+    )
+    .await;
+    t.wait_grant_reason(NS, "wire2", "InvalidSpec").await;
+    assert_eq!(t.option_value("mysql", "root-password").await, None);
+
+    t.delete_grant(NS, "wire2").await;
+    t.wait_access(&uri, &[], "grant deleted").await;
+    t.env.delete_jsec(NS, "wire2-secret").await;
+    t.env.delete_jsec(NS, "wire2-theirs").await;
 }
 
 /// Secrets made outside the operator, by URI and by name; a missing one is NotFound; a
@@ -2477,7 +2739,8 @@ async fn invalid_backends(t: Arc<T>) {
     t.delete_backend("typo", WAIT).await;
 }
 
-/// examples/grant.yaml and examples/backend.yaml parse as the operator's types and pass
+/// examples/grant.yaml, examples/backend.yaml and the seed workflow (50-seed-workflow.yaml)
+/// parse as the operator's types and pass
 /// the apiserver's validation (server-side dry run; nothing is stored).
 async fn examples_are_valid(t: Arc<T>) {
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.env.kube.clone());
@@ -2492,7 +2755,11 @@ async fn examples_are_valid(t: Arc<T>) {
         ..PostParams::default()
     };
     let mut kinds = Vec::new();
-    for file in ["examples/grant.yaml", "examples/backend.yaml"] {
+    for file in [
+        "examples/grant.yaml",
+        "examples/backend.yaml",
+        "examples/50-seed-workflow.yaml",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let text = std::fs::read_to_string(&path).unwrap();
         let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
@@ -2515,6 +2782,11 @@ async fn examples_are_valid(t: Arc<T>) {
                     serde_json::from_value::<JujuSecretBackend>(value.clone())
                         .unwrap_or_else(|e| panic!("{ctx}: {e}"));
                     (ApiResource::erase::<JujuSecretBackend>(&()), false)
+                }
+                "JujuSecret" => {
+                    serde_json::from_value::<JujuSecret>(value.clone())
+                        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    (ApiResource::erase::<JujuSecret>(&()), true)
                 }
                 "Secret" => (
                     ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
@@ -2623,7 +2895,14 @@ fn contract() -> BTreeMap<&'static str, Vec<&'static str>> {
         "JujuSecretGrant",
         [
             &common[..],
-            &["ApplicationNotFound", "SecretNotReady", "NotFound"],
+            &[
+                "ApplicationNotFound",
+                "SecretNotReady",
+                "NotFound",
+                "Conflict",
+                "InvalidSpec",
+                "JujuError",
+            ],
         ]
         .concat(),
     );
@@ -2651,7 +2930,7 @@ async fn only_contract_reasons(t: Arc<T>) {
     let normal: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
         (
             "JujuSecretGrant",
-            vec!["Granted", "Revoked", "SecretNotReady"],
+            vec!["Granted", "Revoked", "SecretNotReady", "Configured"],
         ),
         (
             "JujuSecretBackend",

@@ -327,6 +327,23 @@ async fn sync(
     previous: &JujuSecretGrantStatus,
 ) -> Result<(JujuSecretGrantStatus, bool), Problem> {
     let ctx = &gctx.ctx;
+    // The CRD's CEL rule says the same; apiservers before Kubernetes 1.25 do not run it.
+    let unlisted: Vec<&str> = grant
+        .spec
+        .config
+        .iter()
+        .map(|c| c.application.as_str())
+        .filter(|app| !grant.spec.applications.iter().any(|a| a == app))
+        .collect();
+    if !unlisted.is_empty() {
+        return Err(Problem::new(
+            reason::INVALID_SPEC,
+            format!(
+                "config names applications not listed in applications: {}",
+                unlisted.join(", ")
+            ),
+        ));
+    }
     let target = target(grant, ctx).await?;
     let all = gctx.grants.state();
     let uid = grant.uid().unwrap_or_default();
@@ -396,7 +413,21 @@ async fn sync(
                 Err(p) => return Err(p),
             }
         }
-        ctx.ownership.forget(&uid);
+        if old.model == target.model_uuid {
+            // Same model: the options the operator wired follow the new URI.
+            ctx.ownership.record_grants(
+                &uid,
+                &target.model_uuid,
+                &target.uri.short(),
+                BTreeSet::new(),
+            );
+        } else {
+            // Another model: restore the options wired in the old one.
+            if allowed {
+                super::wiring::unwire_all(ctx, &uid).await?;
+            }
+            ctx.ownership.forget(&uid);
+        }
     }
 
     // Grant what is wanted and missing. The shared listing may be up to a refresh
@@ -530,13 +561,50 @@ async fn sync(
         .await;
 
     let granted: Vec<String> = wanted.intersection(&access).cloned().collect();
+    // Config options get the URI only once their application holds the grant.
+    let holding: BTreeSet<String> = granted.iter().cloned().collect();
+    let wiring = super::wiring::sync(
+        ctx,
+        &uid,
+        &target.model_uuid,
+        &target.uri,
+        &grant.spec.config,
+        &holding,
+    )
+    .await?;
+    if !wiring.changed.is_empty() {
+        ctx.publish(
+            grant,
+            EventType::Normal,
+            "Configured",
+            "Configure",
+            Some(format!("{} to {}", wiring.changed.join(", "), target.uri)),
+        );
+    }
+    let configured_note = if grant.spec.config.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} of {} config options set",
+            wiring.configured.len(),
+            grant.spec.config.len()
+        )
+    };
     let (ok, why, message) = if !failures.is_empty() {
         (false, reason::JUJU_ERROR, failures.join("; "))
+    } else if !wiring.invalid.is_empty() {
+        (false, reason::INVALID_SPEC, wiring.invalid.join("; "))
+    } else if !wiring.conflicts.is_empty() {
+        (false, reason::CONFLICT, wiring.conflicts.join("; "))
     } else if pending.is_empty() {
         (
             true,
             reason::SYNCED,
-            format!("{} of {} applications granted", granted.len(), wanted.len()),
+            format!(
+                "{} of {} applications granted{configured_note}",
+                granted.len(),
+                wanted.len()
+            ),
         )
     } else {
         (
@@ -567,6 +635,7 @@ async fn sync(
         granted_count: count(granted.len()),
         granted_applications: granted,
         pending_applications: pending.iter().cloned().collect(),
+        configured: wiring.configured,
         wanted_count: count(wanted.len()),
         observed_generation: grant.metadata.generation,
         conditions: vec![condition(grant, previous, ok, why, &message)],
@@ -663,6 +732,18 @@ async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action,
         model_uuid: entry.model.clone(),
         uri,
     };
+    // Config options first: an application is not left pointing at a secret it can no
+    // longer read.
+    if let Err(p) = super::wiring::unwire_all(ctx, &uid).await {
+        ctx.publish(
+            grant,
+            EventType::Warning,
+            p.reason,
+            "Unconfigure",
+            Some(p.message.clone()),
+        );
+        return Err(Error::Cleanup(p.message));
+    }
     let all = gctx.grants.state();
     let others_want: BTreeSet<String> = others(&all, grant, &target, &ctx.ownership)
         .iter()

@@ -20,6 +20,7 @@ mod outcome;
 pub mod ownership;
 mod run;
 pub mod tenancy;
+mod wiring;
 
 pub use connect::{
     MAC_KEY_SECRET, MAX_KUBE_REQUESTS, connection_namespace, connection_options, limit_requests,

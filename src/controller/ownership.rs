@@ -103,6 +103,23 @@ pub struct GrantEntry {
     /// The applications granted for the grant object.
     #[serde(rename = "a")]
     pub applications: std::collections::BTreeSet<String>,
+    /// Config options the operator set to the secret's URI for the grant object, by
+    /// application and option. Recorded before the SetConfigs call it covers.
+    #[serde(rename = "c", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configured: BTreeMap<String, BTreeMap<String, Wired>>,
+}
+
+/// One config option the operator set: what it held before (restored when the option
+/// is no longer wired) and what the operator set it to. Values are secret URIs or
+/// unset, never anything else: an option holding another value is not taken over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wired {
+    /// The value before the operator set it; `None` when it was unset.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<String>,
+    /// The value the operator set.
+    #[serde(rename = "v")]
+    pub value: String,
 }
 
 /// What the record holds for one JujuSecretBackend.
@@ -546,14 +563,46 @@ impl OwnershipRecord {
         uri: &str,
         applications: std::collections::BTreeSet<String>,
     ) {
-        let entry = (!applications.is_empty()).then(|| {
+        let mut state = self.state();
+        let configured = state
+            .grant(uid)
+            .map(|g| g.configured.clone())
+            .unwrap_or_default();
+        let entry = (!applications.is_empty() || !configured.is_empty()).then(|| {
             Entry::Grant(GrantEntry {
                 model: model.to_owned(),
                 uri: uri.to_owned(),
                 applications,
+                configured,
             })
         });
-        self.state().set_entry(uid, entry);
+        state.set_entry(uid, entry);
+    }
+
+    /// Replaces the config options recorded as set for grant object `uid` (its secret
+    /// and granted applications stay as recorded; `model` and `uri` are used when the
+    /// object has no entry yet).
+    pub fn record_configured(
+        &self,
+        uid: &str,
+        model: &str,
+        uri: &str,
+        configured: BTreeMap<String, BTreeMap<String, Wired>>,
+    ) {
+        let mut state = self.state();
+        let (model, uri, applications) = match state.grant(uid) {
+            Some(g) => (g.model.clone(), g.uri.clone(), g.applications.clone()),
+            None => (model.to_owned(), uri.to_owned(), BTreeSet::new()),
+        };
+        let entry = (!applications.is_empty() || !configured.is_empty()).then_some(Entry::Grant(
+            GrantEntry {
+                model,
+                uri,
+                applications,
+                configured,
+            },
+        ));
+        state.set_entry(uid, entry);
     }
 
     /// The record of the JujuSecretBackend `uid`.
@@ -1275,6 +1324,16 @@ mod tests {
                     model: "m".into(),
                     uri: "secret:a".into(),
                     applications: BTreeSet::from(["mysql".to_owned()]),
+                    configured: BTreeMap::from([(
+                        "mysql".to_owned(),
+                        BTreeMap::from([(
+                            "root-password".to_owned(),
+                            Wired {
+                                prior: None,
+                                value: "secret:a".into(),
+                            },
+                        )]),
+                    )]),
                 }),
             ),
             (

@@ -28,7 +28,9 @@ use super::condition::Condition;
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.secretRef) != has(self.external)",
-     "message": "exactly one of secretRef or external is required"}
+     "message": "exactly one of secretRef or external is required"},
+    {"rule": "!has(self.config) || self.config.all(c, c.application in self.applications)",
+     "message": "every config entry's application must be listed in applications"}
 ]))]
 pub struct JujuSecretGrantSpec {
     /// A JujuSecret in the same namespace.
@@ -38,9 +40,46 @@ pub struct JujuSecretGrantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalSecret>,
     /// Juju application names that may read the secret.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 128)))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub applications: Vec<String>,
+    /// Config options that receive the secret's URI, as `juju config <application>
+    /// <option>=<secret URI>` would set them: each is set once its application holds the
+    /// grant (never before), follows the URI when the secret is recreated, and is
+    /// restored to what it was before (unset if it was unset) when the entry, the
+    /// application or the grant goes. An option a person set to another value is a
+    /// `Conflict` unless `overwrite` is true; a value that is not a secret URI is never
+    /// overwritten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["application", "option"]))]
+    pub config: Vec<ConfigOptionRef>,
+}
+
+/// A config option of a granted application that receives the secret's URI.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigOptionRef {
+    /// The application (one of `applications`).
+    #[schemars(length(min = 1, max = 128))]
+    pub application: String,
+    /// The charm config option, of type `secret` (or `string`).
+    #[schemars(length(min = 1, max = 128))]
+    pub option: String,
+    /// Replace a secret URI a person set on the option (it is restored when the entry
+    /// goes). Default false: such an option is a `Conflict`.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// A config option the operator set to the secret's URI.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfiguredOption {
+    /// The application.
+    pub application: String,
+    /// The charm config option.
+    pub option: String,
 }
 
 /// A JujuSecret in the grant's namespace.
@@ -90,6 +129,9 @@ pub struct JujuSecretGrantStatus {
     /// Applications that do not exist yet; retried with backoff.
     #[serde(default)]
     pub pending_applications: Vec<String>,
+    /// Config options that hold the secret's URI because the operator set them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configured: Vec<ConfiguredOption>,
     /// Number of granted applications (for `kubectl get`).
     #[serde(default)]
     pub granted_count: u32,

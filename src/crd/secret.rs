@@ -49,7 +49,8 @@ pub struct JujuSecretSpec {
     #[schemars(length(min = 1))]
     pub name: Option<String>,
 
-    /// Free text describing the secret (Juju's `--info`).
+    /// Free text describing the secret (Juju's `--info`). Removing it clears the
+    /// description in Juju.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 

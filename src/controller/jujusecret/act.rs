@@ -129,7 +129,7 @@ pub(super) async fn act(
                     SecretSummary {
                         uri: found.uri.clone(),
                         label: Some(label.clone()),
-                        description: js.spec.description.clone().or(found.description.clone()),
+                        description: js.spec.description.clone().filter(|d| !d.is_empty()),
                         latest_revision: revision,
                         checksum: match (sent_content, &content) {
                             (true, Some((c, _))) => Some(c.juju_checksum()),

@@ -158,10 +158,11 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
         update.label = Some(label.clone());
         changes.push("name");
     }
-    if let Some(description) = &spec.description
-        && found.description.as_ref() != Some(description)
-    {
-        update.description = Some(description.clone());
+    // The spec is the whole truth: no description in the spec clears Juju's (Juju
+    // treats "" as none, and lists no description for it).
+    let desired_description = spec.description.as_deref().filter(|d| !d.is_empty());
+    if found.description.as_deref().filter(|d| !d.is_empty()) != desired_description {
+        update.description = Some(desired_description.unwrap_or_default().to_owned());
         changes.push("description");
     }
     if content_differs {
@@ -371,6 +372,30 @@ mod tests {
         assert!(update.content.is_some());
         assert!(plan.drift);
         assert_eq!(plan.outcome.revision, Some(4));
+    }
+
+    #[test]
+    fn a_description_removed_from_the_spec_is_cleared_in_juju() {
+        let entry = Some(owned_entry("mac-desired"));
+        let mut described = found("db", 2);
+        described.description = Some("old words".into());
+        let f = facts(
+            Ownership::Owned,
+            Some(described),
+            entry.clone(),
+            Some(false),
+        );
+        let plan = decide(&spec(serde_json::json!({})), &f).unwrap();
+        let Write::Update { update, changes } = plan.write else {
+            panic!("no update");
+        };
+        assert_eq!(changes, ["description"]);
+        assert_eq!(update.description.as_deref(), Some(""));
+        assert!(update.content.is_none() && update.label.is_none());
+        // An empty description in the spec is none: nothing to write when Juju has none.
+        let f = facts(Ownership::Owned, Some(found("db", 2)), entry, Some(false));
+        let plan = decide(&spec(serde_json::json!({"description": ""})), &f).unwrap();
+        assert!(matches!(plan.write, Write::Nothing));
     }
 
     #[test]

@@ -1,0 +1,372 @@
+//! Config wiring for JujuSecretGrants: the config options that receive the secret's URI,
+//! as `juju config <application> <option>=<secret URI>` sets them once the grant is in
+//! place (Juju's documentation of user secrets: granting "only gives the application
+//! permission to use the secret", the URI goes into the application's config).
+//!
+//! The ownership record says which options the operator set, what each held before and
+//! what it was set to; only those options are ever changed again. An option is set only
+//! for an application that holds the grant, follows the URI when the secret changes, and
+//! is restored (to its former secret URI, or unset) when it is no longer wired, unless a
+//! person changed it since. An option a person set to another secret URI is a conflict
+//! unless the spec says `overwrite`; an option holding anything but a secret URI is
+//! never taken over, so no value other than a URI is ever written to the record.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use juju_client::{ConfigOption, ErrorCode, SecretUri};
+use tracing::info;
+
+use super::Context;
+use super::juju_state::SharedFailure;
+use super::outcome::Problem;
+use super::ownership::Wired;
+use crate::crd::condition::reason;
+use crate::crd::grant::{ConfigOptionRef, ConfiguredOption};
+
+/// What a wiring pass found and did.
+#[derive(Debug, Default)]
+pub struct Wiring {
+    /// Options that hold the secret's URI because the operator set them.
+    pub configured: Vec<ConfiguredOption>,
+    /// Options left alone, with why (a person's value).
+    pub conflicts: Vec<String>,
+    /// Options whose application or option Juju does not know, with why.
+    pub invalid: Vec<String>,
+    /// Options set or restored in this pass, for the event.
+    pub changed: Vec<String>,
+}
+
+type Configured = BTreeMap<String, BTreeMap<String, Wired>>;
+
+/// Whether `value` is a secret URI (besides "", the only values the operator takes over
+/// or records).
+fn is_secret_uri(value: &str) -> bool {
+    SecretUri::parse(value).is_ok()
+}
+
+/// The value a person or the operator set on an option, as text.
+fn user_text(option: &ConfigOption) -> Option<String> {
+    option.user_value().map(|v| match v.as_str() {
+        Some(s) => s.to_owned(),
+        None => v.to_string(),
+    })
+}
+
+/// Whether the operator may set an option that holds `now` to `desired`, and what to
+/// record as its former value; `Err` says why not (a person's value). An option the
+/// record lists is the operator's; otherwise only an unset option, one already holding
+/// `desired`, or (with `overwrite`) one holding another secret URI is taken over.
+fn take_over(
+    owned: Option<&Wired>,
+    now: Option<&str>,
+    desired: &str,
+    overwrite: bool,
+) -> Result<Option<String>, &'static str> {
+    match (owned, now) {
+        (Some(wired), _) => Ok(wired.prior.clone()),
+        (None, None) => Ok(None),
+        // "" holds nothing: taken, and given back as "".
+        (None, Some(v)) if v == desired || v.is_empty() => Ok(Some(v.to_owned())),
+        (None, Some(v)) if overwrite && is_secret_uri(v) => Ok(Some(v.to_owned())),
+        (None, Some(v)) if is_secret_uri(v) => {
+            Err("holds another secret set by someone else; set overwrite: true to replace it")
+        }
+        (None, Some(_)) => {
+            Err("holds a value that is not a secret URI; the operator does not replace it")
+        }
+    }
+}
+
+/// Reads an application's charm config; `None` when the application is gone.
+async fn read(
+    ctx: &Context,
+    model: &str,
+    app: &str,
+) -> Result<Option<BTreeMap<String, ConfigOption>>, Problem> {
+    match ctx.juju.application_config(model, app).await {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if e.code() == Some(&ErrorCode::NotFound) => Ok(None),
+        Err(e) => Err(SharedFailure::from(e).into()),
+    }
+}
+
+/// Sets (`Some`) or unsets (`None`) one option.
+async fn write(
+    ctx: &Context,
+    model: &str,
+    app: &str,
+    option: &str,
+    value: Option<&str>,
+) -> Result<(), Problem> {
+    let result = match value {
+        Some(v) => {
+            ctx.juju
+                .set_application_config(
+                    model,
+                    &[(
+                        app.to_owned(),
+                        BTreeMap::from([(option.to_owned(), v.to_owned())]),
+                    )],
+                )
+                .await
+        }
+        None => {
+            ctx.juju
+                .unset_application_config(model, &[(app.to_owned(), vec![option.to_owned()])])
+                .await
+        }
+    }
+    .map_err(SharedFailure::from)?;
+    match result.into_iter().next() {
+        Some(Err(e)) => Err(Problem::new(
+            reason::JUJU_ERROR,
+            format!("cannot set {app}'s config option {option:?}: {e}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Persists the record's view of the configured options before Juju is asked.
+async fn record(
+    ctx: &Context,
+    uid: &str,
+    model: &str,
+    uri: &str,
+    configured: &Configured,
+) -> Result<(), Problem> {
+    ctx.ownership
+        .record_configured(uid, model, uri, configured.clone());
+    ctx.ownership
+        .persist()
+        .await
+        .map_err(|message| Problem::new(reason::KUBERNETES_ERROR, message).transient())
+}
+
+/// Brings the options of grant object `uid` in line with `wanted`: options of granted
+/// applications are set to `uri` in `model`; recorded options no longer wanted (or whose
+/// application lost the grant) are restored. Returns what holds now.
+pub async fn sync(
+    ctx: &Context,
+    uid: &str,
+    model: &str,
+    uri: &SecretUri,
+    wanted: &[ConfigOptionRef],
+    granted: &BTreeSet<String>,
+) -> Result<Wiring, Problem> {
+    let desired = uri.short();
+    let mut configured: Configured = ctx
+        .ownership
+        .grant_entry(uid)
+        .map(|g| g.configured)
+        .unwrap_or_default();
+    let mut out = Wiring::default();
+    let mut configs: BTreeMap<String, Option<BTreeMap<String, ConfigOption>>> = BTreeMap::new();
+
+    // Restore what is recorded and no longer wanted first.
+    let keep: BTreeSet<(&str, &str)> = wanted
+        .iter()
+        .filter(|w| granted.contains(&w.application))
+        .map(|w| (w.application.as_str(), w.option.as_str()))
+        .collect();
+    let recorded: Vec<(String, String, Wired)> = configured
+        .iter()
+        .flat_map(|(app, opts)| {
+            opts.iter()
+                .map(|(o, w)| (app.clone(), o.clone(), w.clone()))
+        })
+        .collect();
+    for (app, option, wired) in recorded {
+        if keep.contains(&(app.as_str(), option.as_str())) {
+            continue;
+        }
+        restore(ctx, model, &app, &option, &wired, &mut configs, &mut out).await?;
+        if let Some(opts) = configured.get_mut(&app) {
+            opts.remove(&option);
+            if opts.is_empty() {
+                configured.remove(&app);
+            }
+        }
+        record(ctx, uid, model, &desired, &configured).await?;
+    }
+
+    for w in wanted.iter().filter(|w| granted.contains(&w.application)) {
+        let (app, option) = (w.application.as_str(), w.option.as_str());
+        let what = format!("{app}/{option}");
+        if !configs.contains_key(app) {
+            configs.insert(app.to_owned(), read(ctx, model, app).await?);
+        }
+        let Some(Some(config)) = configs.get(app) else {
+            // Granted a moment ago and gone now: the next pass sees it pending.
+            continue;
+        };
+        let Some(current) = config.get(option) else {
+            out.invalid
+                .push(format!("{app} has no config option {option:?}"));
+            continue;
+        };
+        if current.kind != "secret" && current.kind != "string" {
+            out.invalid.push(format!(
+                "{app}'s config option {option:?} is of type {}; a secret URI needs a secret (or string) option",
+                current.kind
+            ));
+            continue;
+        }
+        let now = user_text(current);
+        let owned = configured.get(app).and_then(|o| o.get(option)).cloned();
+        let prior = match take_over(owned.as_ref(), now.as_deref(), &desired, w.overwrite) {
+            Ok(prior) => prior,
+            Err(why) => {
+                out.conflicts.push(format!("{what} {why}"));
+                continue;
+            }
+        };
+        let wired = Wired {
+            prior,
+            value: desired.clone(),
+        };
+        if owned.as_ref() != Some(&wired) {
+            configured
+                .entry(app.to_owned())
+                .or_default()
+                .insert(option.to_owned(), wired);
+            record(ctx, uid, model, &desired, &configured).await?;
+        }
+        if now.as_deref() != Some(desired.as_str()) {
+            write(ctx, model, app, option, Some(&desired)).await?;
+            info!(application = app, option, secret = %desired, "config option set to the secret");
+            out.changed.push(format!("set {what}"));
+        }
+        out.configured.push(ConfiguredOption {
+            application: app.to_owned(),
+            option: option.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Restores one option the operator set: to its former value (or unset), unless a
+/// person changed it since or the application is gone.
+async fn restore(
+    ctx: &Context,
+    model: &str,
+    app: &str,
+    option: &str,
+    wired: &Wired,
+    configs: &mut BTreeMap<String, Option<BTreeMap<String, ConfigOption>>>,
+    out: &mut Wiring,
+) -> Result<(), Problem> {
+    if !configs.contains_key(app) {
+        configs.insert(app.to_owned(), read(ctx, model, app).await?);
+    }
+    let Some(Some(config)) = configs.get(app) else {
+        return Ok(());
+    };
+    let now = config.get(option).and_then(user_text);
+    if now.as_deref() != Some(wired.value.as_str()) {
+        return Ok(());
+    }
+    if wired.prior.as_deref() == Some(wired.value.as_str()) {
+        return Ok(());
+    }
+    write(ctx, model, app, option, wired.prior.as_deref()).await?;
+    info!(application = app, option, "config option restored");
+    out.changed.push(format!("restored {app}/{option}"));
+    // Later reads in this pass see the restored value.
+    configs.remove(app);
+    Ok(())
+}
+
+/// Restores every option recorded for grant object `uid` (its deletion, or its secret
+/// moved to another model) and clears them from the record.
+pub async fn unwire_all(ctx: &Context, uid: &str) -> Result<Vec<String>, Problem> {
+    let Some(entry) = ctx.ownership.grant_entry(uid) else {
+        return Ok(Vec::new());
+    };
+    let mut configured = entry.configured.clone();
+    let mut out = Wiring::default();
+    let mut configs = BTreeMap::new();
+    let recorded: Vec<(String, String, Wired)> = entry
+        .configured
+        .iter()
+        .flat_map(|(app, opts)| {
+            opts.iter()
+                .map(|(o, w)| (app.clone(), o.clone(), w.clone()))
+        })
+        .collect();
+    for (app, option, wired) in recorded {
+        match restore(
+            ctx,
+            &entry.model,
+            &app,
+            &option,
+            &wired,
+            &mut configs,
+            &mut out,
+        )
+        .await
+        {
+            Ok(()) => {}
+            // The model is gone, and the application with it.
+            Err(p) if p.reason == reason::MODEL_NOT_FOUND => {}
+            Err(p) => return Err(p),
+        }
+        if let Some(opts) = configured.get_mut(&app) {
+            opts.remove(&option);
+            if opts.is_empty() {
+                configured.remove(&app);
+            }
+        }
+        record(ctx, uid, &entry.model, &entry.uri, &configured).await?;
+    }
+    Ok(out.changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINE: &str = "secret:9m4e2mr0ui3e8a215n4g";
+    const THEIRS: &str = "secret:9m4e2mr0ui3e8a215n50";
+
+    #[test]
+    fn only_unset_options_and_its_own_are_taken_without_overwrite() {
+        assert_eq!(take_over(None, None, MINE, false), Ok(None));
+        assert_eq!(
+            take_over(None, Some(""), MINE, false),
+            Ok(Some(String::new()))
+        );
+        assert_eq!(
+            take_over(None, Some(MINE), MINE, false),
+            Ok(Some(MINE.into()))
+        );
+        assert!(take_over(None, Some(THEIRS), MINE, false).is_err());
+        assert_eq!(
+            take_over(None, Some(THEIRS), MINE, true),
+            Ok(Some(THEIRS.into())),
+            "overwrite takes a person's secret URI over and remembers it"
+        );
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_secret_uri_is_never_taken() {
+        for overwrite in [false, true] {
+            assert!(take_over(None, Some("hunter2"), MINE, overwrite).is_err());
+            assert!(take_over(None, Some("secret:foo"), MINE, overwrite).is_err());
+        }
+    }
+
+    #[test]
+    fn a_recorded_option_keeps_its_former_value_whatever_it_holds_now() {
+        let wired = Wired {
+            prior: Some(THEIRS.into()),
+            value: "secret:old".into(),
+        };
+        // The secret was recreated (new URI), or a person changed the option since.
+        for now in [Some("secret:old"), Some("anything"), None] {
+            assert_eq!(
+                take_over(Some(&wired), now, MINE, false),
+                Ok(Some(THEIRS.into()))
+            );
+        }
+    }
+}
