@@ -28,7 +28,7 @@ use harness::{
     assert_content, b64, content_is, describe, ready, revision, secret_id,
 };
 use juju_client::SecretUri;
-use juju_secrets_operator::crd::secret::JujuSecret;
+use juju_secrets_operator::crd::secret::{JujuSecret, RevisionsStatus};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -50,6 +50,7 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 fn main() -> ExitCode {
     let scenarios = steps![
         create_update_rename,
+        revisions_kept_and_removed,
         model_forms,
         secret_ref_changes,
         generator,
@@ -283,6 +284,109 @@ async fn create_update_rename(env: Arc<Env>) {
 
     env.delete_jsec(NS, name).await;
     assert!(env.juju_by_uri(&id).await.is_none(), "deleted with the CR");
+}
+
+/// The revisions Juju holds for secret `id`.
+async fn juju_revisions(env: &Env, id: &str) -> Vec<u64> {
+    let info = env.juju_by_uri(id).await.expect("secret exists");
+    info.revisions.iter().map(|r| r.revision).collect()
+}
+
+/// Waits until Juju holds exactly `want` revisions of secret `id` and the status says
+/// so.
+async fn wait_revisions(env: &Env, name: &str, id: &str, want: &[u64], ctx: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = juju_revisions(env, id).await;
+        if now == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ctx}: Juju holds {now:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let count = u32::try_from(want.len()).unwrap();
+    let (oldest, latest) = (want[0], want[want.len() - 1]);
+    env.wait_synced(NS, name, |o| {
+        o.status.as_ref().and_then(|s| s.revisions.as_ref())
+            == Some(&RevisionsStatus {
+                count,
+                latest,
+                oldest,
+            })
+    })
+    .await;
+}
+
+/// Revisions: the status shows what Juju holds; `keepRevisions` removes the oldest; a
+/// revision named in `removeRevisions` is removed once (applying the manifest again
+/// removes nothing more), never the latest, never one of another secret.
+async fn revisions_kept_and_removed(env: Arc<Env>) {
+    let name = "revs";
+    let data = |i: u32| json!({"password": env.value(&format!("revs-{i}"))});
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "autoPrune": false, "data": data(1)}),
+    )
+    .await;
+    let o = env.wait_synced(NS, name, |o| secret_id(o).is_some()).await;
+    let id = secret_id(&o).unwrap();
+    for i in 2..=4 {
+        env.patch_jsec(NS, name, json!({"spec": {"data": data(i)}}))
+            .await;
+        env.wait_synced(NS, name, |o| revision(o) == Some(u64::from(i)))
+            .await;
+    }
+    wait_revisions(&env, name, &id, &[1, 2, 3, 4], "four edits").await;
+
+    env.patch_jsec(NS, name, json!({"spec": {"keepRevisions": 2}}))
+        .await;
+    wait_revisions(&env, name, &id, &[3, 4], "keepRevisions: 2").await;
+    env.wait_event(NS, name, "Normal", "RevisionsRemoved").await;
+
+    env.patch_jsec(
+        NS,
+        name,
+        json!({"spec": {"removeRevisions": [{"secretId": id, "revision": 3}]}}),
+    )
+    .await;
+    wait_revisions(&env, name, &id, &[4], "revision 3 named").await;
+
+    // The same manifest again, and a new revision: revision 3 is gone already and two
+    // are kept, so nothing is removed.
+    let removes = env.emulator.call_count("Secrets", "RemoveSecrets");
+    env.patch_jsec(NS, name, json!({"spec": {"data": data(5)}}))
+        .await;
+    env.wait_synced(NS, name, |o| revision(o) == Some(5)).await;
+    wait_revisions(&env, name, &id, &[4, 5], "a new revision").await;
+    assert_eq!(
+        env.emulator.call_count("Secrets", "RemoveSecrets"),
+        removes,
+        "a revision already removed was removed again"
+    );
+
+    // The latest cannot be named; another secret's revision is never touched.
+    env.patch_jsec(
+        NS,
+        name,
+        json!({"spec": {"removeRevisions": [
+            {"secretId": "secret:9m4e2mr0ui3e8a215n4g", "revision": 4},
+            {"secretId": id, "revision": 5},
+        ]}}),
+    )
+    .await;
+    env.wait_reason(NS, name, "InvalidSpec").await;
+    assert_eq!(juju_revisions(&env, &id).await, [4, 5]);
+    assert_eq!(
+        env.emulator.call_count("Secrets", "RemoveSecrets"),
+        removes,
+        "a refused removal reached Juju"
+    );
+
+    env.delete_jsec(NS, name).await;
 }
 
 /// Waits until the secret's description in Juju is `want`, with no new revision (the
@@ -1863,6 +1967,7 @@ const CONDITION_REASONS: &[&str] = &[
     "Suspended",
     "NotFound",
     "BackendUnreachable",
+    "InvalidSpec",
 ];
 /// Normal/Warning event reasons of the contract besides the condition reasons.
 const EVENT_REASONS: &[&str] = &[
@@ -1873,6 +1978,7 @@ const EVENT_REASONS: &[&str] = &[
     "Deleted",
     "Retained",
     "DriftCorrected",
+    "RevisionsRemoved",
 ];
 
 /// Every JujuSecret event and every Ready reason the waits saw use the contract's

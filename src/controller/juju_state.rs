@@ -180,6 +180,10 @@ pub struct SecretSummary {
     pub checksum: Option<String>,
     /// Applications with view access.
     pub applications: std::collections::BTreeSet<String>,
+    /// How many revisions Juju holds (as last listed, counting the operator's writes).
+    pub revision_count: u32,
+    /// The oldest revision Juju holds.
+    pub oldest_revision: u64,
 }
 
 impl From<&SecretInfo> for SecretSummary {
@@ -196,6 +200,13 @@ impl From<&SecretInfo> for SecretSummary {
                 .filter_map(|a| a.application())
                 .map(str::to_owned)
                 .collect(),
+            revision_count: u32::try_from(s.revisions.len()).unwrap_or(u32::MAX),
+            oldest_revision: s
+                .revisions
+                .iter()
+                .map(|r| r.revision)
+                .min()
+                .unwrap_or(s.latest_revision),
         }
     }
 }
@@ -628,6 +639,8 @@ mod tests {
             latest_revision: 1,
             checksum: None,
             applications: Default::default(),
+            revision_count: 1,
+            oldest_revision: 1,
         }
     }
 

@@ -79,6 +79,23 @@ pub struct JujuSecretSpec {
     #[serde(default = "default_true")]
     pub auto_prune: bool,
 
+    /// Keep at most this many revisions in Juju: older ones beyond it are removed after
+    /// each pass (the latest is never removed). Unset (default): only `autoPrune`
+    /// removes revisions. A consumer tracking a removed revision can no longer read it
+    /// and must move to the latest (`secret-get --refresh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub keep_revisions: Option<u32>,
+
+    /// Revisions to remove, such as one whose value leaked. Each names the secret it
+    /// belongs to (`status.secretId`), so a recreated secret, whose revisions start
+    /// again at 1, is never touched by an old entry; a revision already gone is skipped,
+    /// so the same manifest can be applied again. The latest revision cannot be
+    /// removed: change the content first (a new revision), then remove the old one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub remove_revisions: Vec<RevisionRef>,
+
     /// What happens in Juju when this resource is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -199,6 +216,30 @@ pub enum ManagementPolicy {
     ObserveOnly,
 }
 
+/// One revision of one Juju secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionRef {
+    /// The secret, `secret:<id>` as in `status.secretId`.
+    #[schemars(length(min = 1, max = 128))]
+    pub secret_id: String,
+    /// The revision number.
+    #[schemars(range(min = 1))]
+    pub revision: u64,
+}
+
+/// The revisions Juju holds for a secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionsStatus {
+    /// How many revisions exist.
+    pub count: u32,
+    /// The latest revision.
+    pub latest: u64,
+    /// The oldest revision still held.
+    pub oldest: u64,
+}
+
 /// What the operator last saw and did in Juju.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -230,6 +271,10 @@ pub struct JujuSecretStatus {
     /// only: the operator decides from its own record, never from this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned: Option<bool>,
+    /// The revisions Juju holds for the secret, as last listed (counting the operator's
+    /// own writes since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revisions: Option<RevisionsStatus>,
     /// `autoPrune` as last applied to Juju (Juju does not report it back). Output only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_prune: Option<bool>,

@@ -136,6 +136,8 @@ pub(super) async fn act(
                             _ => found.checksum.clone(),
                         },
                         applications: found.applications.clone(),
+                        revision_count: found.revision_count + u32::from(sent_content),
+                        oldest_revision: found.oldest_revision,
                     },
                 )
                 .await;
@@ -295,6 +297,8 @@ async fn create(
                 latest_revision: 1,
                 checksum: Some(checksum),
                 applications: Default::default(),
+                revision_count: 1,
+                oldest_revision: 1,
             },
         )
         .await;

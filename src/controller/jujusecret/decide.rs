@@ -57,6 +57,7 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
         message: message.to_owned(),
         wrote: false,
         owned,
+        revisions: None,
     };
     let plan = |write, outcome| Plan {
         take_over: false,
@@ -218,6 +219,7 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
         message: "in sync".into(),
         wrote: true,
         owned: true,
+        revisions: None,
     };
     Ok(Plan {
         take_over,
@@ -257,6 +259,8 @@ mod tests {
             latest_revision: revision,
             checksum: None,
             applications: BTreeSet::new(),
+            revision_count: 1,
+            oldest_revision: revision,
         }
     }
 

@@ -16,6 +16,7 @@ mod act;
 mod cleanup;
 mod decide;
 mod observe;
+mod revisions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +67,8 @@ struct Synced {
     wrote: bool,
     /// Whether the secret is this resource's own (created or adopted).
     owned: bool,
+    /// The revisions Juju holds, once known.
+    revisions: Option<crate::crd::secret::RevisionsStatus>,
 }
 
 /// Entry point for the kube-runtime controller.
@@ -195,7 +198,14 @@ async fn sync(
 ) -> Result<Synced, Problem> {
     let facts = observe(js, ctx, refresh_interval(js, ctx)).await?;
     let plan = decide(&js.spec, &facts)?;
-    act(js, ctx, facts, plan, base).await
+    let mut synced = act(js, ctx, facts, plan, base).await?;
+    if synced.reason == reason::SYNCED
+        && let Some(uri) = synced.uri.clone()
+    {
+        synced.revisions =
+            revisions::enforce(js, ctx, &synced.model_uuid, &uri, synced.owned).await?;
+    }
+    Ok(synced)
 }
 
 fn forbidden(namespace: &str, model: &str) -> Problem {
@@ -283,6 +293,7 @@ fn synced_status(
         content_mac: s.content_mac.clone(),
         owned: Some(s.owned),
         auto_prune: s.auto_prune,
+        revisions: s.revisions.clone(),
         pending_create: None,
         conditions: vec![condition],
     }
@@ -378,6 +389,7 @@ mod tests {
             message: "in sync".into(),
             wrote,
             owned: true,
+            revisions: None,
         }
     }
 
