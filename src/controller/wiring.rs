@@ -38,6 +38,27 @@ pub struct Wiring {
 
 type Configured = BTreeMap<String, BTreeMap<String, Wired>>;
 
+/// Every recorded option as (application, option, what was set).
+fn recorded(configured: &Configured) -> Vec<(String, String, Wired)> {
+    configured
+        .iter()
+        .flat_map(|(app, opts)| {
+            opts.iter()
+                .map(|(o, w)| (app.clone(), o.clone(), w.clone()))
+        })
+        .collect()
+}
+
+/// Drops one option from the recorded ones.
+fn drop_option(configured: &mut Configured, app: &str, option: &str) {
+    if let Some(opts) = configured.get_mut(app) {
+        opts.remove(option);
+        if opts.is_empty() {
+            configured.remove(app);
+        }
+    }
+}
+
 /// Whether `value` is a secret URI (besides "", the only values the operator takes over
 /// or records).
 fn is_secret_uri(value: &str) -> bool {
@@ -168,24 +189,12 @@ pub async fn sync(
         .filter(|w| granted.contains(&w.application))
         .map(|w| (w.application.as_str(), w.option.as_str()))
         .collect();
-    let recorded: Vec<(String, String, Wired)> = configured
-        .iter()
-        .flat_map(|(app, opts)| {
-            opts.iter()
-                .map(|(o, w)| (app.clone(), o.clone(), w.clone()))
-        })
-        .collect();
-    for (app, option, wired) in recorded {
+    for (app, option, wired) in recorded(&configured) {
         if keep.contains(&(app.as_str(), option.as_str())) {
             continue;
         }
         restore(ctx, model, &app, &option, &wired, &mut configs, &mut out).await?;
-        if let Some(opts) = configured.get_mut(&app) {
-            opts.remove(&option);
-            if opts.is_empty() {
-                configured.remove(&app);
-            }
-        }
+        drop_option(&mut configured, &app, &option);
         record(ctx, uid, model, &desired, &configured).await?;
     }
 
@@ -285,15 +294,7 @@ pub async fn unwire_all(ctx: &Context, uid: &str) -> Result<Vec<String>, Problem
     let mut configured = entry.configured.clone();
     let mut out = Wiring::default();
     let mut configs = BTreeMap::new();
-    let recorded: Vec<(String, String, Wired)> = entry
-        .configured
-        .iter()
-        .flat_map(|(app, opts)| {
-            opts.iter()
-                .map(|(o, w)| (app.clone(), o.clone(), w.clone()))
-        })
-        .collect();
-    for (app, option, wired) in recorded {
+    for (app, option, wired) in recorded(&entry.configured) {
         match restore(
             ctx,
             &entry.model,
@@ -310,12 +311,7 @@ pub async fn unwire_all(ctx: &Context, uid: &str) -> Result<Vec<String>, Problem
             Err(p) if p.reason == reason::MODEL_NOT_FOUND => {}
             Err(p) => return Err(p),
         }
-        if let Some(opts) = configured.get_mut(&app) {
-            opts.remove(&option);
-            if opts.is_empty() {
-                configured.remove(&app);
-            }
-        }
+        drop_option(&mut configured, &app, &option);
         record(ctx, uid, &entry.model, &entry.uri, &configured).await?;
     }
     Ok(out.changed)

@@ -176,36 +176,33 @@ pub(super) fn handle(call: &Call<'_>, method: &str) -> Result<Value, RpcError> {
                 Ok(json!({ "Results": results }))
             })
         }
-        "SetConfigs" => {
-            call.require_model(ModelAccess::Write)?;
-            let args = params.list_of_objs("Args")?;
-            call.conn.shared.write(|state| {
-                let model = state.model_mut(&uuid).ok_or_else(model_gone)?;
-                let results: Vec<Value> = args
-                    .iter()
-                    .map(|a| set_one(model, a))
-                    .map(error_result)
-                    .collect();
-                Ok(json!({ "results": results }))
-            })
-        }
-        "UnsetApplicationsConfig" => {
-            call.require_model(ModelAccess::Write)?;
-            let args = params.list_of_objs("Args")?;
-            call.conn.shared.write(|state| {
-                let model = state.model_mut(&uuid).ok_or_else(model_gone)?;
-                let results: Vec<Value> = args
-                    .iter()
-                    .map(|a| unset_one(model, a))
-                    .map(error_result)
-                    .collect();
-                Ok(json!({ "results": results }))
-            })
-        }
+        "SetConfigs" => write_each(call, &uuid, &params, set_one),
+        "UnsetApplicationsConfig" => write_each(call, &uuid, &params, unset_one),
         _ => Err(RpcError::plain(format!(
             "no such request - method {method}"
         ))),
     }
+}
+
+/// A bulk write (`SetConfigs`, `UnsetApplicationsConfig`): each `Args` item on its own,
+/// one `ErrorResult` per item.
+fn write_each(
+    call: &Call<'_>,
+    uuid: &str,
+    params: &Params<'_>,
+    one: fn(&mut ModelRecord, &Params<'_>) -> Result<(), RpcError>,
+) -> Result<Value, RpcError> {
+    call.require_model(ModelAccess::Write)?;
+    let args = params.list_of_objs("Args")?;
+    call.conn.shared.write(|state| {
+        let model = state.model_mut(uuid).ok_or_else(model_gone)?;
+        let results: Vec<Value> = args
+            .iter()
+            .map(|a| one(model, a))
+            .map(error_result)
+            .collect();
+        Ok(json!({ "results": results }))
+    })
 }
 
 fn model_gone() -> RpcError {
