@@ -1269,6 +1269,58 @@ async fn config_wiring_conflicts_and_overwrite(t: Arc<T>) {
     )
     .await;
 
+    // Taken over again; a second grant object cannot wire the same option, and its
+    // deletion leaves the option alone.
+    let overwrite = json!({"spec": {"config": [{"application": "wordpress", "option": "db-password", "overwrite": true}]}});
+    t.patch_grant(NS, "wire2", overwrite).await;
+    t.wait_option(
+        "wordpress",
+        "db-password",
+        Some(&uri.short()),
+        "taken again",
+    )
+    .await;
+    t.create_grant(
+        NS,
+        "wire3",
+        json!({
+            "secretRef": {"name": "wire2-secret"},
+            "applications": ["wordpress"],
+            "config": [{"application": "wordpress", "option": "db-password", "overwrite": true}],
+        }),
+    )
+    .await;
+    let g = t.wait_grant_reason(NS, "wire3", "Conflict").await;
+    let msg = ready_of(&g.status.unwrap().conditions)
+        .unwrap()
+        .message
+        .clone();
+    assert!(msg.contains("another JujuSecretGrant"), "{msg}");
+    t.delete_grant(NS, "wire3").await;
+    assert_eq!(
+        t.option_value("wordpress", "db-password").await.as_deref(),
+        Some(uri.short().as_str()),
+        "the second grant's deletion changed the option"
+    );
+
+    // A person changes the option the operator set: it is theirs again (a Conflict
+    // without overwrite), and nothing is written back.
+    t.patch_grant(
+        NS,
+        "wire2",
+        json!({"spec": {"config": [{"application": "wordpress", "option": "db-password"}]}}),
+    )
+    .await;
+    t.wait_grant_synced(NS, "wire2", |_| true).await;
+    t.set_option_by_hand("wordpress", "db-password", &theirs.short())
+        .await;
+    t.wait_grant_reason(NS, "wire2", "Conflict").await;
+    assert_eq!(
+        t.option_value("wordpress", "db-password").await.as_deref(),
+        Some(theirs.short().as_str()),
+        "a person's later change was overwritten"
+    );
+
     // Not a secret URI: never replaced, even with overwrite. Unknown option: InvalidSpec.
     t.set_option_by_hand("wordpress", "blog-title", "Notes")
         .await;

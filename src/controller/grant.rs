@@ -404,6 +404,11 @@ async fn sync(
             .filter(|a| !still_wanted.contains(*a))
             .cloned()
             .collect();
+        // Another model: first restore the options wired in the old one, so that no
+        // application is left pointing at a secret it can no longer read.
+        if old.model != target.model_uuid && allowed {
+            super::wiring::unwire_all(ctx, &uid).await?;
+        }
         if allowed && !apps.is_empty() {
             match revoke(ctx, grant, &old_target, &apps).await {
                 Ok(()) => ctx.listings.invalidate(&old_target.model_uuid).await,
@@ -422,10 +427,6 @@ async fn sync(
                 BTreeSet::new(),
             );
         } else {
-            // Another model: restore the options wired in the old one.
-            if allowed {
-                super::wiring::unwire_all(ctx, &uid).await?;
-            }
             ctx.ownership.forget(&uid);
         }
     }
@@ -578,7 +579,7 @@ async fn sync(
             EventType::Normal,
             "Configured",
             "Configure",
-            Some(format!("{} to {}", wiring.changed.join(", "), target.uri)),
+            Some(wiring.changed.join(", ")),
         );
     }
     let configured_note = if grant.spec.config.is_empty() {

@@ -180,10 +180,8 @@ pub struct SecretSummary {
     pub checksum: Option<String>,
     /// Applications with view access.
     pub applications: std::collections::BTreeSet<String>,
-    /// How many revisions Juju holds (as last listed, counting the operator's writes).
-    pub revision_count: u32,
-    /// The oldest revision Juju holds.
-    pub oldest_revision: u64,
+    /// The revisions Juju holds, sorted (as last listed, counting the operator's writes).
+    pub revisions: Vec<u64>,
 }
 
 impl From<&SecretInfo> for SecretSummary {
@@ -200,13 +198,11 @@ impl From<&SecretInfo> for SecretSummary {
                 .filter_map(|a| a.application())
                 .map(str::to_owned)
                 .collect(),
-            revision_count: u32::try_from(s.revisions.len()).unwrap_or(u32::MAX),
-            oldest_revision: s
-                .revisions
-                .iter()
-                .map(|r| r.revision)
-                .min()
-                .unwrap_or(s.latest_revision),
+            revisions: {
+                let mut r: Vec<u64> = s.revisions.iter().map(|r| r.revision).collect();
+                r.sort_unstable();
+                r
+            },
         }
     }
 }
@@ -639,8 +635,7 @@ mod tests {
             latest_revision: 1,
             checksum: None,
             applications: Default::default(),
-            revision_count: 1,
-            oldest_revision: 1,
+            revisions: vec![1],
         }
     }
 

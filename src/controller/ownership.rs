@@ -117,9 +117,28 @@ pub struct Wired {
     /// The value before the operator set it; `None` when it was unset.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub prior: Option<String>,
-    /// The value the operator set.
+    /// The value the operator set (or is setting).
     #[serde(rename = "v")]
     pub value: String,
+    /// While the write of `value` is in flight: the operator's value it replaces (a
+    /// secret followed to its new URI), so that an option still holding it is known
+    /// as the operator's if the write never happened.
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    /// Recorded before the write of `value`, cleared once Juju took it.
+    #[serde(rename = "w", default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+}
+
+impl Wired {
+    /// Whether an option holding `now` holds what the operator put there (or, with a
+    /// write in flight, what it held just before the operator's write).
+    pub fn is_operators(&self, now: Option<&str>) -> bool {
+        now == Some(self.value.as_str())
+            || (self.pending
+                && (now == self.prior.as_deref()
+                    || (self.old.is_some() && now == self.old.as_deref())))
+    }
 }
 
 /// What the record holds for one JujuSecretBackend.
@@ -577,6 +596,33 @@ impl OwnershipRecord {
             })
         });
         state.set_entry(uid, entry);
+    }
+
+    /// The grant object other than `except` whose record lists config option `option` of
+    /// application `app` in `model`, if any (one object wires an option at a time). A
+    /// scan of the grant entries: wired options are few.
+    pub fn option_wired_by(
+        &self,
+        model: &str,
+        app: &str,
+        option: &str,
+        except: &str,
+    ) -> Option<String> {
+        let state = self.state();
+        state.shards.iter().find_map(|shard| {
+            shard.entries.iter().find_map(|(uid, entry)| match entry {
+                Entry::Grant(g)
+                    if uid != except
+                        && g.model == model
+                        && g.configured
+                            .get(app)
+                            .is_some_and(|o| o.contains_key(option)) =>
+                {
+                    Some(uid.clone())
+                }
+                _ => None,
+            })
+        })
     }
 
     /// Replaces the config options recorded as set for grant object `uid` (its secret
@@ -1331,6 +1377,8 @@ mod tests {
                             Wired {
                                 prior: None,
                                 value: "secret:a".into(),
+                                old: None,
+                                pending: true,
                             },
                         )]),
                     )]),

@@ -49,6 +49,14 @@ fn recorded(configured: &Configured) -> Vec<(String, String, Wired)> {
         .collect()
 }
 
+/// Records one option as the operator's.
+fn set_wired(configured: &mut Configured, app: &str, option: &str, wired: Wired) {
+    configured
+        .entry(app.to_owned())
+        .or_default()
+        .insert(option.to_owned(), wired);
+}
+
 /// Drops one option from the recorded ones.
 fn drop_option(configured: &mut Configured, app: &str, option: &str) {
     if let Some(opts) = configured.get_mut(app) {
@@ -59,10 +67,10 @@ fn drop_option(configured: &mut Configured, app: &str, option: &str) {
     }
 }
 
-/// Whether `value` is a secret URI (besides "", the only values the operator takes over
-/// or records).
+/// Whether `value` is a secret URI with its scheme (besides "", the only values the
+/// operator takes over or records; Juju too refuses a bare ID on a secret option).
 fn is_secret_uri(value: &str) -> bool {
-    SecretUri::parse(value).is_ok()
+    value.starts_with("secret:") && SecretUri::parse(value).is_ok()
 }
 
 /// The value a person or the operator set on an option, as text.
@@ -74,27 +82,38 @@ fn user_text(option: &ConfigOption) -> Option<String> {
 }
 
 /// Whether the operator may set an option that holds `now` to `desired`, and what to
-/// record as its former value; `Err` says why not (a person's value). An option the
-/// record lists is the operator's; otherwise only an unset option, one already holding
-/// `desired`, or (with `overwrite`) one holding another secret URI is taken over.
+/// record as its former value; `Err` says why not. An option the record lists is the
+/// operator's while it holds what the operator put there (a person who changed it since
+/// made it theirs again: the rules below apply). Otherwise, unless another grant object
+/// wires the option, only an unset option, one already holding `desired`, or (with
+/// `overwrite`) one holding another secret URI is taken over.
 fn take_over(
     owned: Option<&Wired>,
     now: Option<&str>,
     desired: &str,
     overwrite: bool,
+    wired_by_another: bool,
 ) -> Result<Option<String>, &'static str> {
-    match (owned, now) {
-        (Some(wired), _) => Ok(wired.prior.clone()),
-        (None, None) => Ok(None),
+    if let Some(wired) = owned.filter(|w| w.is_operators(now)) {
+        // Pointed at the secret being followed before the operator took it over: the
+        // option follows the secret when it is given back, too.
+        if wired.prior.as_deref() == Some(wired.value.as_str()) {
+            return Ok(Some(desired.to_owned()));
+        }
+        return Ok(wired.prior.clone());
+    }
+    if wired_by_another {
+        return Err("is wired by another JujuSecretGrant; one grant wires an option at a time");
+    }
+    match now {
+        None => Ok(None),
         // "" holds nothing: taken, and given back as "".
-        (None, Some(v)) if v == desired || v.is_empty() => Ok(Some(v.to_owned())),
-        (None, Some(v)) if overwrite && is_secret_uri(v) => Ok(Some(v.to_owned())),
-        (None, Some(v)) if is_secret_uri(v) => {
+        Some(v) if v == desired || v.is_empty() => Ok(Some(v.to_owned())),
+        Some(v) if overwrite && is_secret_uri(v) => Ok(Some(v.to_owned())),
+        Some(v) if is_secret_uri(v) => {
             Err("holds another secret set by someone else; set overwrite: true to replace it")
         }
-        (None, Some(_)) => {
-            Err("holds a value that is not a secret URI; the operator does not replace it")
-        }
+        Some(_) => Err("holds a value that is not a secret URI; the operator does not replace it"),
     }
 }
 
@@ -221,29 +240,59 @@ pub async fn sync(
             continue;
         }
         let now = user_text(current);
-        let owned = configured.get(app).and_then(|o| o.get(option)).cloned();
-        let prior = match take_over(owned.as_ref(), now.as_deref(), &desired, w.overwrite) {
+        let mut owned = configured.get(app).and_then(|o| o.get(option)).cloned();
+        if owned
+            .as_ref()
+            .is_some_and(|w| !w.is_operators(now.as_deref()))
+        {
+            // A person changed it since the operator set it: theirs again.
+            drop_option(&mut configured, app, option);
+            record(ctx, uid, model, &desired, &configured).await?;
+            owned = None;
+        }
+        let another = ctx
+            .ownership
+            .option_wired_by(model, app, option, uid)
+            .is_some();
+        let prior = match take_over(
+            owned.as_ref(),
+            now.as_deref(),
+            &desired,
+            w.overwrite,
+            another,
+        ) {
             Ok(prior) => prior,
             Err(why) => {
                 out.conflicts.push(format!("{what} {why}"));
                 continue;
             }
         };
-        let wired = Wired {
-            prior,
+        let done = Wired {
+            prior: prior.clone(),
             value: desired.clone(),
+            old: None,
+            pending: false,
         };
-        if owned.as_ref() != Some(&wired) {
-            configured
-                .entry(app.to_owned())
-                .or_default()
-                .insert(option.to_owned(), wired);
-            record(ctx, uid, model, &desired, &configured).await?;
-        }
         if now.as_deref() != Some(desired.as_str()) {
+            // Recorded before the write, with what the option holds now if that was the
+            // operator's own value (a secret followed to its new URI).
+            let in_flight = Wired {
+                old: owned
+                    .as_ref()
+                    .map(|w| w.value.clone())
+                    .filter(|v| now.as_deref() == Some(v.as_str())),
+                pending: true,
+                ..done.clone()
+            };
+            set_wired(&mut configured, app, option, in_flight);
+            record(ctx, uid, model, &desired, &configured).await?;
             write(ctx, model, app, option, Some(&desired)).await?;
             info!(application = app, option, secret = %desired, "config option set to the secret");
-            out.changed.push(format!("set {what}"));
+            out.changed.push(format!("set {what} to {desired}"));
+        }
+        if configured.get(app).and_then(|o| o.get(option)) != Some(&done) {
+            set_wired(&mut configured, app, option, done);
+            record(ctx, uid, model, &desired, &configured).await?;
         }
         out.configured.push(ConfiguredOption {
             application: app.to_owned(),
@@ -271,15 +320,16 @@ async fn restore(
         return Ok(());
     };
     let now = config.get(option).and_then(user_text);
-    if now.as_deref() != Some(wired.value.as_str()) {
-        return Ok(());
-    }
-    if wired.prior.as_deref() == Some(wired.value.as_str()) {
+    if !wired.is_operators(now.as_deref()) || now.as_deref() == wired.prior.as_deref() {
+        // A person changed it since, or it holds its former value already.
         return Ok(());
     }
     write(ctx, model, app, option, wired.prior.as_deref()).await?;
     info!(application = app, option, "config option restored");
-    out.changed.push(format!("restored {app}/{option}"));
+    out.changed.push(match &wired.prior {
+        Some(p) => format!("restored {app}/{option} to {p}"),
+        None => format!("unset {app}/{option}"),
+    });
     // Later reads in this pass see the restored value.
     configs.remove(app);
     Ok(())
@@ -323,21 +373,20 @@ mod tests {
 
     const MINE: &str = "secret:9m4e2mr0ui3e8a215n4g";
     const THEIRS: &str = "secret:9m4e2mr0ui3e8a215n50";
+    const OLD: &str = "secret:9m4e2mr0ui3e8a215n60";
+
+    fn take(now: Option<&str>, overwrite: bool) -> Result<Option<String>, &'static str> {
+        take_over(None, now, MINE, overwrite, false)
+    }
 
     #[test]
     fn only_unset_options_and_its_own_are_taken_without_overwrite() {
-        assert_eq!(take_over(None, None, MINE, false), Ok(None));
+        assert_eq!(take(None, false), Ok(None));
+        assert_eq!(take(Some(""), false), Ok(Some(String::new())));
+        assert_eq!(take(Some(MINE), false), Ok(Some(MINE.into())));
+        assert!(take(Some(THEIRS), false).is_err());
         assert_eq!(
-            take_over(None, Some(""), MINE, false),
-            Ok(Some(String::new()))
-        );
-        assert_eq!(
-            take_over(None, Some(MINE), MINE, false),
-            Ok(Some(MINE.into()))
-        );
-        assert!(take_over(None, Some(THEIRS), MINE, false).is_err());
-        assert_eq!(
-            take_over(None, Some(THEIRS), MINE, true),
+            take(Some(THEIRS), true),
             Ok(Some(THEIRS.into())),
             "overwrite takes a person's secret URI over and remembers it"
         );
@@ -346,23 +395,66 @@ mod tests {
     #[test]
     fn a_value_that_is_not_a_secret_uri_is_never_taken() {
         for overwrite in [false, true] {
-            assert!(take_over(None, Some("hunter2"), MINE, overwrite).is_err());
-            assert!(take_over(None, Some("secret:foo"), MINE, overwrite).is_err());
+            for v in ["hunter2", "secret:foo", "9m4e2mr0ui3e8a215n4g"] {
+                assert!(take(Some(v), overwrite).is_err(), "{v}");
+            }
         }
     }
 
     #[test]
-    fn a_recorded_option_keeps_its_former_value_whatever_it_holds_now() {
-        let wired = Wired {
-            prior: Some(THEIRS.into()),
-            value: "secret:old".into(),
-        };
-        // The secret was recreated (new URI), or a person changed the option since.
-        for now in [Some("secret:old"), Some("anything"), None] {
-            assert_eq!(
-                take_over(Some(&wired), now, MINE, false),
-                Ok(Some(THEIRS.into()))
-            );
+    fn an_option_another_grant_wires_is_never_taken() {
+        for now in [None, Some(MINE), Some(THEIRS)] {
+            assert!(take_over(None, now, MINE, true, true).is_err(), "{now:?}");
         }
+    }
+
+    #[test]
+    fn a_recorded_option_is_the_operators_only_while_it_holds_the_operators_value() {
+        let set = Wired {
+            prior: Some(THEIRS.into()),
+            value: OLD.into(),
+            old: None,
+            pending: false,
+        };
+        // Followed to the recreated secret's new URI: the former value stays.
+        assert_eq!(
+            take_over(Some(&set), Some(OLD), MINE, false, false),
+            Ok(Some(THEIRS.into()))
+        );
+        // A person set something else, or reset it: theirs (a Conflict here).
+        assert!(take_over(Some(&set), Some("hunter2"), MINE, false, false).is_err());
+        assert_eq!(
+            take_over(Some(&set), None, MINE, false, false),
+            Ok(None),
+            "a reset option is unset: taken as a new one, with nothing to give back"
+        );
+        // A write in flight when the process died: the old value is still the
+        // operator's.
+        let in_flight = Wired {
+            value: MINE.into(),
+            old: Some(OLD.into()),
+            pending: true,
+            ..set.clone()
+        };
+        assert!(in_flight.is_operators(Some(OLD)));
+        assert!(
+            in_flight.is_operators(Some(THEIRS)),
+            "the write never happened"
+        );
+        assert!(!set.is_operators(Some(THEIRS)));
+    }
+
+    #[test]
+    fn a_former_value_that_was_the_followed_secret_follows_it() {
+        let same = Wired {
+            prior: Some(OLD.into()),
+            value: OLD.into(),
+            old: None,
+            pending: false,
+        };
+        assert_eq!(
+            take_over(Some(&same), Some(OLD), MINE, false, false),
+            Ok(Some(MINE.into()))
+        );
     }
 }

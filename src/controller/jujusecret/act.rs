@@ -136,8 +136,13 @@ pub(super) async fn act(
                             _ => found.checksum.clone(),
                         },
                         applications: found.applications.clone(),
-                        revision_count: found.revision_count + u32::from(sent_content),
-                        oldest_revision: found.oldest_revision,
+                        revisions: {
+                            let mut r = found.revisions.clone();
+                            if sent_content {
+                                r.push(revision);
+                            }
+                            r
+                        },
                     },
                 )
                 .await;
@@ -297,8 +302,7 @@ async fn create(
                 latest_revision: 1,
                 checksum: Some(checksum),
                 applications: Default::default(),
-                revision_count: 1,
-                oldest_revision: 1,
+                revisions: vec![1],
             },
         )
         .await;

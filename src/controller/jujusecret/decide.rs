@@ -259,8 +259,7 @@ mod tests {
             latest_revision: revision,
             checksum: None,
             applications: BTreeSet::new(),
-            revision_count: 1,
-            oldest_revision: revision,
+            revisions: vec![revision],
         }
     }
 

@@ -163,11 +163,10 @@ pub(super) fn handle(call: &Call<'_>, method: &str) -> Result<Value, RpcError> {
                         // CharmConfig, unlike the others, does not read "" as master.
                         let branch = a.opt_str("branch")?.unwrap_or_default();
                         if branch != "master" {
-                            check_branch(
-                                model,
-                                &branch,
-                                &format!("charm config for application {app:?}: "),
-                            )?;
+                            return Err(RpcError::not_found(format!(
+                                "charm config for application {app:?}: branch {branch:?} in model {:?} not found",
+                                model.uuid
+                            )));
                         }
                         Ok(describe(&app, settings))
                     })
