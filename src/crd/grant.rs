@@ -47,9 +47,9 @@ pub struct JujuSecretGrantSpec {
     /// <option>=<secret URI>` would set them: each is set once its application holds the
     /// grant (never before), follows the URI when the secret is recreated, and is
     /// restored to what it was before (unset if it was unset) when the entry, the
-    /// application or the grant goes. An option a person set to another value is a
-    /// `Conflict` unless `overwrite` is true; a value that is not a secret URI is never
-    /// overwritten.
+    /// application or the grant goes. An option a person set to another value (before
+    /// or since) is a `Conflict` unless `overwrite` is true; a value that is not a secret
+    /// URI is never overwritten; one grant object wires an option at a time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["application", "option"]))]
