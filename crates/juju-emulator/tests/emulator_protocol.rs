@@ -1161,3 +1161,52 @@ async fn frame_log_records_each_call() {
     assert_eq!(lines[2]["error-code"], json!("not implemented"));
     assert_eq!(lines[2]["response"], json!({}));
 }
+
+/// The config reads python-libjuju never makes, on the wire: GetConfig and CharmConfig
+/// answer `Results` (capital R, as Juju's Go struct has no JSON tag), with `config: null`
+/// on a failed item; CharmConfig, unlike the others, does not read an empty branch as
+/// master.
+#[tokio::test]
+async fn charm_config_reads_answer_per_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(&dir).await;
+    let uuid = dev_uuid(emu.connection_info()).to_owned();
+    let mut m = admin_model(&emu).await;
+    let r = m
+        .ok(
+            "Application",
+            20,
+            "GetConfig",
+            json!({"entities": [{"tag": "application-mysql"}, {"tag": "application-nope"}, {"tag": "unit-mysql-0"}]}),
+        )
+        .await;
+    let results = r["Results"].as_array().unwrap();
+    assert_eq!(results[0]["config"]["root-password"]["type"], "secret");
+    assert_eq!(results[1]["config"], Value::Null);
+    assert_eq!(
+        results[1]["error"],
+        json!({"message": "application \"nope\" not found", "code": "not found"})
+    );
+    assert_eq!(
+        results[2]["error"]["message"],
+        "unexpected tag type, expected application, got unit"
+    );
+    let r = m
+        .ok(
+            "Application",
+            20,
+            "CharmConfig",
+            json!({"args": [{"application": "mysql", "branch": "master"}, {"application": "mysql", "branch": ""}]}),
+        )
+        .await;
+    let results = r["Results"].as_array().unwrap();
+    assert_eq!(results[0]["config"]["port"]["value"], 3306);
+    assert_eq!(
+        results[1]["error"],
+        json!({
+            "message": format!("charm config for application \"mysql\": branch \"\" in model \"{uuid}\" not found"),
+            "code": "not found"
+        })
+    );
+    emu.shutdown().await;
+}
