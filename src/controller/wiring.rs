@@ -38,6 +38,9 @@ pub struct Wiring {
 
 type Configured = BTreeMap<String, BTreeMap<String, Wired>>;
 
+/// Applications' charm config read in one pass (`None`: the application is gone).
+type Configs = BTreeMap<String, Option<BTreeMap<String, ConfigOption>>>;
+
 /// Every recorded option as (application, option, what was set).
 fn recorded(configured: &Configured) -> Vec<(String, String, Wired)> {
     configured
@@ -130,6 +133,21 @@ async fn read(
     }
 }
 
+/// An application's charm config, read at most once per pass; `None` when the
+/// application is gone.
+async fn config_of<'c>(
+    ctx: &Context,
+    model: &str,
+    app: &str,
+    configs: &'c mut Configs,
+) -> Result<Option<&'c BTreeMap<String, ConfigOption>>, Problem> {
+    if !configs.contains_key(app) {
+        let config = read(ctx, model, app).await?;
+        configs.insert(app.to_owned(), config);
+    }
+    Ok(configs.get(app).and_then(Option::as_ref))
+}
+
 /// Sets (`Some`) or unsets (`None`) one option.
 async fn write(
     ctx: &Context,
@@ -200,7 +218,7 @@ pub async fn sync(
         .map(|g| g.configured)
         .unwrap_or_default();
     let mut out = Wiring::default();
-    let mut configs: BTreeMap<String, Option<BTreeMap<String, ConfigOption>>> = BTreeMap::new();
+    let mut configs = Configs::new();
 
     // Restore what is recorded and no longer wanted first.
     let keep: BTreeSet<(&str, &str)> = wanted
@@ -220,10 +238,7 @@ pub async fn sync(
     for w in wanted.iter().filter(|w| granted.contains(&w.application)) {
         let (app, option) = (w.application.as_str(), w.option.as_str());
         let what = format!("{app}/{option}");
-        if !configs.contains_key(app) {
-            configs.insert(app.to_owned(), read(ctx, model, app).await?);
-        }
-        let Some(Some(config)) = configs.get(app) else {
+        let Some(config) = config_of(ctx, model, app, &mut configs).await? else {
             // Granted a moment ago and gone now: the next pass sees it pending.
             continue;
         };
@@ -310,13 +325,10 @@ async fn restore(
     app: &str,
     option: &str,
     wired: &Wired,
-    configs: &mut BTreeMap<String, Option<BTreeMap<String, ConfigOption>>>,
+    configs: &mut Configs,
     out: &mut Wiring,
 ) -> Result<(), Problem> {
-    if !configs.contains_key(app) {
-        configs.insert(app.to_owned(), read(ctx, model, app).await?);
-    }
-    let Some(Some(config)) = configs.get(app) else {
+    let Some(config) = config_of(ctx, model, app, configs).await? else {
         return Ok(());
     };
     let now = config.get(option).and_then(user_text);
@@ -337,13 +349,13 @@ async fn restore(
 
 /// Restores every option recorded for grant object `uid` (its deletion, or its secret
 /// moved to another model) and clears them from the record.
-pub async fn unwire_all(ctx: &Context, uid: &str) -> Result<Vec<String>, Problem> {
+pub async fn unwire_all(ctx: &Context, uid: &str) -> Result<(), Problem> {
     let Some(entry) = ctx.ownership.grant_entry(uid) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let mut configured = entry.configured.clone();
     let mut out = Wiring::default();
-    let mut configs = BTreeMap::new();
+    let mut configs = Configs::new();
     for (app, option, wired) in recorded(&entry.configured) {
         match restore(
             ctx,
@@ -364,7 +376,7 @@ pub async fn unwire_all(ctx: &Context, uid: &str) -> Result<Vec<String>, Problem
         drop_option(&mut configured, &app, &option);
         record(ctx, uid, &entry.model, &entry.uri, &configured).await?;
     }
-    Ok(out.changed)
+    Ok(())
 }
 
 #[cfg(test)]

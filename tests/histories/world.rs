@@ -301,12 +301,7 @@ impl OpProc {
                 .replicas
                 .iter()
                 .all(|r| harness::http_get_status(r.port, "/healthz") == Some(200));
-            let leads = self.replicas.len() == 1 || {
-                let i = self.leader_index();
-                harness::http_get(self.replicas[i].port, "/metrics").is_some_and(|(_, b)| {
-                    harness::metric(&b, "juju_secrets_operator_leader", &[]) == Some(1.0)
-                })
-            };
+            let leads = self.replicas.len() == 1 || self.leading().is_some();
             if healthy && leads {
                 return Ok(());
             }
