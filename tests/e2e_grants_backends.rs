@@ -1106,14 +1106,15 @@ async fn application_created_later(t: Arc<T>) {
 /// left by a deleted grant are restored to what they were (unset here).
 async fn config_wiring(t: Arc<T>) {
     let uri = t.jujusecret("wire-secret").await;
-    // The first grant call fails: nothing may be wired before the grant exists.
+    // The grant calls fail: nothing may be wired before the grant exists. Two failed
+    // calls prove a whole pass ended after a failure (the retry starts only then).
     let grants = t.env.emulator.call_count("Secrets", "GrantSecret");
     t.env.emulator.faults().fail_next(
         "Secrets",
         "GrantSecret",
-        1,
+        1_000,
         "",
-        "injected: the grant call fails once",
+        "injected: the grant call fails",
     );
     t.create_grant(
         NS,
@@ -1129,8 +1130,11 @@ async fn config_wiring(t: Arc<T>) {
     )
     .await;
     let deadline = Instant::now() + WAIT;
-    while t.env.emulator.call_count("Secrets", "GrantSecret") == grants {
-        assert!(Instant::now() < deadline, "no GrantSecret call");
+    while t.env.emulator.call_count("Secrets", "GrantSecret") < grants + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than two GrantSecret calls"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
@@ -1138,6 +1142,10 @@ async fn config_wiring(t: Arc<T>) {
         None,
         "the option was set although the grant call failed"
     );
+    t.env
+        .emulator
+        .faults()
+        .fail_next("Secrets", "GrantSecret", 0, "", "");
     let g = t.wait_grant_reason(NS, "wire", "ApplicationNotFound").await;
     let s = g.status.unwrap();
     assert_eq!(s.granted_applications, ["mysql"]);
