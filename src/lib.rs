@@ -12,3 +12,4 @@
 
 pub mod controller;
 pub mod crd;
+pub mod plan;

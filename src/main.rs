@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use juju_secrets_operator::controller::{self, RunConfig};
+use juju_secrets_operator::plan;
 
 /// See Cargo.toml: less memory held beyond the live heap than glibc's malloc.
 #[global_allocator]
@@ -19,6 +20,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanOutput {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,6 +84,42 @@ enum Command {
         #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
         lease_duration: Duration,
     },
+    /// Show what applying manifests would do in Juju, key by key, never a value; writes
+    /// nothing anywhere. Exit status: 0 no changes, 2 changes (or objects that would not
+    /// become Ready), 1 errors.
+    Plan {
+        /// Manifest file, directory (read recursively) or `-` for standard input;
+        /// repeatable.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Namespace of manifest objects that name none (default: the kubeconfig
+        /// context's, else `default`).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Kubeconfig file (default: in-cluster configuration, else ~/.kube/config).
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        /// The operator's connection Secret, as NAMESPACE/NAME: the Juju connection
+        /// (unless --juju-connection is given), and where the operator keeps its
+        /// ownership record.
+        #[arg(long, env = "JUJU_CONNECTION_SECRET")]
+        juju_connection_secret: String,
+        /// A Secret manifest (keys endpoints, ca-cert, username, password) to reach Juju
+        /// with instead, e.g. a read-only user's.
+        #[arg(long)]
+        juju_connection: Option<PathBuf>,
+        /// The operator's tenancy policy file.
+        #[arg(long, env = "TENANCY_POLICY")]
+        tenancy_policy: Option<PathBuf>,
+        /// Also plan the deletion of objects absent from the manifests: JujuSecrets and
+        /// JujuSecretGrants of the manifests' namespaces, and JujuSecretBackends when
+        /// the manifests hold any (as `kubectl apply --prune` or Argo CD's pruning).
+        #[arg(long)]
+        prune: bool,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: PlanOutput,
+    },
     /// Print the CustomResourceDefinitions as YAML, or write one file per kind into a
     /// directory (how `crds/` is generated).
     Crds {
@@ -118,6 +161,27 @@ fn init_logging(format: LogFormat, filter: &str) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Plan {
+            files,
+            namespace,
+            kubeconfig,
+            juju_connection_secret,
+            juju_connection,
+            tenancy_policy,
+            prune,
+            output,
+        } => {
+            let config = plan::PlanConfig {
+                files,
+                namespace: namespace.unwrap_or_default(),
+                kubeconfig,
+                connection_secret: juju_connection_secret,
+                juju_connection,
+                tenancy_policy,
+                prune,
+            };
+            return run_plan(config, output);
+        }
         Command::Crds { out_dir } => write_crds(out_dir),
         Command::ConnectionSecret {
             from_emulator,
@@ -183,6 +247,44 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `plan`: the plan on standard output, problems on standard error, and the exit
+/// status of `terraform plan -detailed-exitcode`.
+fn run_plan(mut config: plan::PlanConfig, output: PlanOutput) -> ExitCode {
+    // Logs only for warnings: standard error carries what went wrong.
+    let _ = init_logging(LogFormat::Text, "warn");
+    let made = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                if config.namespace.is_empty() {
+                    config.namespace = plan::default_namespace(config.kubeconfig.as_ref()).await;
+                }
+                plan::plan(&config).await.map_err(|e| e.to_string())
+            })
+        });
+    match made {
+        Ok(report) => {
+            match output {
+                PlanOutput::Text => print!("{}", report.text()),
+                PlanOutput::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            }
+            ExitCode::from(report.exit_code())
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -346,15 +346,7 @@ async fn sync(
     status: &mut JujuSecretBackendStatus,
 ) -> Result<(), Problem> {
     let ctx = &bctx.ctx;
-    let name = juju_name(b);
-    if name == "internal" || name == "auto" {
-        return Err(Problem::new(
-            reason::INVALID_SPEC,
-            format!("{name:?} is a reserved backend name"),
-        ));
-    }
-    let interval = rotate_interval(b.spec.token_rotate_interval.as_deref())
-        .map_err(|m| Problem::new(reason::INVALID_SPEC, m))?;
+    let (name, interval) = checked(b)?;
     let config = desired_config(b, ctx).await?;
     let mac = config_mac(&ctx.mac_key, &config, interval);
     let backend_type = type_name(b.spec.backend_type);
@@ -469,41 +461,9 @@ async fn sync(
                     ),
                 ));
             }
-            let mut update = BackendUpdate {
-                name: current.name.clone(),
-                ..Default::default()
-            };
-            let mut changes = Vec::new();
-            if current.name != name {
-                update.name_change = Some(name.clone());
-                changes.push("name");
-            }
             let written = record.backend_entry(&uid).and_then(|e| e.config_mac);
-            if written.as_deref() != Some(mac.as_str()) {
-                update.config = Some(config.clone());
-                update.reset = current
-                    .config
-                    .0
-                    .keys()
-                    .filter(|k| config.get(k).is_none() && !SENSITIVE_KEYS.contains(&k.as_str()))
-                    .cloned()
-                    .collect();
-                update.token_rotate_interval = Some(interval.unwrap_or(Duration::ZERO));
-                changes.push("configuration");
-            } else {
-                // Someone changed a plain key in Juju: put it back.
-                let drifted = config.0.iter().any(|(k, v)| {
-                    !SENSITIVE_KEYS.contains(&k.as_str()) && current.config.get(k) != Some(v)
-                });
-                if drifted
-                    || current.token_rotate_interval.unwrap_or_default()
-                        != interval.unwrap_or_default()
-                {
-                    update.config = Some(config.clone());
-                    update.token_rotate_interval = Some(interval.unwrap_or(Duration::ZERO));
-                    changes.push("configuration");
-                }
-            }
+            let (update, changes) =
+                backend_update(&current, &name, &config, &mac, written.as_deref(), interval);
             if !changes.is_empty() {
                 single(ctx.juju.update_secret_backends(&[update]).await)?;
                 record
@@ -545,6 +505,181 @@ async fn sync(
     }
 
     assign_models(b, bctx, &uid, &name).await
+}
+
+/// The backend's Juju name and token rotation interval, or why the spec is invalid.
+fn checked(b: &JujuSecretBackend) -> Result<(String, Option<Duration>), Problem> {
+    let name = juju_name(b);
+    if name == "internal" || name == "auto" {
+        return Err(Problem::new(
+            reason::INVALID_SPEC,
+            format!("{name:?} is a reserved backend name"),
+        ));
+    }
+    let interval = rotate_interval(b.spec.token_rotate_interval.as_deref())
+        .map_err(|m| Problem::new(reason::INVALID_SPEC, m))?;
+    Ok((name, interval))
+}
+
+/// The update that brings the backend `current` in line with the spec, and what it
+/// changes (nothing to send when empty). A configuration whose keyed MAC differs from
+/// the one last written (`written`) is sent whole, with removed plain keys reset; one
+/// unchanged since is sent again only when Juju's plain keys or interval drifted.
+fn backend_update(
+    current: &BackendInfo,
+    name: &str,
+    config: &BackendConfig,
+    mac: &str,
+    written: Option<&str>,
+    interval: Option<Duration>,
+) -> (BackendUpdate, Vec<&'static str>) {
+    let mut update = BackendUpdate {
+        name: current.name.clone(),
+        ..Default::default()
+    };
+    let mut changes = Vec::new();
+    if current.name != name {
+        update.name_change = Some(name.to_owned());
+        changes.push("name");
+    }
+    if written != Some(mac) {
+        update.config = Some(config.clone());
+        update.reset = current
+            .config
+            .0
+            .keys()
+            .filter(|k| config.get(k).is_none() && !SENSITIVE_KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        update.token_rotate_interval = Some(interval.unwrap_or(Duration::ZERO));
+        changes.push("configuration");
+    } else {
+        // Someone changed a plain key in Juju: put it back.
+        let drifted = config.0.iter().any(|(k, v)| {
+            !SENSITIVE_KEYS.contains(&k.as_str()) && current.config.get(k) != Some(v)
+        });
+        if drifted
+            || current.token_rotate_interval.unwrap_or_default() != interval.unwrap_or_default()
+        {
+            update.config = Some(config.clone());
+            update.token_rotate_interval = Some(interval.unwrap_or(Duration::ZERO));
+            changes.push("configuration");
+        }
+    }
+    (update, changes)
+}
+
+/// What applying a JujuSecretBackend would do in Juju.
+#[derive(Debug, Default)]
+pub struct BackendPreview {
+    /// The backend's Juju name.
+    pub name: String,
+    /// The backend would be added, of this type.
+    pub create: Option<String>,
+    /// An existing backend of that name would be adopted.
+    pub adopt: bool,
+    /// What an update changes: `name`, `configuration`.
+    pub changes: Vec<&'static str>,
+    /// Models that would store new secrets here: (model, backend now).
+    pub assign: Vec<(String, String)>,
+    /// Models the object assigned that would go back to `auto` (`owner/name`).
+    pub release: Vec<String>,
+    /// Models another JujuSecretBackend assigns (a conflict).
+    pub conflicts: Vec<String>,
+}
+
+/// What a pass over `b` would do. Reads only, with the same rules as a pass.
+pub async fn preview(b: &JujuSecretBackend, ctx: &Context) -> Result<BackendPreview, Problem> {
+    let (name, interval) = checked(b)?;
+    let config = desired_config(b, ctx).await?;
+    let mac = config_mac(&ctx.mac_key, &config, interval);
+    let backend_type = type_name(b.spec.backend_type);
+    let uid = b.uid();
+    let record = &ctx.ownership;
+    let entry = uid.as_deref().and_then(|uid| record.backend_entry(uid));
+    let listed = ctx
+        .juju
+        .list_secret_backends(&[], false)
+        .await
+        .map_err(SharedFailure::from)?;
+    let mut out = BackendPreview {
+        name: name.clone(),
+        ..BackendPreview::default()
+    };
+    let found = match recorded(&listed, entry.as_ref(), &ctx.mac_key) {
+        Some(mine) => Some(mine),
+        None => match listed.iter().find(|i| i.name == name) {
+            None => None,
+            Some(other) => match record.owner_of_backend(&other.id) {
+                Some(owner) if Some(&owner) != uid.as_ref() => {
+                    return Err(managed_by_another(&name));
+                }
+                _ if !b.spec.adopt => {
+                    return Err(Problem::new(
+                        reason::CONFLICT,
+                        format!(
+                            "a secret backend named {name:?} already exists in Juju and was not created by this resource; set adopt: true to take it over"
+                        ),
+                    ));
+                }
+                _ => {
+                    out.adopt = true;
+                    Some(other)
+                }
+            },
+        },
+    };
+    match found {
+        None => out.create = Some(backend_type.to_owned()),
+        Some(current) => {
+            if current.backend_type != backend_type {
+                return Err(Problem::new(
+                    reason::INVALID_SPEC,
+                    format!(
+                        "backendType cannot change: the Juju backend is {:?}",
+                        current.backend_type
+                    ),
+                ));
+            }
+            let written = entry.as_ref().and_then(|e| e.config_mac.as_deref());
+            out.changes = backend_update(current, &name, &config, &mac, written, interval).1;
+        }
+    }
+    let mut desired = BTreeSet::new();
+    for spec in &b.spec.models {
+        let model = ctx.models.resolve(spec).await?;
+        if record.model_assigned_by_another(uid.as_deref().unwrap_or_default(), &model.uuid) {
+            out.conflicts.push(model.qualified_name());
+            continue;
+        }
+        desired.insert(model.uuid.clone());
+        let current = ctx
+            .juju
+            .secret_backend(&model.uuid)
+            .await
+            .map_err(SharedFailure::from)?;
+        if current != name {
+            out.assign.push((model.qualified_name(), current));
+        }
+    }
+    for uuid in entry
+        .map(|e| e.models)
+        .unwrap_or_default()
+        .difference(&desired)
+    {
+        match ctx.juju.secret_backend(uuid).await {
+            Ok(current) if current == name => out.release.push(
+                ctx.models
+                    .resolve(uuid)
+                    .await
+                    .map_or_else(|_| uuid.clone(), |m| m.qualified_name()),
+            ),
+            Ok(_) => {}
+            Err(e) if SharedFailure::from(&e).kind == FailureKind::ModelNotFound => {}
+            Err(e) => return Err(SharedFailure::from(e).into()),
+        }
+    }
+    Ok(out)
 }
 
 fn managed_by_another(name: &str) -> Problem {

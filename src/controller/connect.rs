@@ -13,7 +13,7 @@ use crate::crd::grant::JujuSecretGrant;
 use crate::crd::secret::JujuSecret;
 use juju_client::{ConnectOptions, Password};
 
-pub(super) async fn kube_config(kubeconfig: Option<&PathBuf>) -> Result<kube::Config, RunError> {
+pub(crate) async fn kube_config(kubeconfig: Option<&PathBuf>) -> Result<kube::Config, RunError> {
     Ok(match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -28,7 +28,7 @@ pub(super) async fn kube_config(kubeconfig: Option<&PathBuf>) -> Result<kube::Co
     })
 }
 
-pub(super) fn kube_client(config: kube::Config) -> Result<Client, RunError> {
+pub(crate) fn kube_client(config: kube::Config) -> Result<Client, RunError> {
     let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| RunError::KubeConfig(e.to_string()))?;
     Ok(limit_requests(builder))
@@ -71,12 +71,30 @@ pub async fn connection_options(client: &Client, secret: &str) -> Result<Connect
         .await
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| fail("not found".into()))?;
-    let data = found.data.unwrap_or_default();
+    options_from_secret(&found, secret)
+}
+
+/// The Juju connection held by a connection Secret (`data`, or `stringData` of a
+/// manifest not yet applied); `what` names it in errors.
+pub fn options_from_secret(found: &Secret, what: &str) -> Result<ConnectOptions, RunError> {
+    let fail = |detail: String| RunError::Connection {
+        secret: what.to_owned(),
+        detail,
+    };
+    let mut data: std::collections::BTreeMap<String, Vec<u8>> = found
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for (k, v) in found.string_data.iter().flatten() {
+        data.insert(k.clone(), v.clone().into_bytes());
+    }
     let field = |key: &str| -> Result<String, RunError> {
         let bytes = data
             .get(key)
             .ok_or_else(|| fail(format!("key {key:?} missing")))?;
-        String::from_utf8(bytes.0.clone()).map_err(|_| fail(format!("key {key:?} is not UTF-8")))
+        String::from_utf8(bytes.clone()).map_err(|_| fail(format!("key {key:?} is not UTF-8")))
     };
     let endpoints: Vec<String> = field("endpoints")?
         .split([',', '\n', ' '])
@@ -104,6 +122,20 @@ pub fn connection_namespace(connection_secret: &str) -> &str {
     connection_secret
         .split_once('/')
         .map_or("default", |(ns, _)| ns)
+}
+
+/// The key of the content MACs if it exists (a plan reads, never creates it).
+pub async fn existing_mac_key(
+    client: &Client,
+    connection_secret: &str,
+) -> Result<Option<Vec<u8>>, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), connection_namespace(connection_secret));
+    Ok(api
+        .get_opt(MAC_KEY_SECRET)
+        .await?
+        .and_then(|s| s.data)
+        .and_then(|d| d.get("key").map(|k| k.0.clone()))
+        .filter(|k| k.len() >= 32))
 }
 
 /// The key of the content MACs: 32 random bytes, created once and kept in a Secret in

@@ -79,6 +79,41 @@ fn add(
     Ok(())
 }
 
+/// Where a pass reads the Kubernetes Secrets its content comes from, and whether it may
+/// store generated values.
+#[derive(Debug, Default)]
+pub struct Sources {
+    /// Secrets that stand in for the API's, by (namespace, name): the Secrets of the
+    /// manifests a plan reads, which applying them would write.
+    pub overrides: BTreeMap<(String, String), Secret>,
+    /// A plan: nothing is written. A value that applying would generate is a fresh
+    /// random one held in memory only (it differs from what Juju has, as the one
+    /// generated on apply would).
+    pub preview: bool,
+}
+
+impl Sources {
+    /// What the operator's passes use: the API's Secrets, generated values stored.
+    pub const APPLY: Sources = Sources {
+        overrides: BTreeMap::new(),
+        preview: false,
+    };
+
+    async fn get(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Secret>, kube::Error> {
+        if let Some(s) = self.overrides.get(&(namespace.to_owned(), name.to_owned())) {
+            return Ok(Some(s.clone()));
+        }
+        Api::<Secret>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+    }
+}
+
 /// Collects the desired content. Generated values are created (and stored in the
 /// Kubernetes Secret [`generated_secret_name`]) before they are used, so a crash can
 /// never lose a value that reached Juju.
@@ -86,6 +121,7 @@ pub async fn desired_content(
     client: &kube::Client,
     js: &JujuSecret,
     field_manager: &str,
+    sources: &Sources,
 ) -> Result<SecretContent, ContentProblem> {
     let namespace = js.namespace().unwrap_or_default();
     let mut content = SecretContent::new();
@@ -95,14 +131,13 @@ pub async fn desired_content(
         }
     }
     if let Some(source) = &js.spec.secret_ref {
-        let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-        let secret =
-            api.get_opt(&source.name)
-                .await?
-                .ok_or_else(|| ContentProblem::SecretMissing {
-                    namespace: namespace.clone(),
-                    name: source.name.clone(),
-                })?;
+        let secret = sources
+            .get(client, &namespace, &source.name)
+            .await?
+            .ok_or_else(|| ContentProblem::SecretMissing {
+                namespace: namespace.clone(),
+                name: source.name.clone(),
+            })?;
         let data = secret_data(&secret);
         let origin = format!("Secret {}", source.name);
         match source.keys.as_deref() {
@@ -132,7 +167,7 @@ pub async fn desired_content(
         }
     }
     if let Some(generators) = js.spec.generate.as_deref().filter(|g| !g.is_empty()) {
-        for (k, v) in generated_values(client, js, generators, field_manager).await? {
+        for (k, v) in generated_values(client, js, generators, field_manager, sources).await? {
             add(&mut content, &k, v, "generate")?;
         }
     }
@@ -159,11 +194,12 @@ async fn generated_values(
     js: &JujuSecret,
     generators: &[Generator],
     field_manager: &str,
+    sources: &Sources,
 ) -> Result<BTreeMap<String, SecretValue>, ContentProblem> {
     let namespace = js.namespace().unwrap_or_default();
     let name = generated_secret_name(&js.name_any());
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let existing = api.get_opt(&name).await?;
+    let existing = sources.get(client, &namespace, &name).await?;
     let stored = existing.as_ref().map(secret_data).unwrap_or_default();
     let annotations = existing
         .as_ref()
@@ -193,7 +229,7 @@ async fn generated_values(
     if stored.keys().any(|k| !keys.contains(k.as_str())) {
         changed = true;
     }
-    if changed || existing.is_none() {
+    if (changed || existing.is_none()) && !sources.preview {
         let owner = js.controller_owner_ref(&()).into_iter().collect::<Vec<_>>();
         let mut secret = Secret {
             metadata: kube::api::ObjectMeta {

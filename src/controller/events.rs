@@ -50,6 +50,13 @@ impl EventSink {
         Self { tx, metrics }
     }
 
+    /// A sink that publishes nothing (a plan, which writes nowhere): every event is
+    /// dropped.
+    pub fn discard(metrics: Metrics) -> Self {
+        let (tx, _) = mpsc::channel(1);
+        Self { tx, metrics }
+    }
+
     /// Queues `event` about `reference`; drops it when the queue is full.
     pub fn send(&self, event: Event, reference: ObjectReference) {
         match self.tx.try_send(Pending { event, reference }) {

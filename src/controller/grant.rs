@@ -321,13 +321,9 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-async fn sync(
-    grant: &JujuSecretGrant,
-    gctx: &GrantContext,
-    previous: &JujuSecretGrantStatus,
-) -> Result<(JujuSecretGrantStatus, bool), Problem> {
-    let ctx = &gctx.ctx;
-    // The CRD's CEL rule says the same; apiservers before Kubernetes 1.25 do not run it.
+/// Every config option must name a listed application. The CRD's CEL rule says the
+/// same; apiservers before Kubernetes 1.25 do not run it.
+fn check_config(grant: &JujuSecretGrant) -> Result<(), Problem> {
     let unlisted: Vec<&str> = grant
         .spec
         .config
@@ -335,15 +331,44 @@ async fn sync(
         .map(|c| c.application.as_str())
         .filter(|app| !grant.spec.applications.iter().any(|a| a == app))
         .collect();
-    if !unlisted.is_empty() {
-        return Err(Problem::new(
-            reason::INVALID_SPEC,
-            format!(
-                "config names applications not listed in applications: {}",
-                unlisted.join(", ")
-            ),
-        ));
+    if unlisted.is_empty() {
+        return Ok(());
     }
+    Err(Problem::new(
+        reason::INVALID_SPEC,
+        format!(
+            "config names applications not listed in applications: {}",
+            unlisted.join(", ")
+        ),
+    ))
+}
+
+/// The applications to grant: wanted, without access now.
+fn to_grant(wanted: &BTreeSet<String>, access: &BTreeSet<String>) -> Vec<String> {
+    wanted.difference(access).cloned().collect()
+}
+
+/// The applications to revoke: granted by the operator for this object (`owned`), and
+/// listed by no grant object any more. Grants people made are never among them.
+fn to_revoke(
+    owned: &BTreeSet<String>,
+    wanted: &BTreeSet<String>,
+    others_want: &BTreeSet<String>,
+) -> Vec<String> {
+    owned
+        .iter()
+        .filter(|app| !wanted.contains(*app) && !others_want.contains(*app))
+        .cloned()
+        .collect()
+}
+
+async fn sync(
+    grant: &JujuSecretGrant,
+    gctx: &GrantContext,
+    previous: &JujuSecretGrantStatus,
+) -> Result<(JujuSecretGrantStatus, bool), Problem> {
+    let ctx = &gctx.ctx;
+    check_config(grant)?;
     let target = target(grant, ctx).await?;
     let all = gctx.grants.state();
     let uid = grant.uid().unwrap_or_default();
@@ -453,7 +478,7 @@ async fn sync(
                 .collect();
         }
     }
-    let to_grant: Vec<String> = wanted.difference(&access).cloned().collect();
+    let to_grant = to_grant(&wanted, &access);
     let mut pending = BTreeSet::new();
     let mut failures: Vec<String> = Vec::new();
     let selector = SecretSelector::Uri(target.uri.clone());
@@ -536,11 +561,7 @@ async fn sync(
             .cloned()
             .collect()
     } else {
-        owned
-            .iter()
-            .filter(|app| !wanted.contains(*app) && !others_want.contains(*app))
-            .cloned()
-            .collect()
+        to_revoke(&owned, &wanted, &others_want)
     };
     if !to_revoke.is_empty() {
         match revoke(ctx, grant, &target, &to_revoke).await {
@@ -642,6 +663,139 @@ async fn sync(
         conditions: vec![condition(grant, previous, ok, why, &message)],
     };
     Ok((status, !pending.is_empty() || !failures.is_empty()))
+}
+
+/// What applying a JujuSecretGrant would do in Juju.
+#[derive(Debug, Default)]
+pub struct GrantPreview {
+    /// The model's UUID.
+    pub model_uuid: String,
+    /// The secret the grant is about (`None`: one its JujuSecret would create).
+    pub secret_id: Option<String>,
+    /// Applications that would be granted.
+    pub grant: Vec<String>,
+    /// Applications whose grant (made by the operator) would be revoked.
+    pub revoke: Vec<String>,
+    /// Applications revoked on the secret the object granted before (its target moved).
+    pub revoke_former: Vec<String>,
+    /// Config options that would be set or given back.
+    pub wiring: super::wiring::WiringPreview,
+}
+
+/// What a pass over `grant` would do, the other grant objects being `all` (as they would
+/// be once applied). `new_secret` is the model of a secret its JujuSecret would create
+/// (nothing exists to read then: every listed application would be granted). Reads only,
+/// with the same rules as a pass.
+pub async fn preview(
+    grant: &JujuSecretGrant,
+    ctx: &Context,
+    all: &[Arc<JujuSecretGrant>],
+    new_secret: Option<&str>,
+) -> Result<GrantPreview, Problem> {
+    check_config(grant)?;
+    let wanted = wanted(grant);
+    let uid = grant.uid();
+    if let Some(model) = new_secret {
+        return Ok(GrantPreview {
+            model_uuid: model.to_owned(),
+            grant: wanted.iter().cloned().collect(),
+            wiring: super::wiring::preview(ctx, None, model, None, &grant.spec.config, &wanted)
+                .await?,
+            ..GrantPreview::default()
+        });
+    }
+    let target = target(grant, ctx).await?;
+    let others = others(all, grant, &target, &ctx.ownership);
+    let others_want: BTreeSet<String> = others
+        .iter()
+        .flat_map(|g| g.spec.applications.iter().cloned())
+        .collect();
+    let listing = ctx
+        .listings
+        .get(&target.model_uuid, ctx.refresh_interval)
+        .await?;
+    let access = listing
+        .by_uri(&target.uri)
+        .map(|s| s.applications.clone())
+        .ok_or_else(|| secret_not_found(&target))?;
+    drop(listing);
+    let entry = uid
+        .as_deref()
+        .and_then(|uid| ctx.ownership.grant_entry(uid));
+    let same_target = entry
+        .as_ref()
+        .is_some_and(|e| e.model == target.model_uuid && e.uri == target.uri.short());
+    let (owned, revoke_former) = match entry {
+        Some(e) if same_target => (e.applications, Vec::new()),
+        Some(old) => {
+            let former = SecretUri::parse(&old.uri).map(|uri| Target {
+                model_uuid: old.model.clone(),
+                uri,
+            });
+            let still_wanted = former
+                .map(|t| self_others_want(all, grant, &t, &ctx.ownership))
+                .unwrap_or_default();
+            let gone = old
+                .applications
+                .into_iter()
+                .filter(|a| !still_wanted.contains(a))
+                .collect();
+            (BTreeSet::new(), gone)
+        }
+        None => (BTreeSet::new(), Vec::new()),
+    };
+    let wiring = super::wiring::preview(
+        ctx,
+        uid.as_deref(),
+        &target.model_uuid,
+        Some(&target.uri),
+        &grant.spec.config,
+        &wanted,
+    )
+    .await?;
+    Ok(GrantPreview {
+        grant: to_grant(&wanted, &access),
+        revoke: to_revoke(&owned, &wanted, &others_want),
+        revoke_former,
+        wiring,
+        model_uuid: target.model_uuid,
+        secret_id: Some(target.uri.short()),
+    })
+}
+
+/// What deleting `grant` would do (its cleanup): the options it wired given back, and
+/// what it granted revoked unless another of `all` (as they would be once applied) still
+/// lists the application. Reads only.
+pub fn preview_deletion(
+    grant: &JujuSecretGrant,
+    ctx: &Context,
+    all: &[Arc<JujuSecretGrant>],
+) -> Option<GrantPreview> {
+    let entry = ctx.ownership.grant_entry(&grant.uid()?)?;
+    let uri = SecretUri::parse(&entry.uri).ok()?;
+    let target = Target {
+        model_uuid: entry.model.clone(),
+        uri,
+    };
+    let others_want: BTreeSet<String> = others(all, grant, &target, &ctx.ownership)
+        .iter()
+        .flat_map(|g| g.spec.applications.iter().cloned())
+        .collect();
+    let restore = entry
+        .configured
+        .iter()
+        .flat_map(|(app, options)| options.keys().map(move |o| format!("{app}/{o}")))
+        .collect();
+    Some(GrantPreview {
+        revoke: to_revoke(&entry.applications, &BTreeSet::new(), &others_want),
+        wiring: super::wiring::WiringPreview {
+            restore,
+            ..Default::default()
+        },
+        model_uuid: target.model_uuid,
+        secret_id: Some(target.uri.short()),
+        ..GrantPreview::default()
+    })
 }
 
 async fn revoke(
@@ -750,12 +904,7 @@ async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action,
         .iter()
         .flat_map(|g| g.spec.applications.iter().cloned())
         .collect();
-    let to_revoke: Vec<String> = entry
-        .applications
-        .iter()
-        .filter(|app| !others_want.contains(*app))
-        .cloned()
-        .collect();
+    let to_revoke = to_revoke(&entry.applications, &BTreeSet::new(), &others_want);
     if to_revoke.is_empty() {
         return forget().await;
     }

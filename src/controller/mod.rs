@@ -16,14 +16,16 @@ pub mod jujusecret;
 pub mod leader;
 pub mod metrics;
 pub mod mutants;
-mod outcome;
+pub(crate) mod outcome;
 pub mod ownership;
 mod run;
 pub mod tenancy;
-mod wiring;
+pub mod wiring;
 
 pub use connect::{
-    MAC_KEY_SECRET, MAX_KUBE_REQUESTS, connection_namespace, connection_options, limit_requests,
+    MAC_KEY_SECRET, MAX_KUBE_REQUESTS, connection_namespace, connection_options, existing_mac_key,
+    limit_requests, options_from_secret,
 };
+pub(crate) use connect::{kube_client, kube_config};
 pub use context::{Backoff, Context, Error, FIELD_MANAGER, MAX_KUBE_WRITES, now_rfc3339};
 pub use run::{RunConfig, RunError, all_but_status, run};

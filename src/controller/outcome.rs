@@ -18,7 +18,7 @@ use crate::crd::condition::{Condition, READY, reason};
 /// Why a pass could not bring Juju to the desired state. The message never contains
 /// a secret value.
 #[derive(Debug)]
-pub(crate) struct Problem {
+pub struct Problem {
     /// The condition reason.
     pub reason: &'static str,
     /// What went wrong.
@@ -28,7 +28,7 @@ pub(crate) struct Problem {
 }
 
 impl Problem {
-    pub(crate) fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
         Self {
             reason,
             message: message.into(),
@@ -36,7 +36,7 @@ impl Problem {
         }
     }
 
-    pub(crate) fn transient(mut self) -> Self {
+    pub fn transient(mut self) -> Self {
         self.transient = true;
         self
     }

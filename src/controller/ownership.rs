@@ -411,6 +411,17 @@ impl OwnershipRecord {
         })
     }
 
+    /// The record as its ConfigMaps hold it now, kept in memory only: what a plan
+    /// reads. Nothing it is told is ever written back.
+    pub async fn load_read_only(
+        client: kube::Client,
+        namespace: &str,
+    ) -> Result<Self, kube::Error> {
+        let mut record = Self::load(client, namespace).await?;
+        record.api = None;
+        Ok(record)
+    }
+
     /// A record kept in memory only (tests, tools).
     pub fn in_memory() -> Self {
         Self {

@@ -120,6 +120,105 @@ fn take_over(
     }
 }
 
+/// What option `option` of `app` holds now, or why it cannot receive a secret URI (no
+/// such option, or one of another type).
+fn option_value(
+    config: &BTreeMap<String, ConfigOption>,
+    app: &str,
+    option: &str,
+) -> Result<Option<String>, String> {
+    let Some(current) = config.get(option) else {
+        return Err(format!("{app} has no config option {option:?}"));
+    };
+    if current.kind != "secret" && current.kind != "string" {
+        return Err(format!(
+            "{app}'s config option {option:?} is of type {}; a secret URI needs a secret (or string) option",
+            current.kind
+        ));
+    }
+    Ok(user_text(current))
+}
+
+/// What a wiring pass would change, from the same reads and rules as [`sync`].
+#[derive(Debug, Default)]
+pub struct WiringPreview {
+    /// Options that would be set to the secret's URI, as `application/option`.
+    pub set: Vec<String>,
+    /// Options the operator set that would be given back (restored or unset).
+    pub restore: Vec<String>,
+    /// Options left alone, with why.
+    pub conflicts: Vec<String>,
+    /// Options Juju does not know or that cannot hold a URI, with why.
+    pub invalid: Vec<String>,
+}
+
+/// What [`sync`] would do for grant object `uid` (`None` for one not created yet) once
+/// the applications in `granted` hold the grant on `uri` (`None`: a secret not created
+/// yet, so every wanted option would be set once it is). Reads only.
+pub async fn preview(
+    ctx: &Context,
+    uid: Option<&str>,
+    model: &str,
+    uri: Option<&SecretUri>,
+    wanted: &[ConfigOptionRef],
+    granted: &BTreeSet<String>,
+) -> Result<WiringPreview, Problem> {
+    let configured: Configured = uid
+        .and_then(|uid| ctx.ownership.grant_entry(uid))
+        .map(|g| g.configured)
+        .unwrap_or_default();
+    let mut out = WiringPreview::default();
+    let mut configs = Configs::new();
+    let keep: BTreeSet<(&str, &str)> = wanted
+        .iter()
+        .filter(|w| granted.contains(&w.application))
+        .map(|w| (w.application.as_str(), w.option.as_str()))
+        .collect();
+    for (app, option, wired) in recorded(&configured) {
+        if keep.contains(&(app.as_str(), option.as_str())) {
+            continue;
+        }
+        let Some(config) = config_of(ctx, model, &app, &mut configs).await? else {
+            continue;
+        };
+        let now = config.get(&option).and_then(user_text);
+        if wired.is_operators(now.as_deref()) && now.as_deref() != wired.prior.as_deref() {
+            out.restore.push(format!("{app}/{option}"));
+        }
+    }
+    for w in wanted.iter().filter(|w| granted.contains(&w.application)) {
+        let (app, option) = (w.application.as_str(), w.option.as_str());
+        let what = format!("{app}/{option}");
+        let Some(config) = config_of(ctx, model, app, &mut configs).await? else {
+            continue;
+        };
+        let now = match option_value(config, app, option) {
+            Ok(now) => now,
+            Err(invalid) => {
+                out.invalid.push(invalid);
+                continue;
+            }
+        };
+        // A secret not created yet has no URI: no option can hold it already.
+        let desired = uri.map(SecretUri::short);
+        let owned = configured
+            .get(app)
+            .and_then(|o| o.get(option))
+            .filter(|w| w.is_operators(now.as_deref()));
+        let another = ctx
+            .ownership
+            .option_wired_by(model, app, option, uid.unwrap_or_default())
+            .is_some();
+        let target = desired.as_deref().unwrap_or("secret:");
+        match take_over(owned, now.as_deref(), target, w.overwrite, another) {
+            Err(why) => out.conflicts.push(format!("{what} {why}")),
+            Ok(_) if desired.is_some() && now == desired => {}
+            Ok(_) => out.set.push(what),
+        }
+    }
+    Ok(out)
+}
+
 /// Reads an application's charm config; `None` when the application is gone.
 async fn read(
     ctx: &Context,
@@ -242,19 +341,13 @@ pub async fn sync(
             // Granted a moment ago and gone now: the next pass sees it pending.
             continue;
         };
-        let Some(current) = config.get(option) else {
-            out.invalid
-                .push(format!("{app} has no config option {option:?}"));
-            continue;
+        let now = match option_value(config, app, option) {
+            Ok(now) => now,
+            Err(invalid) => {
+                out.invalid.push(invalid);
+                continue;
+            }
         };
-        if current.kind != "secret" && current.kind != "string" {
-            out.invalid.push(format!(
-                "{app}'s config option {option:?} is of type {}; a secret URI needs a secret (or string) option",
-                current.kind
-            ));
-            continue;
-        }
-        let now = user_text(current);
         let mut owned = configured.get(app).and_then(|o| o.get(option)).cloned();
         if owned
             .as_ref()

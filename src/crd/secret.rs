@@ -240,6 +240,27 @@ pub struct RevisionsStatus {
     pub oldest: u64,
 }
 
+/// What resuming a suspended JujuSecret would change in Juju: names of keys, never
+/// values (the same plan `juju-secrets-operator plan` prints).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedChange {
+    /// `Create` (the secret does not exist in Juju) or `Update`.
+    pub action: String,
+    /// What an update changes: `name`, `description`, `content`, `autoPrune`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// Keys the new revision adds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys_added: Vec<String>,
+    /// Keys the new revision no longer has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys_removed: Vec<String>,
+    /// Keys whose value the new revision changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys_changed: Vec<String>,
+}
+
 /// What the operator last saw and did in Juju.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -275,6 +296,9 @@ pub struct JujuSecretStatus {
     /// own writes since).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revisions: Option<RevisionsStatus>,
+    /// While suspended: what resuming would change in Juju (absent when nothing would).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlannedChange>,
     /// `autoPrune` as last applied to Juju (Juju does not report it back). Output only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_prune: Option<bool>,

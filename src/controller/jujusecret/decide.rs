@@ -34,6 +34,9 @@ pub(super) struct Plan {
     pub adopted: bool,
     /// The Juju write.
     pub write: Write,
+    /// The write a suspended object holds back: what resuming it would do (its plan,
+    /// reported in the status). `None` when not suspended or when nothing differs.
+    pub held: Option<Write>,
     /// The content in Juju changed under the operator (a `DriftCorrected` event).
     pub drift: bool,
     /// The status to report once the write succeeded (a create fills in the URI).
@@ -58,11 +61,13 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
         wrote: false,
         owned,
         revisions: None,
+        plan: None,
     };
     let plan = |write, outcome| Plan {
         take_over: false,
         adopted: false,
         write,
+        held: None,
         drift: false,
         outcome,
     };
@@ -101,7 +106,7 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
                 ));
             }
             if spec.suspend {
-                return Ok(plan(
+                let mut suspended = plan(
                     Write::Nothing,
                     report(
                         None,
@@ -110,7 +115,9 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
                         reason::SUSPENDED,
                         recorded_owned,
                     ),
-                ));
+                );
+                suspended.held = Some(Write::Create);
+                return Ok(suspended);
             }
             let mut outcome = report(None, Some(1), "in sync", reason::SYNCED, true);
             // The same message as the passes that follow, so the next drift check finds
@@ -131,6 +138,7 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
         take_over,
         adopted,
         write: Write::Nothing,
+        held: None,
         drift: false,
         outcome: report(
             Some(found.uri.clone()),
@@ -192,6 +200,9 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
         };
         let mut plan = observed(&message);
         plan.outcome.reason = reason::SUSPENDED;
+        if !changes.is_empty() || update.auto_prune.is_some() {
+            plan.held = Some(Write::Update { update, changes });
+        }
         return Ok(plan);
     }
     if facts.name_taken && update.label.is_some() {
@@ -220,11 +231,13 @@ pub(super) fn decide(spec: &JujuSecretSpec, facts: &Observed) -> Result<Plan, Pr
         wrote: true,
         owned: true,
         revisions: None,
+        plan: None,
     };
     Ok(Plan {
         take_over,
         adopted,
         write: Write::Update { update, changes },
+        held: None,
         drift,
         outcome,
     })

@@ -16,6 +16,7 @@ mod act;
 mod cleanup;
 mod decide;
 mod observe;
+mod preview;
 mod revisions;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
 use tracing::{instrument, warn};
 
-use super::content::ContentProblem;
+use super::content::{ContentProblem, Sources};
 use super::outcome::{self, Problem};
 use super::{Context, Error, now_rfc3339};
 use crate::crd::condition::{Condition, READY, reason};
@@ -37,6 +38,7 @@ use cleanup::cleanup;
 use decide::decide;
 use juju_client::SecretUri;
 use observe::observe;
+pub use preview::{SecretPreview, key_changes, preview};
 
 /// Finalizer that lets the operator remove the Juju secret before the object goes.
 pub const FINALIZER: &str = "secrets.juju.is/cleanup";
@@ -69,6 +71,8 @@ struct Synced {
     owned: bool,
     /// The revisions Juju holds, once known.
     revisions: Option<crate::crd::secret::RevisionsStatus>,
+    /// While suspended: what resuming would change.
+    plan: Option<crate::crd::secret::PlannedChange>,
 }
 
 /// Entry point for the kube-runtime controller.
@@ -196,9 +200,15 @@ async fn sync(
     ctx: &Context,
     base: &mut JujuSecretStatus,
 ) -> Result<Synced, Problem> {
-    let facts = observe(js, ctx, refresh_interval(js, ctx)).await?;
+    let facts = observe(js, ctx, refresh_interval(js, ctx), &Sources::APPLY).await?;
     let plan = decide(&js.spec, &facts)?;
+    // A suspended object reports what resuming would do, key by key.
+    let held = match &plan.held {
+        Some(write) => preview::planned(ctx, &facts, write).await?,
+        None => None,
+    };
     let mut synced = act(js, ctx, facts, plan, base).await?;
+    synced.plan = held;
     if synced.reason == reason::SYNCED
         && let Some(uri) = synced.uri.clone()
     {
@@ -294,6 +304,7 @@ fn synced_status(
         owned: Some(s.owned),
         auto_prune: s.auto_prune,
         revisions: s.revisions.clone(),
+        plan: s.plan.clone(),
         pending_create: None,
         conditions: vec![condition],
     }
@@ -390,6 +401,7 @@ mod tests {
             wrote,
             owned: true,
             revisions: None,
+            plan: None,
         }
     }
 

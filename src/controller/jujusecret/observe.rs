@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 
 use super::super::Context;
-use super::super::content::{checksum_mac, content_mac, desired_content};
+use super::super::content::{Sources, checksum_mac, content_mac, desired_content};
 use super::super::juju_state::{SecretSummary, SharedFailure};
 use super::super::outcome::Problem;
 use super::super::ownership::{self, Found, Ownership, SecretEntry};
@@ -52,6 +52,7 @@ pub(super) async fn observe(
     js: &JujuSecret,
     ctx: &Context,
     refresh: Duration,
+    sources: &Sources,
 ) -> Result<Observed, Problem> {
     let namespace = js.namespace().unwrap_or_default();
     let spec = &js.spec;
@@ -74,7 +75,8 @@ pub(super) async fn observe(
     let content = if observe_only {
         None
     } else {
-        let content = desired_content(&ctx.client, js, super::super::FIELD_MANAGER).await?;
+        let content =
+            desired_content(&ctx.client, js, super::super::FIELD_MANAGER, sources).await?;
         let limits = ctx
             .juju
             .model_content_limits(&model.uuid)
@@ -201,8 +203,8 @@ async fn found_content_mac(
 }
 
 /// Reads a secret's content (needs model admin): for controllers older than Juju 3.6,
-/// which report no checksum.
-async fn read_content(
+/// which report no checksum, and to name the keys a held or planned update changes.
+pub(super) async fn read_content(
     ctx: &Context,
     model_uuid: &str,
     uri: &SecretUri,
