@@ -79,7 +79,18 @@ start() {
   etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
   openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
   openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
-  echo "devtoken,admin,admin,system:masters" > "$d/tokens.csv"
+  # admin, and jso-plan: a user with no rights but what RBAC gives it, whose every
+  # request is audited (the tests prove with it that `plan` only reads).
+  printf '%s\n' "devtoken,admin,admin,system:masters" "plantoken,jso-plan,jso-plan" > "$d/tokens.csv"
+  cat > "$d/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: [jso-plan]
+- level: None
+POLICY
   etcd --data-dir "$d/etcd-data" --listen-client-urls "http://127.0.0.1:$etcd_port" \
     --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" --initial-cluster "default=http://127.0.0.1:$peer_port" \
@@ -90,6 +101,7 @@ start() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$d/sa.pub" --service-account-signing-key-file="$d/sa.key" \
     --token-auth-file="$d/tokens.csv" --authorization-mode=RBAC \
+    --audit-policy-file="$d/audit-policy.yaml" --audit-log-path="$d/audit.log" \
     --service-cluster-ip-range=10.0.0.0/24 --disable-admission-plugins=ServiceAccount \
     > "$d/apiserver.log" 2>&1 &
   echo $! > "$d/apiserver.pid"

@@ -63,6 +63,8 @@ struct T {
     reasons: Mutex<BTreeSet<(String, String)>>,
     /// Backend names made unreachable (restored by the cleanup).
     unreachable: Mutex<BTreeSet<String>>,
+    /// Everything `plan` printed (the leak check reads it).
+    plans: Mutex<Vec<String>>,
 }
 
 macro_rules! steps {
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
             backend_add_answer_lost_is_recognized,
             invalid_backends,
             examples_are_valid,
+            plan_then_apply,
         ],
         after_each: |t, name| Box::pin(after_each(t, name)),
         closing: steps![
@@ -136,6 +139,7 @@ async fn setup() -> Result<Option<Arc<T>>, String> {
         seen: Mutex::default(),
         reasons: Mutex::default(),
         unreachable: Mutex::default(),
+        plans: Mutex::default(),
     })))
 }
 
@@ -2872,10 +2876,471 @@ async fn examples_are_valid(t: Arc<T>) {
     }
 }
 
+// ------------------------------------------------------------------ plan
+
+/// The JSON objects of a plan, the text of its output, and its exit status.
+struct PlanRun {
+    json: Value,
+    text: String,
+    code: Option<i32>,
+}
+
+impl T {
+    /// A kubeconfig for the user `jso-plan`, whose only rights are deploy/plan-rbac.yaml
+    /// and whose every request the apiserver audits.
+    async fn plan_kubeconfig(&self) -> std::path::PathBuf {
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/plan-rbac.yaml"),
+        )
+        .unwrap();
+        let role: ClusterRole = serde_yaml_ng::from_str(&text).unwrap();
+        let binding: ClusterRoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "jso-plan"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": role.metadata.name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "jso-plan"}],
+        }))
+        .unwrap();
+        let pp = PostParams::default();
+        for r in [
+            Api::<ClusterRole>::all(self.env.kube.clone())
+                .create(&pp, &role)
+                .await
+                .map(drop),
+            Api::<ClusterRoleBinding>::all(self.env.kube.clone())
+                .create(&pp, &binding)
+                .await
+                .map(drop),
+        ] {
+            match r {
+                Ok(()) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => panic!("plan RBAC: {e}"),
+            }
+        }
+        let mut kubeconfig: Value = serde_yaml_ng::from_str(
+            &std::fs::read_to_string(self.env.dir.join("kube/kubeconfig")).unwrap(),
+        )
+        .unwrap();
+        kubeconfig["users"] = json!([{"name": "admin", "user": {"token": "plantoken"}}]);
+        let path = self.env.dir.join("plan-kubeconfig");
+        std::fs::write(&path, serde_yaml_ng::to_string(&kubeconfig).unwrap()).unwrap();
+        path
+    }
+
+    /// Runs `plan` over `manifests` as `jso-plan`, with the operator frozen meanwhile so
+    /// that every Juju call made in between is the plan's; asserts it made no write on
+    /// either side and that it did read both.
+    async fn plan(&self, manifests: &str, extra: &[&str]) -> PlanRun {
+        let kubeconfig = self.plan_kubeconfig().await;
+        let file = self.env.dir.join(format!("plan-{}.yaml", harness::tag()));
+        std::fs::write(&file, manifests).unwrap();
+        let audit = self.env.dir.join("kube/audit.log");
+        let audited_before = std::fs::read_to_string(&audit).unwrap_or_default().len();
+        let calls_before = self.env.emulator.call_counts();
+        let operator = self.env.operator.lock().await;
+        operator.signal("STOP");
+        let run = |format: &'static str| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_juju-secrets-operator"));
+            cmd.arg("plan")
+                .arg("-f")
+                .arg(&file)
+                .args(["-o", format, "--kubeconfig"])
+                .arg(&kubeconfig)
+                .args([
+                    "--juju-connection-secret",
+                    &format!("{NS_SYSTEM}/juju-admin"),
+                ])
+                .arg("--tenancy-policy")
+                .arg(self.env.dir.join("tenancy.yaml"))
+                .args(extra)
+                .env_remove("KUBECONFIG");
+            cmd.output().unwrap()
+        };
+        let (json_out, text_out) = tokio::task::block_in_place(|| (run("json"), run("text")));
+        operator.signal("CONT");
+        drop(operator);
+        let calls_after = self.env.emulator.call_counts();
+
+        let stderr = String::from_utf8_lossy(&json_out.stderr).into_owned();
+        let text = String::from_utf8_lossy(&text_out.stdout).into_owned();
+        let stdout = String::from_utf8_lossy(&json_out.stdout).into_owned();
+        self.plans
+            .lock()
+            .unwrap()
+            .extend([stdout.clone(), stderr.clone(), text.clone()]);
+        assert_eq!(
+            json_out.status.code(),
+            text_out.status.code(),
+            "both formats exit alike"
+        );
+        let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("plan -o json printed no JSON ({e}): {stdout}\nstderr: {stderr}")
+        });
+
+        // Juju: only reads, and some were made.
+        let changed: BTreeMap<&String, u64> = calls_after
+            .iter()
+            .map(|(m, n)| (m, n - calls_before.get(m).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let reads = [
+            "Admin.Login",
+            "Pinger.Ping",
+            "ModelManager.ListModels",
+            "ModelManager.ListModelSummaries",
+            "ModelManager.ModelInfo",
+            "Secrets.ListSecrets",
+            "SecretBackends.ListSecretBackends",
+            "ModelConfig.ModelGet",
+            "ModelConfig.GetModelConstraints",
+            "Application.Get",
+            "Application.GetConfig",
+            "Application.CharmConfig",
+        ];
+        let writes: Vec<_> = changed
+            .keys()
+            .filter(|m| !reads.contains(&m.as_str()))
+            .collect();
+        assert!(
+            writes.is_empty(),
+            "plan called Juju methods that are not reads: {writes:?} (all: {changed:?})"
+        );
+        assert!(
+            changed.contains_key(&"Secrets.ListSecrets".to_owned()),
+            "the plan never read Juju's secrets: {changed:?}"
+        );
+
+        // Kubernetes: every request of jso-plan was a read, and there were some.
+        let audited = std::fs::read_to_string(&audit).unwrap_or_default();
+        let verbs: Vec<String> = audited[audited_before.min(audited.len())..]
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["user"]["username"] == "jso-plan")
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["verb"].as_str().unwrap_or_default(),
+                    e["requestURI"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        assert!(
+            !verbs.is_empty(),
+            "no request of jso-plan in {}",
+            audit.display()
+        );
+        let not_reads: Vec<&String> = verbs
+            .iter()
+            .filter(|v| !(v.starts_with("get ") || v.starts_with("list ")))
+            .collect();
+        assert!(
+            not_reads.is_empty(),
+            "plan asked the apiserver for more than reads: {not_reads:?}"
+        );
+        PlanRun {
+            json,
+            text,
+            code: json_out.status.code(),
+        }
+    }
+
+    /// Applies manifests with server-side apply, as `kubectl apply --server-side` does.
+    async fn apply_manifests(&self, manifests: &str) {
+        let pp = PatchParams::apply("e2e-plan").force();
+        let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(manifests)
+            .map(|doc| Value::deserialize(doc).unwrap())
+            .collect();
+        for value in docs {
+            let name = value["metadata"]["name"].as_str().unwrap().to_owned();
+            match value["kind"].as_str().unwrap() {
+                "JujuSecret" => drop(
+                    self.env
+                        .jsecs(NS)
+                        .patch(&name, &pp, &Patch::Apply(&value))
+                        .await
+                        .unwrap(),
+                ),
+                "JujuSecretGrant" => drop(
+                    self.grants(NS)
+                        .patch(&name, &pp, &Patch::Apply(&value))
+                        .await
+                        .unwrap(),
+                ),
+                "JujuSecretBackend" => drop(
+                    self.backends()
+                        .patch(&name, &pp, &Patch::Apply(&value))
+                        .await
+                        .unwrap(),
+                ),
+                other => panic!("unexpected kind {other}"),
+            }
+        }
+    }
+}
+
+/// The manifests of the plan scenario: `plan-a` renamed with one key changed, one added
+/// and one removed; `plan-b` new; `plan-c` new with a generated value (which a plan must
+/// not store); the grant moved from mysql to wordpress; the backend given the model.
+fn plan_manifests(beta: &str, delta: &str, one: &str, alpha: &str, suspend_b: bool) -> String {
+    format!(
+        r#"apiVersion: secrets.juju.is/v1alpha1
+kind: JujuSecret
+metadata: {{name: plan-a, namespace: {NS}}}
+spec:
+  model: {MODEL}
+  name: plan-a-renamed
+  data: {{alpha: "{alpha}", beta: "{beta}", delta: "{delta}"}}
+---
+apiVersion: secrets.juju.is/v1alpha1
+kind: JujuSecret
+metadata: {{name: plan-b, namespace: {NS}}}
+spec:
+  model: {MODEL}
+  suspend: {suspend_b}
+  data: {{one: "{one}"}}
+---
+apiVersion: secrets.juju.is/v1alpha1
+kind: JujuSecret
+metadata: {{name: plan-c, namespace: {NS}}}
+spec:
+  model: {MODEL}
+  generate: [{{key: token, length: 24}}]
+---
+apiVersion: secrets.juju.is/v1alpha1
+kind: JujuSecretGrant
+metadata: {{name: plan-a-readers, namespace: {NS}}}
+spec:
+  secretRef: {{name: plan-a}}
+  applications: [wordpress]
+---
+apiVersion: secrets.juju.is/v1alpha1
+kind: JujuSecretBackend
+metadata: {{name: plan-vault}}
+spec:
+  backendType: vault
+  config: {{endpoint: "{VAULT_ENDPOINT}"}}
+  models: ["{MODEL}"]
+"#
+    )
+}
+
+/// `plan` says exactly what applying a manifest set will do — a rename, a new revision
+/// with one key changed, one added and one removed, a new secret, a grant and a revoke,
+/// a model switched to a backend — reading only (as a user with read rights, every
+/// apiserver request audited, every Juju call counted); applying the set then does
+/// exactly that; a plan of the applied set says nothing and exits 0; `--prune` plans the
+/// deletion of an object the set no longer holds.
+async fn plan_then_apply(t: Arc<T>) {
+    let env = &t.env;
+    let (alpha, beta, gamma) = (
+        env.value("plan-alpha"),
+        env.value("plan-beta"),
+        env.value("plan-gamma"),
+    );
+    let (beta2, delta, one) = (
+        env.value("plan-beta2"),
+        env.value("plan-delta"),
+        env.value("plan-one"),
+    );
+    // Before, applied as a GitOps tool would (one field manager, server-side apply): a
+    // secret with three keys read by mysql, and a backend with no model.
+    let before = format!(
+        r#"apiVersion: secrets.juju.is/v1alpha1
+kind: JujuSecret
+metadata: {{name: plan-a, namespace: {NS}}}
+spec:
+  model: {MODEL}
+  data: {{alpha: "{alpha}", beta: "{beta}", gamma: "{gamma}"}}
+---
+apiVersion: secrets.juju.is/v1alpha1
+kind: JujuSecretGrant
+metadata: {{name: plan-a-readers, namespace: {NS}}}
+spec:
+  secretRef: {{name: plan-a}}
+  applications: [mysql]
+---
+apiVersion: secrets.juju.is/v1alpha1
+kind: JujuSecretBackend
+metadata: {{name: plan-vault}}
+spec:
+  backendType: vault
+  config: {{endpoint: "{VAULT_ENDPOINT}"}}
+  models: []
+"#
+    );
+    t.apply_manifests(&before).await;
+    let o = env
+        .wait_synced(NS, "plan-a", |o| secret_id(o).is_some())
+        .await;
+    let uri = SecretUri::parse(&secret_id(&o).unwrap()).unwrap();
+    t.wait_grant_synced(NS, "plan-a-readers", |g| {
+        g.status.as_ref().unwrap().granted_applications == ["mysql"]
+    })
+    .await;
+    t.wait_backend_synced("plan-vault", |_| true).await;
+    let backend_before = t.model_backend().await;
+
+    let manifests = plan_manifests(&beta2, &delta, &one, &alpha, false);
+    let plan = t.plan(&manifests, &[]).await;
+    assert_eq!(plan.code, Some(2), "changes: exit 2\n{}", plan.text);
+    let expected = json!([
+        {"kind": "JujuSecret", "namespace": NS, "name": "plan-a", "model": MODEL,
+         "secretId": uri.short(), "changes": [
+            {"action": "rename", "from": "plan-a", "to": "plan-a-renamed"},
+            {"action": "newRevision", "from": 1, "to": 2, "keysAdded": ["delta"],
+             "keysRemoved": ["gamma"], "keysChanged": ["beta"]}]},
+        {"kind": "JujuSecret", "namespace": NS, "name": "plan-b", "model": MODEL,
+         "changes": [{"action": "create", "name": "plan-b", "keys": ["one"]}]},
+        {"kind": "JujuSecret", "namespace": NS, "name": "plan-c", "model": MODEL,
+         "changes": [{"action": "create", "name": "plan-c", "keys": ["token"]}]},
+        {"kind": "JujuSecretGrant", "namespace": NS, "name": "plan-a-readers", "model": MODEL,
+         "secretId": uri.short(), "changes": [
+            {"action": "revoke", "applications": ["mysql"]},
+            {"action": "grant", "applications": ["wordpress"]}]},
+        {"kind": "JujuSecretBackend", "name": "plan-vault", "changes": [
+            {"action": "switchModel", "model": MODEL, "from": backend_before, "to": "plan-vault"}]},
+    ]);
+    assert_eq!(plan.json["objects"], expected, "the plan\n{}", plan.text);
+    assert_eq!(plan.json["summary"]["change"], 5);
+    assert!(
+        env.secrets(NS)
+            .get_opt("plan-c-juju-generated")
+            .await
+            .unwrap()
+            .is_none(),
+        "the plan stored a generated value"
+    );
+    for line in [
+        "~ rename \"plan-a\" -> \"plan-a-renamed\"",
+        "~ new revision 1 -> 2: changed beta; added delta; removed gamma",
+        "+ create secret \"plan-b\" with keys: one",
+        "- revoke mysql",
+        "+ grant wordpress",
+    ] {
+        assert!(
+            plan.text.contains(line),
+            "text plan lacks {line:?}:\n{}",
+            plan.text
+        );
+    }
+
+    // Applying the set does what the plan said, and only that.
+    t.apply_manifests(&manifests).await;
+    env.wait_synced(NS, "plan-a", |o| revision(o) == Some(2))
+        .await;
+    env.wait_synced(NS, "plan-b", |o| secret_id(o).is_some())
+        .await;
+    env.wait_synced(NS, "plan-c", |o| secret_id(o).is_some())
+        .await;
+    let generated = env.secrets(NS).get("plan-c-juju-generated").await.unwrap();
+    for v in generated.data.unwrap_or_default().values() {
+        env.remember(&String::from_utf8_lossy(&v.0));
+    }
+    t.wait_grant_synced(NS, "plan-a-readers", |g| {
+        g.status.as_ref().unwrap().granted_applications == ["wordpress"]
+    })
+    .await;
+    t.wait_backend_synced("plan-vault", |b| {
+        !b.status.as_ref().unwrap().assigned_models.is_empty()
+    })
+    .await;
+    let a = env.juju_by_uri(&uri.short()).await.unwrap();
+    let planned = &plan.json["objects"][0]["changes"];
+    assert_eq!(
+        a.label.as_deref(),
+        planned[0]["to"].as_str(),
+        "renamed as planned"
+    );
+    assert_eq!(
+        Some(a.latest_revision),
+        planned[1]["to"].as_u64(),
+        "revision as planned"
+    );
+    assert_content(
+        &a,
+        &[("alpha", &alpha), ("beta", &beta2), ("delta", &delta)],
+        "plan-a after apply: beta changed, delta added, gamma removed",
+    );
+    let b = env.juju_one("plan-b").await;
+    assert_content(&b, &[("one", &one)], "plan-b created with its planned keys");
+    t.wait_access(&uri, &["wordpress"], "granted and revoked as planned")
+        .await;
+    assert_eq!(
+        t.model_backend().await,
+        "plan-vault",
+        "model switched as planned"
+    );
+
+    // The applied set: nothing to do.
+    let again = t.plan(&manifests, &[]).await;
+    assert_eq!(again.code, Some(0), "no changes: exit 0\n{}", again.text);
+    assert_eq!(again.json["objects"], json!([]), "{}", again.text);
+    assert!(again.text.starts_with("No changes"), "{}", again.text);
+
+    // Without plan-b, --prune plans its deletion (Delete is its deletion policy).
+    let without_b: String = manifests
+        .split("---\n")
+        .filter(|d| !d.contains("name: plan-b,"))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let pruned = t.plan(&without_b, &["--prune"]).await;
+    assert_eq!(pruned.code, Some(2), "{}", pruned.text);
+    let b_id = b.uri.short();
+    let deleted = pruned.json["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "plan-b")
+        .unwrap_or_else(|| panic!("no deletion of plan-b in\n{}", pruned.text));
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(
+        deleted["changes"],
+        json!([{"action": "delete", "id": b_id}])
+    );
+
+    // Suspended: plan-b's new content is held back; the plan says so and exits 0, and
+    // the object's status carries the same plan once applied.
+    let two = env.value("plan-two");
+    let suspended = plan_manifests(&beta2, &delta, &two, &alpha, true);
+    let held = t.plan(&suspended, &[]).await;
+    assert_eq!(
+        held.code,
+        Some(0),
+        "a suspended object changes nothing\n{}",
+        held.text
+    );
+    let held_b = &held.json["objects"][0];
+    assert_eq!(held_b["name"], "plan-b");
+    assert_eq!(held_b["suspended"], true);
+    assert_eq!(held_b["changes"][0]["keysChanged"], json!(["one"]));
+    t.apply_manifests(&suspended).await;
+    let o = env
+        .wait_jsec(NS, "plan-b", "Suspended with a plan", WAIT, |o| {
+            o.status.as_ref().and_then(|s| s.plan.as_ref()).is_some()
+        })
+        .await;
+    let status_plan = serde_json::to_value(o.status.unwrap().plan.unwrap()).unwrap();
+    assert_eq!(
+        status_plan,
+        json!({"action": "Update", "changes": ["content"], "keysChanged": ["one"]})
+    );
+    let b = env.juju_one("plan-b").await;
+    assert_content(&b, &[("one", &one)], "suspended: Juju unchanged");
+
+    t.delete_grant(NS, "plan-a-readers").await;
+    env.delete_jsec(NS, "plan-a").await;
+    env.delete_jsec(NS, "plan-b").await;
+    env.delete_jsec(NS, "plan-c").await;
+    t.delete_backend("plan-vault", WAIT).await;
+}
+
 // ------------------------------------------------------------------ final checks
 
-/// No value the test wrote (tokens, secret content) appears, raw or base64, in the
-/// operator's log, in any Event, or in any grant, backend or JujuSecret status seen.
+/// No value the test wrote (tokens, secret content) appears, raw, base64 or as its
+/// SHA-256, in the operator's log, in any Event, in any grant, backend or JujuSecret
+/// status seen, or in anything `plan` printed.
 async fn no_sensitive_value_leaked(t: Arc<T>) {
     let env = &t.env;
     let values = env.remembered();
@@ -2907,6 +3372,7 @@ async fn no_sensitive_value_leaked(t: Arc<T>) {
             .join("\n"),
     ));
     places.push(("JujuSecret statuses seen".into(), env.statuses_seen()));
+    places.push(("plan output".into(), t.plans.lock().unwrap().join("\n")));
     for ns in [NS, NS_DENIED] {
         for g in t.grants(ns).list(&ListParams::default()).await.unwrap() {
             places.push((
@@ -2924,7 +3390,9 @@ async fn no_sensitive_value_leaked(t: Arc<T>) {
     let mut leaks = Vec::new();
     for (what, text) in &places {
         for (i, v) in values.iter().enumerate() {
-            if text.contains(v.as_str()) || text.contains(&b64(v)) {
+            // An unkeyed hash of a value is as good as the value to anyone who can guess.
+            let hashed = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(v.as_bytes()));
+            if text.contains(v.as_str()) || text.contains(&b64(v)) || text.contains(&hashed) {
                 leaks.push(format!("value #{i} ({}) appears in {what}", kind_of(v)));
             }
         }

@@ -241,6 +241,17 @@ impl Operator {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT` ...) to the process.
+    #[allow(dead_code, reason = "used by the plan scenario only")]
+    pub fn signal(&self, signal: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
     /// Starts the process again with the same arguments (after `kill`).
     pub fn restart(&mut self) {
         self.kill();

@@ -332,6 +332,11 @@ impl Emulator {
         self.shared.call_count(facade, method)
     }
 
+    /// Every call count so far, keyed `Facade.Method` (all connections).
+    pub fn call_counts(&self) -> std::collections::HashMap<String, u64> {
+        self.shared.call_counts()
+    }
+
     /// Stops listening, closes every connection and writes the state out.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown_tx.send(true);
