@@ -16,6 +16,15 @@ if [ ! -d "$shared/juju-facade-schemas" ]; then
   exit 1
 fi
 
+# Lua 5.1 runs the Argo CD health script the project ships (deploy/argocd/health.lua) in
+# the tests: Argo CD's gopher-lua speaks Lua 5.1.
+if ! command -v lua5.1 >/dev/null; then
+  echo "== installing lua5.1"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.1 >/dev/null
+fi
+
 # Python environment for the conformance suite, cached outside the repository and
 # keyed by the pinned requirements.
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/juju-secrets-operator

@@ -17,6 +17,8 @@
 #[allow(dead_code)]
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/health.rs"]
+mod health;
 #[path = "e2e/suite.rs"]
 mod suite;
 
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
             invalid_backends,
             examples_are_valid,
             plan_then_apply,
+            health_checks_on_real_statuses,
         ],
         after_each: |t, name| Box::pin(after_each(t, name)),
         closing: steps![
@@ -3334,6 +3337,161 @@ spec:
     env.delete_jsec(NS, "plan-b").await;
     env.delete_jsec(NS, "plan-c").await;
     t.delete_backend("plan-vault", WAIT).await;
+}
+
+/// An object as the apiserver returns it, untyped.
+async fn raw<K>(api: &Api<K>, name: &str) -> Value
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Serialize,
+{
+    serde_json::to_value(api.get(name).await.unwrap()).unwrap()
+}
+
+/// The shipped Argo CD and Flux health checks (deploy/) give each state the verdict the
+/// README promises, on statuses the operator wrote.
+async fn health_checks_on_real_statuses(t: Arc<T>) {
+    let env = &t.env;
+    let check = |what: &str, obj: &Value, argo: &str, flux: &str| {
+        let (verdict, message) = health::argo(obj);
+        assert_eq!(verdict, argo, "Argo CD on {what}: {message}\n{obj}");
+        assert_eq!(health::flux(obj), flux, "Flux on {what}\n{obj}");
+        message
+    };
+    // Ready.
+    let v = env.value("hc-ready");
+    env.create_jsec(
+        NS,
+        "hc-ready",
+        json!({"model": MODEL, "data": {"password": v}}),
+    )
+    .await;
+    env.wait_synced(NS, "hc-ready", |o| secret_id(o).is_some())
+        .await;
+    check(
+        "a synced JujuSecret",
+        &raw(&env.jsecs(NS), "hc-ready").await,
+        "Healthy",
+        "current",
+    );
+    t.create_grant(
+        NS,
+        "hc-grant",
+        json!({"secretRef": {"name": "hc-ready"}, "applications": ["mysql"]}),
+    )
+    .await;
+    t.wait_grant_synced(NS, "hc-grant", |_| true).await;
+    check(
+        "a synced grant",
+        &raw(&t.grants(NS), "hc-grant").await,
+        "Healthy",
+        "current",
+    );
+    t.create_backend(
+        "hc-vault",
+        json!({"backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}}),
+    )
+    .await;
+    t.wait_backend_synced("hc-vault", |_| true).await;
+    check(
+        "a synced backend",
+        &raw(&t.backends(), "hc-vault").await,
+        "Healthy",
+        "current",
+    );
+
+    // Waiting on something the operator retries by itself.
+    t.create_grant(
+        NS,
+        "hc-waiting",
+        json!({"secretRef": {"name": "hc-missing"}, "applications": ["mysql"]}),
+    )
+    .await;
+    t.wait_grant_reason(NS, "hc-waiting", "SecretNotReady")
+        .await;
+    check(
+        "a grant waiting for its JujuSecret",
+        &raw(&t.grants(NS), "hc-waiting").await,
+        "Progressing",
+        "inProgress",
+    );
+
+    // Failed: a name clash, a reserved backend name.
+    env.juju_create("hc-taken", &[("password", &env.value("hc-taken"))])
+        .await;
+    env.create_jsec(
+        NS,
+        "hc-taken",
+        json!({"model": MODEL, "data": {"password": env.value("hc-taken-2")}}),
+    )
+    .await;
+    env.wait_reason(NS, "hc-taken", "Conflict").await;
+    check(
+        "a conflict",
+        &raw(&env.jsecs(NS), "hc-taken").await,
+        "Degraded",
+        "failed",
+    );
+    t.create_backend(
+        "hc-reserved",
+        json!({"name": "auto", "backendType": "vault", "config": {"endpoint": VAULT_ENDPOINT}}),
+    )
+    .await;
+    t.wait_backend_reason("hc-reserved", "InvalidSpec", WAIT)
+        .await;
+    check(
+        "a reserved backend name",
+        &raw(&t.backends(), "hc-reserved").await,
+        "Degraded",
+        "failed",
+    );
+
+    // Suspended with a change held back: the message names the key, never a value.
+    let v2 = env.value("hc-ready-2");
+    env.patch_jsec(
+        NS,
+        "hc-ready",
+        json!({"spec": {"suspend": true, "data": {"password": v2}}}),
+    )
+    .await;
+    env.wait_jsec(NS, "hc-ready", "Suspended with a plan", WAIT, |o| {
+        o.status.as_ref().and_then(|s| s.plan.as_ref()).is_some()
+    })
+    .await;
+    let message = check(
+        "a suspended JujuSecret",
+        &raw(&env.jsecs(NS), "hc-ready").await,
+        "Suspended",
+        "current",
+    );
+    assert_eq!(
+        message,
+        "Suspended; resuming would update content (keysChanged: password)"
+    );
+
+    // No status yet (a namespace the operator does not watch).
+    env.create_jsec(
+        "default",
+        "hc-unwatched",
+        json!({"model": MODEL, "data": {"password": env.value("hc-unwatched")}}),
+    )
+    .await;
+    check(
+        "an object the operator has not reconciled",
+        &raw(&env.jsecs("default"), "hc-unwatched").await,
+        "Progressing",
+        "inProgress",
+    );
+
+    env.jsecs("default")
+        .delete("hc-unwatched", &DeleteParams::default())
+        .await
+        .unwrap();
+    t.delete_grant(NS, "hc-waiting").await;
+    t.delete_grant(NS, "hc-grant").await;
+    env.delete_jsec(NS, "hc-ready").await;
+    env.delete_jsec(NS, "hc-taken").await;
+    t.delete_backend("hc-reserved", WAIT).await;
+    t.delete_backend("hc-vault", WAIT).await;
 }
 
 // ------------------------------------------------------------------ final checks
