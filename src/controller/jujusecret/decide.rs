@@ -341,6 +341,10 @@ mod tests {
         assert_eq!(plan.outcome.revision, Some(1));
         let plan = decide(&spec(serde_json::json!({"suspend": true})), &f).unwrap();
         assert!(matches!(plan.write, Write::Nothing));
+        assert!(
+            matches!(plan.held, Some(Write::Create)),
+            "held for the plan"
+        );
         assert_eq!(plan.outcome.reason, reason::SUSPENDED);
         let p = decide(
             &spec(serde_json::json!({"managementPolicy": "ObserveOnly"})),
@@ -430,6 +434,21 @@ mod tests {
             "{}",
             plan.outcome.message
         );
+        // What resuming would send is held, for the status's plan.
+        let Some(Write::Update { update, changes }) = plan.held else {
+            panic!("no held update");
+        };
+        assert_eq!(changes, ["content"]);
+        assert!(update.content.is_some());
+        // Nothing differs: nothing held.
+        let f = facts(
+            Ownership::Owned,
+            Some(found("db", 2)),
+            Some(owned_entry("mac-desired")),
+            Some(false),
+        );
+        let plan = decide(&spec(serde_json::json!({"suspend": true})), &f).unwrap();
+        assert!(plan.held.is_none());
     }
 
     #[test]
