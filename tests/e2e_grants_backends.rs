@@ -3085,7 +3085,8 @@ impl T {
 
 /// The manifests of the plan scenario: `plan-a` renamed with one key changed, one added
 /// and one removed; `plan-b` new; `plan-c` new with a generated value (which a plan must
-/// not store); the grant moved from mysql to wordpress; the backend given the model.
+/// not store); the grant moved from mysql to wordpress, whose `db-password` option gets
+/// the secret's URI; the backend given the model.
 fn plan_manifests(beta: &str, delta: &str, one: &str, alpha: &str, suspend_b: bool) -> String {
     format!(
         r#"apiVersion: secrets.juju.is/v1alpha1
@@ -3117,6 +3118,7 @@ metadata: {{name: plan-a-readers, namespace: {NS}}}
 spec:
   secretRef: {{name: plan-a}}
   applications: [wordpress]
+  config: [{{application: wordpress, option: db-password}}]
 ---
 apiVersion: secrets.juju.is/v1alpha1
 kind: JujuSecretBackend
@@ -3131,7 +3133,7 @@ spec:
 
 /// `plan` says exactly what applying a manifest set will do — a rename, a new revision
 /// with one key changed, one added and one removed, a new secret, a grant and a revoke,
-/// a model switched to a backend — reading only (as a user with read rights, every
+/// a config option wired, a model switched to a backend — reading only (as a user with read rights, every
 /// apiserver request audited, every Juju call counted); applying the set then does
 /// exactly that; a plan of the applied set says nothing and exits 0; `--prune` plans the
 /// deletion of an object the set no longer holds.
@@ -3201,7 +3203,8 @@ spec:
         {"kind": "JujuSecretGrant", "namespace": NS, "name": "plan-a-readers", "model": MODEL,
          "secretId": uri.short(), "changes": [
             {"action": "revoke", "applications": ["mysql"]},
-            {"action": "grant", "applications": ["wordpress"]}]},
+            {"action": "grant", "applications": ["wordpress"]},
+            {"action": "setOption", "option": "wordpress/db-password"}]},
         {"kind": "JujuSecretBackend", "name": "plan-vault", "changes": [
             {"action": "switchModel", "model": MODEL, "from": backend_before, "to": "plan-vault"}]},
     ]);
@@ -3221,6 +3224,7 @@ spec:
         "+ create secret \"plan-b\" with keys: one",
         "- revoke mysql",
         "+ grant wordpress",
+        "+ config wordpress/db-password = the secret's URI",
     ] {
         assert!(
             plan.text.contains(line),
@@ -3270,6 +3274,13 @@ spec:
     assert_content(&b, &[("one", &one)], "plan-b created with its planned keys");
     t.wait_access(&uri, &["wordpress"], "granted and revoked as planned")
         .await;
+    t.wait_option(
+        "wordpress",
+        "db-password",
+        Some(uri.short().as_str()),
+        "the option planned to hold the secret's URI",
+    )
+    .await;
     assert_eq!(
         t.model_backend().await,
         "plan-vault",

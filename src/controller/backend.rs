@@ -653,11 +653,7 @@ pub async fn preview(b: &JujuSecretBackend, ctx: &Context) -> Result<BackendPrev
             continue;
         }
         desired.insert(model.uuid.clone());
-        let current = ctx
-            .juju
-            .secret_backend(&model.uuid)
-            .await
-            .map_err(SharedFailure::from)?;
+        let current = model_backend(ctx, &model.uuid).await?;
         if current != name {
             out.assign.push((model.qualified_name(), current));
         }
@@ -724,11 +720,7 @@ async fn assign_models(
             continue;
         }
         desired.insert(model.uuid.clone());
-        let current = ctx
-            .juju
-            .secret_backend(&model.uuid)
-            .await
-            .map_err(SharedFailure::from)?;
+        let current = model_backend(ctx, &model.uuid).await?;
         if current != name {
             record.persist().await.map_err(record_failure)?;
             let set = ctx.juju.set_secret_backend(&model.uuid, name).await;
@@ -769,6 +761,14 @@ async fn assign_models(
         Some(p) => Err(p),
         None => Ok(()),
     }
+}
+
+/// The backend model `uuid` stores new secrets in now.
+async fn model_backend(ctx: &Context, uuid: &str) -> Result<String, Problem> {
+    ctx.juju
+        .secret_backend(uuid)
+        .await
+        .map_err(|e| SharedFailure::from(e).into())
 }
 
 /// Sets a model back to `auto` if it still points at `name`.

@@ -52,6 +52,26 @@ fn recorded(configured: &Configured) -> Vec<(String, String, Wired)> {
         .collect()
 }
 
+/// What the record says grant object `uid` wired.
+fn configured_of(ctx: &Context, uid: &str) -> Configured {
+    ctx.ownership
+        .grant_entry(uid)
+        .map(|g| g.configured)
+        .unwrap_or_default()
+}
+
+/// The options of `wanted` whose application holds the grant: the ones that stay wired.
+fn kept<'a>(
+    wanted: &'a [ConfigOptionRef],
+    granted: &BTreeSet<String>,
+) -> BTreeSet<(&'a str, &'a str)> {
+    wanted
+        .iter()
+        .filter(|w| granted.contains(&w.application))
+        .map(|w| (w.application.as_str(), w.option.as_str()))
+        .collect()
+}
+
 /// Records one option as the operator's.
 fn set_wired(configured: &mut Configured, app: &str, option: &str, wired: Wired) {
     configured
@@ -163,17 +183,10 @@ pub async fn preview(
     wanted: &[ConfigOptionRef],
     granted: &BTreeSet<String>,
 ) -> Result<WiringPreview, Problem> {
-    let configured: Configured = uid
-        .and_then(|uid| ctx.ownership.grant_entry(uid))
-        .map(|g| g.configured)
-        .unwrap_or_default();
+    let configured = uid.map(|uid| configured_of(ctx, uid)).unwrap_or_default();
     let mut out = WiringPreview::default();
     let mut configs = Configs::new();
-    let keep: BTreeSet<(&str, &str)> = wanted
-        .iter()
-        .filter(|w| granted.contains(&w.application))
-        .map(|w| (w.application.as_str(), w.option.as_str()))
-        .collect();
+    let keep = kept(wanted, granted);
     for (app, option, wired) in recorded(&configured) {
         if keep.contains(&(app.as_str(), option.as_str())) {
             continue;
@@ -311,20 +324,12 @@ pub async fn sync(
     granted: &BTreeSet<String>,
 ) -> Result<Wiring, Problem> {
     let desired = uri.short();
-    let mut configured: Configured = ctx
-        .ownership
-        .grant_entry(uid)
-        .map(|g| g.configured)
-        .unwrap_or_default();
+    let mut configured = configured_of(ctx, uid);
     let mut out = Wiring::default();
     let mut configs = Configs::new();
 
     // Restore what is recorded and no longer wanted first.
-    let keep: BTreeSet<(&str, &str)> = wanted
-        .iter()
-        .filter(|w| granted.contains(&w.application))
-        .map(|w| (w.application.as_str(), w.option.as_str()))
-        .collect();
+    let keep = kept(wanted, granted);
     for (app, option, wired) in recorded(&configured) {
         if keep.contains(&(app.as_str(), option.as_str())) {
             continue;
