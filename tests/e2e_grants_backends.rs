@@ -3095,6 +3095,7 @@ metadata: {{name: plan-a, namespace: {NS}}}
 spec:
   model: {MODEL}
   name: plan-a-renamed
+  keepRevisions: 1
   data: {{alpha: "{alpha}", beta: "{beta}", delta: "{delta}"}}
 ---
 apiVersion: secrets.juju.is/v1alpha1
@@ -3195,7 +3196,8 @@ spec:
          "secretId": uri.short(), "changes": [
             {"action": "rename", "from": "plan-a", "to": "plan-a-renamed"},
             {"action": "newRevision", "from": 1, "to": 2, "keysAdded": ["delta"],
-             "keysRemoved": ["gamma"], "keysChanged": ["beta"]}]},
+             "keysRemoved": ["gamma"], "keysChanged": ["beta"]},
+            {"action": "removeRevisions", "revisions": [1]}]},
         {"kind": "JujuSecret", "namespace": NS, "name": "plan-b", "model": MODEL,
          "changes": [{"action": "create", "name": "plan-b", "keys": ["one"]}]},
         {"kind": "JujuSecret", "namespace": NS, "name": "plan-c", "model": MODEL,
@@ -3221,6 +3223,7 @@ spec:
     for line in [
         "~ rename \"plan-a\" -> \"plan-a-renamed\"",
         "~ new revision 1 -> 2: changed beta; added delta; removed gamma",
+        "- remove revisions 1",
         "+ create secret \"plan-b\" with keys: one",
         "- revoke mysql",
         "+ grant wordpress",
@@ -3235,8 +3238,14 @@ spec:
 
     // Applying the set does what the plan said, and only that.
     t.apply_manifests(&manifests).await;
-    env.wait_synced(NS, "plan-a", |o| revision(o) == Some(2))
-        .await;
+    env.wait_synced(NS, "plan-a", |o| {
+        revision(o) == Some(2)
+            && o.status
+                .as_ref()
+                .and_then(|s| s.revisions.as_ref())
+                .is_some_and(|r| r.count == 1)
+    })
+    .await;
     env.wait_synced(NS, "plan-b", |o| secret_id(o).is_some())
         .await;
     env.wait_synced(NS, "plan-c", |o| secret_id(o).is_some())
@@ -3264,6 +3273,14 @@ spec:
         Some(a.latest_revision),
         planned[1]["to"].as_u64(),
         "revision as planned"
+    );
+    let held: Vec<u64> = a.revisions.iter().map(|r| r.revision).collect();
+    assert_eq!(held, [2], "revisions removed as planned ({})", planned[2]);
+    assert_eq!(
+        Some(&json!(held)),
+        Some(&json!([2])),
+        "revisions removed as planned ({})",
+        planned[2]
     );
     assert_content(
         &a,

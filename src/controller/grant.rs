@@ -678,8 +678,27 @@ pub struct GrantPreview {
     pub revoke: Vec<String>,
     /// Applications revoked on the secret the object granted before (its target moved).
     pub revoke_former: Vec<String>,
+    /// Applications to grant that Juju does not know (yet): granted once deployed.
+    pub pending: Vec<String>,
     /// Config options that would be set or given back.
     pub wiring: super::wiring::WiringPreview,
+}
+
+/// The applications of `apps` that model `model` does not have (yet).
+async fn missing_applications(
+    ctx: &Context,
+    model: &str,
+    apps: &[String],
+) -> Result<Vec<String>, Problem> {
+    let mut missing = Vec::new();
+    for app in apps {
+        match ctx.juju.application_config(model, app).await {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&ErrorCode::NotFound) => missing.push(app.clone()),
+            Err(e) => return Err(SharedFailure::from(e).into()),
+        }
+    }
+    Ok(missing)
 }
 
 /// What a pass over `grant` would do, the other grant objects being `all` (as they would
@@ -696,9 +715,11 @@ pub async fn preview(
     let wanted = wanted(grant);
     let uid = grant.uid();
     if let Some(model) = new_secret {
+        let apps: Vec<String> = wanted.iter().cloned().collect();
         return Ok(GrantPreview {
             model_uuid: model.to_owned(),
-            grant: wanted.iter().cloned().collect(),
+            pending: missing_applications(ctx, model, &apps).await?,
+            grant: apps,
             wiring: super::wiring::preview(ctx, None, model, None, &grant.spec.config, &wanted)
                 .await?,
             ..GrantPreview::default()
@@ -753,8 +774,10 @@ pub async fn preview(
         &wanted,
     )
     .await?;
+    let grant = to_grant(&wanted, &access);
     Ok(GrantPreview {
-        grant: to_grant(&wanted, &access),
+        pending: missing_applications(ctx, &target.model_uuid, &grant).await?,
+        grant,
         revoke: to_revoke(&owned, &wanted, &others_want),
         revoke_former,
         wiring,

@@ -317,7 +317,11 @@ impl Planner<'_> {
         {
             plan.changes.push(Change::Adopt { id: id.clone() });
         }
+        let remove = (!preview.remove_revisions.is_empty()).then(|| Change::RemoveRevisions {
+            revisions: preview.remove_revisions.clone(),
+        });
         let Some(write) = preview.write else {
+            plan.changes.extend(remove);
             return (plan, None);
         };
         if write.action == "Create" {
@@ -346,6 +350,7 @@ impl Planner<'_> {
         if write.changes.iter().any(|c| c == "autoPrune") {
             plan.changes.push(Change::AutoPrune);
         }
+        plan.changes.extend(remove);
         (plan, None)
     }
 
@@ -523,6 +528,15 @@ fn grant_changes(plan: &mut ObjectPlan, p: grant::GrantPreview) {
     }
     for option in p.wiring.set {
         plan.changes.push(Change::SetOption { option });
+    }
+    if !p.pending.is_empty() {
+        plan.findings.push(Finding {
+            reason: reason::APPLICATION_NOT_FOUND.into(),
+            message: format!(
+                "applications not found (yet): {}; granted once deployed",
+                p.pending.join(", ")
+            ),
+        });
     }
     for (reason, messages) in [
         (reason::CONFLICT, p.wiring.conflicts),

@@ -32,6 +32,11 @@ pub enum Change {
         /// Keys whose value changes.
         keys_changed: Vec<String>,
     },
+    /// Revisions removed (`keepRevisions`, `removeRevisions`).
+    RemoveRevisions {
+        /// The revision numbers.
+        revisions: Vec<u64>,
+    },
     /// The secret's Juju name changes.
     Rename {
         /// The name now.
@@ -132,6 +137,14 @@ impl Change {
                 }
                 format!("~ new revision {from} -> {to}: {}", parts.join("; "))
             }
+            Change::RemoveRevisions { revisions } => format!(
+                "- remove revisions {}",
+                revisions
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Change::Rename { from, to } => format!("~ rename {from:?} -> {to:?}"),
             Change::Description => "~ description".into(),
             Change::AutoPrune => "~ auto-prune".into(),

@@ -12,6 +12,9 @@ use super::super::content::Sources;
 use super::super::outcome::Problem;
 use super::decide::{Write, decide};
 use super::observe::{Observed, observe, read_content};
+use super::revisions;
+use crate::crd::condition::reason;
+use crate::crd::secret::ManagementPolicy;
 use crate::crd::secret::{JujuSecret, PlannedChange};
 use juju_client::SecretContent;
 
@@ -34,6 +37,8 @@ pub struct SecretPreview {
     pub rename: Option<(String, String)>,
     /// A new revision: (latest now, the new one).
     pub revision: Option<(u64, u64)>,
+    /// Revisions `keepRevisions` / `removeRevisions` would remove afterwards.
+    pub remove_revisions: Vec<u64>,
 }
 
 /// What applying `js` would do, read from the API (or `sources`) and Juju only.
@@ -61,6 +66,32 @@ pub async fn preview(
         }
         _ => None,
     };
+    // What the pass does after a write or none: the same rule, on the revisions Juju
+    // would hold then.
+    let spec = &js.spec;
+    let remove_revisions = match found {
+        Some(found)
+            if plan.outcome.owned
+                && spec.management_policy == ManagementPolicy::Full
+                && !suspended =>
+        {
+            let mut existing = found.revisions.clone();
+            let mut latest = found.latest_revision;
+            if let Some((_, new)) = revision {
+                existing.push(new);
+                latest = new;
+            }
+            revisions::to_remove(
+                spec.keep_revisions,
+                &spec.remove_revisions,
+                &found.uri,
+                latest,
+                &existing,
+            )
+            .map_err(|m| Problem::new(reason::INVALID_SPEC, m))?
+        }
+        _ => Vec::new(),
+    };
     Ok(SecretPreview {
         model: facts.model.qualified_name(),
         model_uuid: facts.model.uuid.clone(),
@@ -70,6 +101,7 @@ pub async fn preview(
         write: planned,
         rename,
         revision,
+        remove_revisions,
     })
 }
 
