@@ -340,6 +340,44 @@ fn recorded<'a>(
         .find(|i| i.name == entry.name && identity_mac(key, &i.backend_type, &i.config) == claimed)
 }
 
+/// What Juju holds for a JujuSecretBackend, by the ownership rules.
+enum Existing<'a> {
+    /// The object's own backend (recorded, or its claimed add recognized).
+    Recorded(&'a BackendInfo),
+    /// A backend of the spec's name nobody owns, to take over (`adopt: true`).
+    Adopt(&'a BackendInfo),
+    /// No backend of that name: to add.
+    Absent,
+}
+
+/// Finds the object's backend among those listed: the recorded one, else one of the
+/// spec's name, which is a `Conflict` when another object owns it or `adopt` is off.
+fn existing<'a>(
+    listed: &'a [BackendInfo],
+    entry: Option<&BackendEntry>,
+    key: &[u8],
+    b: &JujuSecretBackend,
+    record: &super::ownership::OwnershipRecord,
+) -> Result<Existing<'a>, Problem> {
+    if let Some(found) = recorded(listed, entry, key) {
+        return Ok(Existing::Recorded(found));
+    }
+    let name = juju_name(b);
+    let Some(other) = listed.iter().find(|i| i.name == name) else {
+        return Ok(Existing::Absent);
+    };
+    match record.owner_of_backend(&other.id) {
+        Some(_) => Err(managed_by_another(&name)),
+        None if !b.spec.adopt => Err(Problem::new(
+            reason::CONFLICT,
+            format!(
+                "a secret backend named {name:?} already exists in Juju and was not created by this resource; set adopt: true to take it over"
+            ),
+        )),
+        None => Ok(Existing::Adopt(other)),
+    }
+}
+
 async fn sync(
     b: &JujuSecretBackend,
     bctx: &BackendContext,
@@ -360,44 +398,30 @@ async fn sync(
         .list_secret_backends(&[], false)
         .await
         .map_err(SharedFailure::from)?;
-    let mine = recorded(&listed, entry.as_ref(), &ctx.mac_key);
-    if let Some(found) = mine {
-        // Owned, or a claimed add recognized after its answer was lost.
-        record
-            .confirm_backend(&uid, &found.id, &found.name)
-            .map_err(|_| managed_by_another(&name))?;
-    }
-    let found = match mine {
-        Some(found) => Some(found.clone()),
-        None => match listed.iter().find(|i| i.name == name) {
-            None => None,
-            Some(other) => {
-                if record.owner_of_backend(&other.id).is_some() || !b.spec.adopt {
-                    return Err(match record.owner_of_backend(&other.id) {
-                        Some(_) => managed_by_another(&name),
-                        None => Problem::new(
-                            reason::CONFLICT,
-                            format!(
-                                "a secret backend named {name:?} already exists in Juju and was not created by this resource; set adopt: true to take it over"
-                            ),
-                        ),
-                    });
-                }
-                record
-                    .confirm_backend(&uid, &other.id, &other.name)
-                    .map_err(|_| managed_by_another(&name))?;
-                record.persist().await.map_err(record_failure)?;
-                info!(backend = %name, "adopted secret backend");
-                ctx.publish(
-                    b,
-                    EventType::Normal,
-                    "Adopted",
-                    "Adopt",
-                    Some(format!("took over secret backend {name:?}")),
-                );
-                Some(other.clone())
-            }
-        },
+    let found = match existing(&listed, entry.as_ref(), &ctx.mac_key, b, record)? {
+        Existing::Recorded(found) => {
+            // Owned, or a claimed add recognized after its answer was lost.
+            record
+                .confirm_backend(&uid, &found.id, &found.name)
+                .map_err(|_| managed_by_another(&name))?;
+            Some(found.clone())
+        }
+        Existing::Adopt(other) => {
+            record
+                .confirm_backend(&uid, &other.id, &other.name)
+                .map_err(|_| managed_by_another(&name))?;
+            record.persist().await.map_err(record_failure)?;
+            info!(backend = %name, "adopted secret backend");
+            ctx.publish(
+                b,
+                EventType::Normal,
+                "Adopted",
+                "Adopt",
+                Some(format!("took over secret backend {name:?}")),
+            );
+            Some(other.clone())
+        }
+        Existing::Absent => None,
     };
     match found {
         None => {
@@ -606,28 +630,13 @@ pub async fn preview(b: &JujuSecretBackend, ctx: &Context) -> Result<BackendPrev
         name: name.clone(),
         ..BackendPreview::default()
     };
-    let found = match recorded(&listed, entry.as_ref(), &ctx.mac_key) {
-        Some(mine) => Some(mine),
-        None => match listed.iter().find(|i| i.name == name) {
-            None => None,
-            Some(other) => match record.owner_of_backend(&other.id) {
-                Some(owner) if Some(&owner) != uid.as_ref() => {
-                    return Err(managed_by_another(&name));
-                }
-                _ if !b.spec.adopt => {
-                    return Err(Problem::new(
-                        reason::CONFLICT,
-                        format!(
-                            "a secret backend named {name:?} already exists in Juju and was not created by this resource; set adopt: true to take it over"
-                        ),
-                    ));
-                }
-                _ => {
-                    out.adopt = true;
-                    Some(other)
-                }
-            },
-        },
+    let found = match existing(&listed, entry.as_ref(), &ctx.mac_key, b, record)? {
+        Existing::Recorded(found) => Some(found),
+        Existing::Adopt(other) => {
+            out.adopt = true;
+            Some(other)
+        }
+        Existing::Absent => None,
     };
     match found {
         None => out.create = Some(backend_type.to_owned()),

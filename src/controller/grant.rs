@@ -19,7 +19,7 @@ use tracing::{info, instrument, warn};
 
 use super::juju_state::{FailureKind, SharedFailure};
 use super::outcome::{self, Problem};
-use super::ownership::OwnershipRecord;
+use super::ownership::{GrantEntry, OwnershipRecord};
 use super::{Context, Error};
 use crate::crd::condition::{Condition, reason};
 use crate::crd::grant::{JujuSecretGrant, JujuSecretGrantStatus};
@@ -343,6 +343,25 @@ fn check_config(grant: &JujuSecretGrant) -> Result<(), Problem> {
     ))
 }
 
+/// What the record says the object granted on `target` (ownership follows the secret,
+/// not the object), and the former target with its entry when the object's target
+/// moved (another secret, or its JujuSecret recreated).
+fn recorded_grants(
+    entry: Option<GrantEntry>,
+    target: &Target,
+) -> (BTreeSet<String>, Option<(GrantEntry, SecretUri)>) {
+    match entry {
+        Some(e) if e.model == target.model_uuid && e.uri == target.uri.short() => {
+            (e.applications, None)
+        }
+        Some(e) => {
+            let former = SecretUri::parse(&e.uri).ok().map(|uri| (e, uri));
+            (BTreeSet::new(), former)
+        }
+        None => (BTreeSet::new(), None),
+    }
+}
+
 /// The applications to grant: wanted, without access now.
 fn to_grant(wanted: &BTreeSet<String>, access: &BTreeSet<String>) -> Vec<String> {
     wanted.difference(access).cloned().collect()
@@ -396,19 +415,10 @@ async fn sync(
     // Ownership follows the secret, not the object: what the record says the operator
     // granted for this object (if it still points at the same secret), plus what it
     // granted for other objects.
-    let entry = ctx.ownership.grant_entry(&uid);
-    let same_target = entry
-        .as_ref()
-        .is_some_and(|e| e.model == target.model_uuid && e.uri == target.uri.short());
-    let mut owned: BTreeSet<String> = match &entry {
-        Some(e) if same_target => e.applications.clone(),
-        _ => BTreeSet::new(),
-    };
+    let (mut owned, former) = recorded_grants(ctx.ownership.grant_entry(&uid), &target);
     // The grant now names another secret (or its JujuSecret was recreated): take back
     // what it granted on the old one, unless other grants there still list it.
-    if let Some(old) = entry.filter(|_| !same_target)
-        && let Ok(old_uri) = SecretUri::parse(&old.uri)
-    {
+    if let Some((old, old_uri)) = former {
         // Revoke there only on a model this namespace may use.
         let namespace = grant.namespace().unwrap_or_default();
         let allowed = ctx
@@ -423,12 +433,7 @@ async fn sync(
             uri: old_uri,
         };
         let still_wanted = self_others_want(&all, grant, &old_target, &ctx.ownership);
-        let apps: Vec<String> = old
-            .applications
-            .iter()
-            .filter(|a| !still_wanted.contains(*a))
-            .cloned()
-            .collect();
+        let apps = to_revoke(&old.applications, &BTreeSet::new(), &still_wanted);
         // Another model: first restore the options wired in the old one, so that no
         // application is left pointing at a secret it can no longer read.
         if old.model != target.model_uuid && allowed {
@@ -743,28 +748,17 @@ pub async fn preview(
     let entry = uid
         .as_deref()
         .and_then(|uid| ctx.ownership.grant_entry(uid));
-    let same_target = entry
-        .as_ref()
-        .is_some_and(|e| e.model == target.model_uuid && e.uri == target.uri.short());
-    let (owned, revoke_former) = match entry {
-        Some(e) if same_target => (e.applications, Vec::new()),
-        Some(old) => {
-            let former = SecretUri::parse(&old.uri).map(|uri| Target {
+    let (owned, former) = recorded_grants(entry, &target);
+    let revoke_former = former
+        .map(|(old, uri)| {
+            let old_target = Target {
                 model_uuid: old.model.clone(),
                 uri,
-            });
-            let still_wanted = former
-                .map(|t| self_others_want(all, grant, &t, &ctx.ownership))
-                .unwrap_or_default();
-            let gone = old
-                .applications
-                .into_iter()
-                .filter(|a| !still_wanted.contains(a))
-                .collect();
-            (BTreeSet::new(), gone)
-        }
-        None => (BTreeSet::new(), Vec::new()),
-    };
+            };
+            let still_wanted = self_others_want(all, grant, &old_target, &ctx.ownership);
+            to_revoke(&old.applications, &BTreeSet::new(), &still_wanted)
+        })
+        .unwrap_or_default();
     let wiring = super::wiring::preview(
         ctx,
         uid.as_deref(),
@@ -986,4 +980,64 @@ async fn write_status(
         &status,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    const URI: &str = "secret:9m4e2mr0ui3e8a215n4g";
+    const OTHER: &str = "secret:9m4e2mr0ui3e8a215n50";
+
+    fn target() -> Target {
+        Target {
+            model_uuid: "m".into(),
+            uri: SecretUri::parse(URI).unwrap(),
+        }
+    }
+
+    fn entry(uri: &str, apps: &[&str]) -> GrantEntry {
+        GrantEntry {
+            model: "m".into(),
+            uri: uri.into(),
+            applications: set(apps),
+            configured: std::collections::BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn only_what_the_operator_granted_and_nobody_lists_is_revoked() {
+        let owned = set(&["mysql", "wordpress", "grafana"]);
+        let wanted = set(&["wordpress"]);
+        let others = set(&["grafana"]);
+        assert_eq!(to_revoke(&owned, &wanted, &others), ["mysql"]);
+        // A grant people made is not in `owned`: never revoked.
+        assert!(to_revoke(&BTreeSet::new(), &wanted, &others).is_empty());
+        assert_eq!(
+            to_grant(&set(&["wordpress", "mysql"]), &set(&["mysql", "people"])),
+            ["wordpress"]
+        );
+    }
+
+    #[test]
+    fn ownership_follows_the_secret_not_the_object() {
+        let (owned, former) = recorded_grants(Some(entry(URI, &["mysql"])), &target());
+        assert_eq!((owned, former.is_none()), (set(&["mysql"]), true));
+        // The object's target moved: nothing is its own on the new one; the former
+        // secret is named so its grants can be taken back.
+        let (owned, former) = recorded_grants(Some(entry(OTHER, &["mysql"])), &target());
+        assert!(owned.is_empty());
+        let (old, uri) = former.unwrap();
+        assert_eq!(
+            (old.applications, uri.short()),
+            (set(&["mysql"]), OTHER.into())
+        );
+        assert_eq!(recorded_grants(None, &target()).0, BTreeSet::new());
+    }
 }
