@@ -3150,6 +3150,16 @@ async fn plan_then_apply(t: Arc<T>) {
         env.value("plan-delta"),
         env.value("plan-one"),
     );
+    // wordpress/db-password starts unset (earlier scenarios leave a person's value).
+    let reset = env
+        .juju
+        .unset_application_config(
+            &env.model_uuid,
+            &[("wordpress".to_owned(), vec!["db-password".to_owned()])],
+        )
+        .await
+        .unwrap();
+    assert!(reset.iter().all(Result::is_ok), "reset: {reset:?}");
     // Before, applied as a GitOps tool would (one field manager, server-side apply): a
     // secret with three keys read by mysql, and a backend with no model.
     let before = format!(
