@@ -20,7 +20,8 @@
 #      WRITE_PROBE (apiserver writes of the write-rate probe, default 2000; 0: skip),
 #      RUN_TIMEOUT (s per measurement, default 900), OUT (default
 #      target/bench/<timestamp>), OPERATOR_ARGS (extra `run` flags, e.g.
-#      "--max-concurrent-reconciles=256").
+#      "--max-concurrent-reconciles=256"), OPERATOR_BIN (another operator binary or a
+#      wrapper, e.g. one that runs it under heaptrack; default the release build).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -65,7 +66,7 @@ measure() {
   timeout -k 10 "${RUN_TIMEOUT:-900}" target/release/jso-bench \
       --mode "$mode" \
       --kubeconfig "$kube_dir/kubeconfig" \
-      --operator-bin target/release/juju-secrets-operator \
+      --operator-bin "${OPERATOR_BIN:-target/release/juju-secrets-operator}" \
       --emulator-bin target/release/juju-emulator \
       --kubectl "$KUBECTL" \
       --work-dir "$dir" --n "$n" --m "$m" \

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -164,7 +164,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         events: events::EventSink::start(
-            Recorder::new(client.clone(), reporter),
+            client.clone(),
+            reporter,
             kube_writes.clone(),
             metrics.clone(),
         ),
