@@ -8,7 +8,12 @@
 //!   change latency, the emulator's bulk ceiling, the python-libjuju peer, and a small
 //!   probe of the apiserver's write rate alone);
 //! * `gitops`: the operator runs and is ready, then the N JujuSecrets are applied at once
-//!   with `kubectl apply --server-side` from one file.
+//!   with `kubectl apply --server-side` from one file (`--applier kubectl`, which sends
+//!   one object at a time), or with server-side apply requests sent
+//!   `--apply-in-flight` at a time (`--applier parallel`, the apiserver's pace). It
+//!   reports the time to Juju (the emulator's `ContentTimes`: when the last secret's
+//!   content was stored) and the time to Ready (the watch), both from the apply's
+//!   start, and per object the lag from its arrival in the watch to its content in Juju.
 //!
 //! The operator's Juju round trips are counted by the emulator (`CallCounts`, less the
 //! benchmark's own calls), as the peer's and the ceiling's are; the operator's own
@@ -29,6 +34,7 @@ use clap::{Parser, ValueEnum};
 use futures::{StreamExt, TryStreamExt};
 use juju_client::{ConnectOptions, JujuClient, NewSecret, Password, SecretContent, SecretFilter};
 use juju_emulator::{ConnectionInfo, control_call};
+use juju_secrets_operator::controller::jujusecret::FINALIZER;
 use juju_secrets_operator::crd::secret::JujuSecret;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
@@ -47,6 +53,15 @@ enum Mode {
     /// The operator runs and is ready, then the N JujuSecrets are applied at once with
     /// server-side apply from one file.
     Gitops,
+}
+
+/// How the `gitops` mode applies the N objects.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Applier {
+    /// `kubectl apply --server-side -f <file>` (one request at a time).
+    Kubectl,
+    /// Server-side apply requests, `--apply-in-flight` at a time.
+    Parallel,
 }
 
 #[derive(Parser, Debug)]
@@ -69,6 +84,16 @@ struct Args {
     /// kubectl, for the `gitops` mode's apply.
     #[arg(long, default_value = "kubectl")]
     kubectl: PathBuf,
+    /// What applies the objects in `gitops` mode.
+    #[arg(long, value_enum, default_value_t = Applier::Kubectl)]
+    applier: Applier,
+    /// Requests in flight of `--applier parallel`.
+    #[arg(long, default_value_t = 32)]
+    apply_in_flight: usize,
+    /// `gitops` mode: before the operator starts, apply the same N objects to a
+    /// namespace it does not watch, to time the apply alone.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    apply_alone: bool,
     /// Operator --refresh-interval and the steady-state window, in seconds.
     #[arg(long, default_value_t = 60)]
     refresh_secs: u64,
@@ -511,6 +536,11 @@ async fn etcd_revision(jss: &Api<JujuSecret>) -> Res<u64> {
 /// The JujuSecret `js-i`: even `i` carry `data` (2 keys), odd ones a `secretRef` to the
 /// Secret `src-i` (1 key); models round-robin.
 fn jujusecret(i: usize, m: usize) -> Value {
+    jujusecret_in(i, m, NS)
+}
+
+/// [`jujusecret`] in namespace `ns`.
+fn jujusecret_in(i: usize, m: usize, ns: &str) -> Value {
     let model = format!("admin/bench-{}", i % m);
     let spec = if i.is_multiple_of(2) {
         json!({"model": model, "data": desired(i, 0)})
@@ -519,7 +549,7 @@ fn jujusecret(i: usize, m: usize) -> Value {
     };
     json!({
         "apiVersion": "secrets.juju.is/v1alpha1", "kind": "JujuSecret",
-        "metadata": {"name": format!("js-{i}"), "namespace": NS}, "spec": spec,
+        "metadata": {"name": format!("js-{i}"), "namespace": ns}, "spec": spec,
     })
 }
 
@@ -615,7 +645,7 @@ async fn content_check(
 }
 
 /// The operator, with its metrics on 127.0.0.1:`port`.
-fn start_operator(args: &Args, port: u16) -> Res<Proc> {
+fn start_operator(args: &Args, port: u16, refresh_secs: u64) -> Res<Proc> {
     let oplog = File::create(args.work_dir.join("operator.log")).map_err(|e| e.to_string())?;
     let child = Command::new(&args.operator_bin)
         .arg("run")
@@ -623,7 +653,7 @@ fn start_operator(args: &Args, port: u16) -> Res<Proc> {
         .arg(&args.kubeconfig)
         .args(["--juju-connection-secret", "juju-system/juju-connection"])
         .args(["--namespaces", NS])
-        .args(["--refresh-interval", &format!("{}s", args.refresh_secs)])
+        .args(["--refresh-interval", &format!("{refresh_secs}s")])
         .args(["--log-level", "warn"])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
         .args(&args.operator_arg)
@@ -636,24 +666,104 @@ fn start_operator(args: &Args, port: u16) -> Res<Proc> {
     Ok(Proc { child })
 }
 
+/// When each object was first seen by the benchmark's watch and first seen Ready, in ms
+/// since the Unix epoch (the emulator's `ContentTimes` clock), by object name.
+#[derive(Default, Debug)]
+struct Timing {
+    seen: BTreeMap<String, u64>,
+    /// First seen with the operator's finalizer.
+    finalized: BTreeMap<String, u64>,
+    ready: BTreeMap<String, u64>,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Follows the JujuSecrets with a watch (as a dashboard would), not by listing all N
 /// objects every second: a list of 10,000 objects costs the apiserver as much as a good
-/// part of the operator's own work.
+/// part of the operator's own work. Notes when each object arrives and turns Ready.
 fn follow(
     jss: &Api<JujuSecret>,
 ) -> (
     kube::runtime::reflector::Store<JujuSecret>,
     tokio::task::JoinHandle<()>,
+    Arc<Mutex<Timing>>,
 ) {
     let (reader, writer) = kube::runtime::reflector::store::<JujuSecret>();
+    let timing = Arc::new(Mutex::new(Timing::default()));
+    let noted = timing.clone();
     let task = tokio::spawn(
         kube::runtime::reflector(
             writer,
             kube::runtime::watcher(jss.clone(), kube::runtime::watcher::Config::default()),
         )
-        .for_each(|_| futures::future::ready(())),
+        .for_each(move |ev| {
+            if let Ok(
+                kube::runtime::watcher::Event::Apply(js)
+                | kube::runtime::watcher::Event::InitApply(js),
+            ) = ev
+            {
+                let now = unix_ms();
+                let name = kube::ResourceExt::name_any(&js);
+                let mut t = noted.lock().unwrap_or_else(|e| e.into_inner());
+                t.seen.entry(name.clone()).or_insert(now);
+                if js
+                    .metadata
+                    .finalizers
+                    .as_ref()
+                    .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
+                {
+                    t.finalized.entry(name.clone()).or_insert(now);
+                }
+                if is_ready(&js) {
+                    t.ready.entry(name).or_insert(now);
+                }
+            }
+            futures::future::ready(())
+        }),
     );
-    (reader, task)
+    (reader, task, timing)
+}
+
+/// What applies the objects in `gitops` mode, running beside the wait.
+enum ApplyJob {
+    Kubectl(Child),
+    Parallel(tokio::task::JoinHandle<Res<()>>),
+}
+
+impl ApplyJob {
+    /// `None` while it runs; then whether it succeeded.
+    fn poll_done(&mut self) -> Option<Res<()>> {
+        match self {
+            ApplyJob::Kubectl(c) => match c.try_wait() {
+                Ok(None) => None,
+                Ok(Some(st)) if st.success() => Some(Ok(())),
+                Ok(Some(st)) => Some(Err(format!("kubectl apply failed: {st}"))),
+                Err(e) => Some(Err(e.to_string())),
+            },
+            ApplyJob::Parallel(h) if h.is_finished() => {
+                Some(match futures::FutureExt::now_or_never(h) {
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err("apply task not finished".into()),
+                })
+            }
+            ApplyJob::Parallel(_) => None,
+        }
+    }
+
+    fn stop(&mut self) {
+        match self {
+            ApplyJob::Kubectl(c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            ApplyJob::Parallel(h) => h.abort(),
+        }
+    }
 }
 
 /// Waits (checking every 200 ms) until `n` JujuSecrets are Ready, the operator exits
@@ -665,7 +775,7 @@ async fn wait_ready(
     t0: Instant,
     deadline: Instant,
     op: &mut Proc,
-    mut apply: Option<&mut Child>,
+    mut apply: Option<&mut ApplyJob>,
     log_dir: &Path,
 ) -> Res<(usize, Option<f64>)> {
     let mut last_print = Instant::now();
@@ -679,19 +789,16 @@ async fn wait_ready(
         }
         if let Some(a) = apply.as_deref_mut()
             && apply_secs.is_none()
-            && let Ok(Some(st)) = a.try_wait()
+            && let Some(done) = a.poll_done()
         {
-            if !st.success() {
+            if let Err(e) = done {
                 return Err(format!(
-                    "kubectl apply failed: {st}; see {}",
+                    "{e}; see {}",
                     log_dir.join("kubectl-apply.log").display()
                 ));
             }
             apply_secs = Some(t0.elapsed().as_secs_f64());
-            eprintln!(
-                "  kubectl apply done after {:.1}s",
-                t0.elapsed().as_secs_f64()
-            );
+            eprintln!("  apply done after {:.1}s", t0.elapsed().as_secs_f64());
         }
         let ready = reader.state().iter().filter(|j| is_ready(j)).count();
         let applied = apply.is_none() || apply_secs.is_some();
@@ -937,7 +1044,7 @@ async fn converge(
     (op, port): (&mut Proc, u16),
     reader: kube::runtime::reflector::Store<JujuSecret>,
     follow_task: tokio::task::JoinHandle<()>,
-    (t0, apply): (Instant, Option<&mut Child>),
+    (t0, apply): (Instant, Option<&mut ApplyJob>),
     b: &Before,
     out: &mut Value,
     mismatches: &mut Vec<Value>,
@@ -948,6 +1055,10 @@ async fn converge(
     follow_task.abort();
     let (ready, apply_secs) = waited?;
     let ready_at = t0.elapsed().as_secs_f64();
+    // The operator's own counters at convergence, kept beside the run for diagnosis.
+    if let Some(text) = http_get(port, "/metrics") {
+        let _ = std::fs::write(args.work_dir.join("operator-metrics.txt"), text);
+    }
     let (snap, calls) = window_calls(&s.info, port, Some(&s.jc), &b.calls).await?;
     let side = delta(&b.side, &juju_side_secs(&s.info).await?);
     out["converge_juju_side_secs"] = json!(side.values().sum::<f64>());
@@ -1019,9 +1130,10 @@ async fn run_restart(
 
     let port = free_port();
     let b = before(&s, port).await?;
-    let (reader, follow_task) = follow(&s.jss);
+    let (reader, follow_task, timing) = follow(&s.jss);
+    let t0_ms = unix_ms();
     let t0 = Instant::now();
-    let mut op = start_operator(args, port)?;
+    let mut op = start_operator(args, port, args.refresh_secs)?;
     let op_pid = op.child.id();
     let emu_pid = s.emu.child.id();
     let mut snap = converge(
@@ -1036,6 +1148,18 @@ async fn run_restart(
         mismatches,
     )
     .await?;
+    // Time to Juju and to Ready from the operator's start (before the edits below make
+    // new revisions).
+    let contents: BTreeMap<String, BTreeMap<String, u64>> =
+        serde_json::from_value(control_call(&s.info, "ContentTimes", json!({})).await?)
+            .map_err(|e| format!("ContentTimes: {e}"))?;
+    time_to_juju(
+        &contents,
+        &timing.lock().unwrap_or_else(|e| e.into_inner()),
+        t0_ms,
+        args.n,
+        out,
+    );
 
     // ---- steady state: one full refresh interval with no changes, once the events of
     // the convergence (which yield to status writes) are delivered.
@@ -1377,18 +1501,46 @@ async fn run_gitops(
     let (n, m) = (args.n, args.m);
     let t_setup = Instant::now();
     create_objects(&s.secrets, &s.jss, n, m, false).await?;
-    let manifest = args.work_dir.join("jujusecrets.yaml");
-    let mut text = String::new();
-    for i in 0..n {
-        text.push_str("---\n");
-        text.push_str(&serde_yaml_ng::to_string(&jujusecret(i, m)).map_err(|e| e.to_string())?);
-    }
-    std::fs::write(&manifest, text).map_err(|e| e.to_string())?;
+    let manifest = write_manifest(&args.work_dir, "jujusecrets.yaml", n, m, NS)?;
     out["setup_secs"] = json!(t_setup.elapsed().as_secs_f64());
+
+    // The apply alone, the operator not running: how soon the apiserver holds N objects
+    // on this machine (a bound on any time to Juju).
+    if args.apply_alone {
+        let nsapi: Api<Namespace> = Api::all(s.kube.clone());
+        let _ = nsapi
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ALONE_NS}}))
+                    .map_err(|e| e.to_string())?,
+            )
+            .await;
+        let alone = write_manifest(&args.work_dir, "jujusecrets-alone.yaml", n, m, ALONE_NS)?;
+        let t = Instant::now();
+        let mut job = start_apply(args, &s.kube, ALONE_NS, &alone, "kubectl-apply-alone.log")?;
+        let done = loop {
+            if let Some(done) = job.poll_done() {
+                break done;
+            }
+            if t.elapsed() > Duration::from_secs(args.converge_timeout) {
+                job.stop();
+                break Err("the apply alone did not finish".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        done?;
+        out["apply_alone_secs"] = json!(t.elapsed().as_secs_f64());
+        eprintln!(
+            "bench N={n} M={m} gitops: the apply alone (no operator) took {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+    }
 
     let port = free_port();
     let t_op = Instant::now();
-    let mut op = start_operator(args, port)?;
+    // The operator's default refresh interval: this mode measures no steady state, and
+    // a short interval would add refresh passes to the burst being measured.
+    let mut op = start_operator(args, port, GITOPS_REFRESH_SECS)?;
     let op_pid = op.child.id();
     // Ready: /readyz answers 200 and this replica leads (not a standby).
     let ready_bound = t_op + Duration::from_secs(120);
@@ -1415,21 +1567,17 @@ async fn run_gitops(
 
     let b = before(&s, port).await?;
     let (cpu_before, _, _) = proc_stats(op_pid);
-    let (reader, follow_task) = follow(&s.jss);
+    let (reader, follow_task, timing) = follow(&s.jss);
     // The watch's initial (empty) list is done before the apply starts.
     let _ = tokio::time::timeout(Duration::from_secs(30), reader.wait_until_ready()).await;
-    let log = File::create(args.work_dir.join("kubectl-apply.log")).map_err(|e| e.to_string())?;
+    let api_before = apiserver_time(&s.kube).await?;
+    let t0_ms = unix_ms();
     let t0 = Instant::now();
-    let mut apply = Command::new(&args.kubectl)
-        .arg("--kubeconfig")
-        .arg(&args.kubeconfig)
-        .args(["apply", "--server-side", "--validate=false", "-f"])
-        .arg(&manifest)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", args.kubectl.display()))?;
+    let mut apply = start_apply(args, &s.kube, NS, &manifest, "kubectl-apply.log")?;
+    out["applier"] = json!(match args.applier {
+        Applier::Kubectl => "kubectl".to_owned(),
+        Applier::Parallel => format!("parallel-{}", args.apply_in_flight),
+    });
     let res = converge(
         args,
         &s,
@@ -1443,16 +1591,283 @@ async fn run_gitops(
     )
     .await;
     if res.is_err() {
-        let _ = apply.kill();
-        let _ = apply.wait();
+        apply.stop();
     }
     res?;
+    let contents: BTreeMap<String, BTreeMap<String, u64>> =
+        serde_json::from_value(control_call(&s.info, "ContentTimes", json!({})).await?)
+            .map_err(|e| format!("ContentTimes: {e}"))?;
+    time_to_juju(
+        &contents,
+        &timing.lock().unwrap_or_else(|e| e.into_inner()),
+        t0_ms,
+        n,
+        out,
+    );
+    out["apiserver_time"] = apiserver_time_delta(&api_before, &apiserver_time(&s.kube).await?);
     let (cpu, hwm, _) = proc_stats(op_pid);
     out["op_cpu_secs"] = json!(cpu - cpu_before);
     out["op_peak_rss_mib"] = json!(hwm as f64 / 1024.0);
     drop(op);
     drop(s);
     Ok(())
+}
+
+/// The operator's default `--refresh-interval` (10 minutes), used in `gitops` mode.
+const GITOPS_REFRESH_SECS: u64 = 600;
+
+/// Namespace of the apply alone (the operator watches only [`NS`]).
+const ALONE_NS: &str = "bench-alone";
+
+/// Writes the N JujuSecrets of namespace `ns` as one multi-document YAML file.
+fn write_manifest(dir: &Path, file: &str, n: usize, m: usize, ns: &str) -> Res<PathBuf> {
+    let path = dir.join(file);
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str("---\n");
+        text.push_str(
+            &serde_yaml_ng::to_string(&jujusecret_in(i, m, ns)).map_err(|e| e.to_string())?,
+        );
+    }
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// Starts applying the N JujuSecrets of `ns` (from `manifest` for kubectl).
+fn start_apply(
+    args: &Args,
+    client: &Client,
+    ns: &str,
+    manifest: &Path,
+    log: &str,
+) -> Res<ApplyJob> {
+    Ok(match args.applier {
+        Applier::Kubectl => {
+            let log = File::create(args.work_dir.join(log)).map_err(|e| e.to_string())?;
+            ApplyJob::Kubectl(
+                Command::new(&args.kubectl)
+                    .arg("--kubeconfig")
+                    .arg(&args.kubeconfig)
+                    .args(["apply", "--server-side", "--validate=false", "-f"])
+                    .arg(manifest)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().map_err(|e| e.to_string())?)
+                    .stderr(log)
+                    .spawn()
+                    .map_err(|e| format!("{}: {e}", args.kubectl.display()))?,
+            )
+        }
+        Applier::Parallel => ApplyJob::Parallel(tokio::spawn(apply_parallel(
+            Api::namespaced(client.clone(), ns),
+            args.n,
+            args.m,
+            ns.to_owned(),
+            args.apply_in_flight,
+        ))),
+    })
+}
+
+/// Server-side applies of the N JujuSecrets (field manager `jso-bench`), `in_flight` at
+/// a time: what a GitOps tool that applies in parallel sends.
+async fn apply_parallel(
+    jss: Api<JujuSecret>,
+    n: usize,
+    m: usize,
+    ns: String,
+    in_flight: usize,
+) -> Res<()> {
+    let pp = PatchParams::apply("jso-bench");
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (jss, pp, ns) = (jss.clone(), pp.clone(), ns.clone());
+            async move {
+                jss.patch(
+                    &format!("js-{i}"),
+                    &pp,
+                    &Patch::Apply(jujusecret_in(i, m, &ns)),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("apply js-{i}: {e}"))
+            }
+        })
+        .buffer_unordered(in_flight.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+/// The apiserver's own time serving requests so far (its `/metrics`
+/// `apiserver_request_duration_seconds` sums and counts), per "VERB resource[/sub]".
+async fn apiserver_time(client: &Client) -> Res<BTreeMap<String, (f64, u64)>> {
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    let text = client.request_text(req).await.map_err(|e| e.to_string())?;
+    let mut out: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for line in text.lines() {
+        let (is_sum, rest) =
+            if let Some(r) = line.strip_prefix("apiserver_request_duration_seconds_sum{") {
+                (true, r)
+            } else if let Some(r) = line.strip_prefix("apiserver_request_duration_seconds_count{") {
+                (false, r)
+            } else {
+                continue;
+            };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |k: &str| {
+            labels
+                .split("\",")
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
+        if verb == "WATCH" || verb == "CONNECT" {
+            continue;
+        }
+        let key = if sub.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource}/{sub}")
+        };
+        let v: f64 = value.trim().parse().unwrap_or(0.0);
+        let e = out.entry(key).or_default();
+        if is_sum {
+            e.0 += v;
+        } else {
+            e.1 += v as u64;
+        }
+    }
+    Ok(out)
+}
+
+/// `after - before` of [`apiserver_time`], as `{"VERB resource": {"secs", "requests"}}`
+/// (the busiest first in the printed line).
+fn apiserver_time_delta(
+    before: &BTreeMap<String, (f64, u64)>,
+    after: &BTreeMap<String, (f64, u64)>,
+) -> Value {
+    let mut rows: Vec<(String, f64, u64)> = after
+        .iter()
+        .map(|(k, (s, c))| {
+            let (s0, c0) = before.get(k).copied().unwrap_or_default();
+            (k.clone(), s - s0, c.saturating_sub(c0))
+        })
+        .filter(|(_, _, c)| *c > 0)
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    eprintln!(
+        "  apiserver time by request: {}",
+        rows.iter()
+            .take(8)
+            .map(|(k, s, c)| format!("{k} {s:.1}s/{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Value::Object(
+        rows.into_iter()
+            .map(|(k, s, c)| (k, json!({"secs": s, "requests": c})))
+            .collect(),
+    )
+}
+
+/// Milliseconds as seconds.
+fn ms_secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// The GitOps time figures: from the apply's start (`t0_ms`) to the last object in the
+/// apiserver, the last content in Juju and the last object Ready, and per object the
+/// lag from its arrival (the watch) to its content in Juju and to Ready.
+fn time_to_juju(
+    contents: &BTreeMap<String, BTreeMap<String, u64>>,
+    timing: &Timing,
+    t0_ms: u64,
+    n: usize,
+    out: &mut Value,
+) {
+    let content_of: BTreeMap<&str, u64> = contents
+        .values()
+        .flat_map(|m| m.iter().map(|(label, ms)| (label.as_str(), *ms)))
+        .collect();
+    let mut juju_lag = Vec::new();
+    let mut ready_lag = Vec::new();
+    let mut finalizer_lag = Vec::new();
+    let mut finalizer_to_juju = Vec::new();
+    let mut juju_to_ready = Vec::new();
+    let mut last_content = None::<u64>;
+    for i in 0..n {
+        let name = format!("js-{i}");
+        let seen = timing.seen.get(&name).copied();
+        let content = content_of.get(name.as_str()).copied();
+        let ready = timing.ready.get(&name).copied();
+        if let Some(c) = content {
+            last_content = Some(last_content.map_or(c, |l| l.max(c)));
+        }
+        if let (Some(seen), Some(c)) = (seen, content) {
+            juju_lag.push(ms_secs(c.saturating_sub(seen)));
+        }
+        if let (Some(seen), Some(r)) = (seen, ready) {
+            ready_lag.push(ms_secs(r.saturating_sub(seen)));
+        }
+        let finalized = timing.finalized.get(&name).copied();
+        if let (Some(seen), Some(f)) = (seen, finalized) {
+            finalizer_lag.push(ms_secs(f.saturating_sub(seen)));
+        }
+        if let (Some(f), Some(c)) = (finalized, content) {
+            finalizer_to_juju.push(ms_secs(c.saturating_sub(f)));
+        }
+        if let (Some(c), Some(r)) = (content, ready) {
+            juju_to_ready.push(ms_secs(r.saturating_sub(c)));
+        }
+    }
+    let since = |ms: Option<u64>| ms.map(|t| ms_secs(t.saturating_sub(t0_ms)));
+    let all = |k: usize| k == n;
+    out["in_apiserver_secs"] = json!(since(timing.seen.values().max().copied()));
+    out["time_to_juju_secs"] =
+        json!(since(last_content).filter(|_| all(content_of.len().min(juju_lag.len()))));
+    out["time_to_ready_secs"] =
+        json!(since(timing.ready.values().max().copied()).filter(|_| all(timing.ready.len())));
+    for v in [
+        &mut juju_lag,
+        &mut ready_lag,
+        &mut finalizer_lag,
+        &mut finalizer_to_juju,
+        &mut juju_to_ready,
+    ] {
+        v.sort_by(f64::total_cmp);
+    }
+    // The lag split in three: arrival to the finalizer seen, the finalizer seen to the
+    // content in Juju, the content in Juju to Ready.
+    out["finalizer_lag_p50_secs"] = json!(pct(&finalizer_lag, 50.0));
+    out["finalizer_lag_p99_secs"] = json!(pct(&finalizer_lag, 99.0));
+    out["finalizer_to_juju_p50_secs"] = json!(pct(&finalizer_to_juju, 50.0));
+    out["finalizer_to_juju_p99_secs"] = json!(pct(&finalizer_to_juju, 99.0));
+    out["juju_to_ready_p50_secs"] = json!(pct(&juju_to_ready, 50.0));
+    out["juju_to_ready_p99_secs"] = json!(pct(&juju_to_ready, 99.0));
+    out["juju_lag_p50_secs"] = json!(pct(&juju_lag, 50.0));
+    out["juju_lag_p99_secs"] = json!(pct(&juju_lag, 99.0));
+    out["juju_lag_max_secs"] = json!(juju_lag.last());
+    out["ready_lag_p50_secs"] = json!(pct(&ready_lag, 50.0));
+    out["ready_lag_p99_secs"] = json!(pct(&ready_lag, 99.0));
+    eprintln!(
+        "  time to Juju {} s, to Ready {} s, in the apiserver {} s; arrival to Juju p50 {:.2} s p99 {:.2} s \
+         (arrival to finalizer p50 {:.2} p99 {:.2}; finalizer to Juju p50 {:.2} p99 {:.2}; Juju to Ready p50 {:.2} p99 {:.2})",
+        out["time_to_juju_secs"],
+        out["time_to_ready_secs"],
+        out["in_apiserver_secs"],
+        pct(&juju_lag, 50.0),
+        pct(&juju_lag, 99.0),
+        pct(&finalizer_lag, 50.0),
+        pct(&finalizer_lag, 99.0),
+        pct(&finalizer_to_juju, 50.0),
+        pct(&finalizer_to_juju, 99.0),
+        pct(&juju_to_ready, 50.0),
+        pct(&juju_to_ready, 99.0),
+    );
 }
 
 /// Whether a `Facade.Method` changes something in Juju.

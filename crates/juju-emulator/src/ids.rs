@@ -145,6 +145,11 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
+/// Now, in milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0)
+}
+
 /// Go's zero time as RFC 3339.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 

@@ -81,7 +81,9 @@
 //!   `AddApplication {"model-uuid","application"}`, `CallCounts {}` (which returns
 //!   `{"Facade.Method": n}`) and `CallTimes {}` (`{"Facade.Method": seconds}`: time from
 //!   each frame's arrival to its encoded response, injected delays excluded; the
-//!   "Juju-side time" of the benchmark). Control calls are not counted, timed, delayed,
+//!   "Juju-side time" of the benchmark) and `ContentTimes {}` (`{"<model uuid>":
+//!   {"<label or ID>": ms}}`: when each secret's newest revision was stored, in ms since
+//!   the Unix epoch; the benchmark's "time to Juju"). Control calls are not counted, timed, delayed,
 //!   failed or logged. [`control_call`] sends one control request from Rust.
 //!
 //! The envelope follows Juju's codec: `request-id` echoed, `response` always present,

@@ -153,6 +153,11 @@ pub struct RevisionRecord {
     pub create_time: String,
     /// Update time.
     pub update_time: String,
+    /// When this emulator stored the content, in milliseconds since the Unix epoch: what
+    /// the control facade's `ContentTimes` reports (benchmarks measure from it how soon
+    /// content reaches Juju). Not persisted: Juju has no such field.
+    #[serde(skip)]
+    pub written_ms: u64,
 }
 
 /// A user-added secret backend.

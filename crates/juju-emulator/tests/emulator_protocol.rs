@@ -988,6 +988,70 @@ async fn control_path_drives_faults() {
     emu.shutdown().await;
 }
 
+/// `ContentTimes` reports, per model and label, when the newest revision's content was
+/// stored: a new revision moves it, a label-only update does not.
+#[tokio::test]
+async fn content_times_follow_the_newest_revision() {
+    use juju_emulator::control_call;
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(&dir).await;
+    let info = emu.connection_info().clone();
+    let mut m = admin_model(&emu).await;
+    let before_ms = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap();
+    let created = m
+        .ok(
+            "Secrets",
+            2,
+            "CreateSecrets",
+            json!({"args": [{"label": "t", "content": {"data": {"a": "Yg=="}}}]}),
+        )
+        .await;
+    let uri = created["results"][0]["result"].as_str().unwrap().to_owned();
+    let times = control_call(&info, "ContentTimes", json!({}))
+        .await
+        .unwrap();
+    let model = times
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|v| v.get("t").is_some());
+    let first = model.and_then(|v| v["t"].as_u64()).unwrap_or(0);
+    assert!(first >= before_ms, "stored after the call started: {times}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    m.ok(
+        "Secrets",
+        2,
+        "UpdateSecrets",
+        json!({"args": [{"uri": uri, "description": "d"}]}),
+    )
+    .await;
+    let same = control_call(&info, "ContentTimes", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(same, times, "no new revision, no new time");
+    m.ok(
+        "Secrets",
+        2,
+        "UpdateSecrets",
+        json!({"args": [{"uri": uri, "content": {"data": {"a": "Yw=="}}}]}),
+    )
+    .await;
+    let later = control_call(&info, "ContentTimes", json!({}))
+        .await
+        .unwrap();
+    let second = later
+        .as_object()
+        .unwrap()
+        .values()
+        .find_map(|v| v["t"].as_u64())
+        .unwrap_or(0);
+    assert!(
+        second >= first + 20,
+        "a new revision moves it: {times} then {later}"
+    );
+    emu.shutdown().await;
+}
+
 /// `CallTimes` reports the time spent serving each method, without injected delays and
 /// without control calls; `control_call` reaches it from Rust.
 #[tokio::test]

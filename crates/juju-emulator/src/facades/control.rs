@@ -12,6 +12,7 @@ pub(super) const METHODS: &[&str] = &[
     "AddApplication",
     "CallCounts",
     "CallTimes",
+    "ContentTimes",
     "DropConnections",
     "FailNext",
     "SetBackendReachable",
@@ -75,6 +76,27 @@ pub(super) fn handle(conn: &Conn, req: &Request) -> Result<Value, RpcError> {
         }
         "CallCounts" => Ok(json!(conn.shared.call_counts())),
         "CallTimes" => Ok(json!(conn.shared.call_seconds())),
+        // Per model UUID, per secret label (the ID when it has none): when the emulator
+        // stored the newest revision's content, in ms since the Unix epoch.
+        "ContentTimes" => Ok(conn.shared.read(|state| {
+            let models: serde_json::Map<String, Value> = state
+                .models
+                .iter()
+                .map(|m| {
+                    let times: serde_json::Map<String, Value> = m
+                        .secrets
+                        .iter()
+                        .filter_map(|s| {
+                            let newest = s.revisions.iter().max_by_key(|r| r.revision)?;
+                            let key = s.label.clone().unwrap_or_else(|| s.id.clone());
+                            Some((key, json!(newest.written_ms)))
+                        })
+                        .collect();
+                    (m.uuid.clone(), Value::Object(times))
+                })
+                .collect();
+            Value::Object(models)
+        })),
         other => Err(RpcError::plain(format!(
             "no such request - method Emulator(1).{other} is not implemented"
         ))),

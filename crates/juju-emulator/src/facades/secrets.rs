@@ -250,6 +250,7 @@ fn create_one(
             backend_id: backend_id.to_owned(),
             create_time: now.clone(),
             update_time: now,
+            written_ms: ids::unix_ms(),
         }],
         grants: Vec::new(),
     });
@@ -363,6 +364,7 @@ fn update_one(
             backend_id: backend_id.to_owned(),
             create_time: now.clone(),
             update_time: now.clone(),
+            written_ms: ids::unix_ms(),
         });
         changed = true;
     }
