@@ -2314,7 +2314,20 @@ async fn metrics_and_health(env: Arc<Env>) {
     .await;
     env.wait_reason(NS_DENIED, "metrics-denied", "Forbidden")
         .await;
-    let port = env.operator.lock().await.metrics_port;
+    let (port, pid) = {
+        let op = env.operator.lock().await;
+        (op.metrics_port, op.pid())
+    };
+    // The operator turned transparent huge pages off for itself (its memory figures
+    // depend on it; BENCHMARKS.md).
+    if let Some(pid) = pid {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let thp = status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(str::trim);
+        assert_eq!(thp, Some("0"), "THP_enabled of the operator process");
+    }
     assert_eq!(harness::http_get_status(port, "/healthz"), Some(200));
     assert_eq!(harness::http_get_status(port, "/readyz"), Some(200));
     let (code, body) = harness::http_get(port, "/metrics").expect("/metrics answers");

@@ -206,6 +206,11 @@ impl Operator {
     }
 
     /// `Some(status)` when the process has exited.
+    /// The process ID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child
             .as_mut()

@@ -961,6 +961,8 @@ struct Before {
     etcd_rev: u64,
     side: BTreeMap<String, f64>,
     emu_cpu: f64,
+    /// CPU seconds of the apiserver and etcd.
+    kube_cpu: (f64, f64),
     /// Writes of ConfigMaps in the operator's namespace (its ownership record) from
     /// here on.
     record_writes: (
@@ -969,13 +971,14 @@ struct Before {
     ),
 }
 
-async fn before(s: &Setup, port: u16) -> Res<Before> {
+async fn before(s: &Setup, port: u16, kubeconfig: &Path) -> Res<Before> {
     let etcd_rev = etcd_revision(&s.jss).await?;
     Ok(Before {
         calls: call_snap(&s.info, port, Some(&s.jc)).await?,
         etcd_rev,
         side: juju_side_secs(&s.info).await?,
         emu_cpu: proc_stats(s.emu.child.id()).0,
+        kube_cpu: kube_cpu(kubeconfig),
         record_writes: count_writes(
             Api::<ConfigMap>::namespaced(s.kube.clone(), CONN_NS),
             etcd_rev.to_string(),
@@ -1052,6 +1055,10 @@ async fn converge(
     let n = args.n;
     let deadline = t0 + Duration::from_secs(args.converge_timeout);
     let waited = wait_ready(&reader, n, t0, deadline, op, apply, &args.work_dir).await;
+    let (api_cpu, etcd_cpu) = kube_cpu(&args.kubeconfig);
+    out["converge_apiserver_cpu_secs"] = json!(api_cpu - b.kube_cpu.0);
+    out["converge_etcd_cpu_secs"] = json!(etcd_cpu - b.kube_cpu.1);
+    out["converge_wall_secs"] = json!(t0.elapsed().as_secs_f64());
     follow_task.abort();
     let (ready, apply_secs) = waited?;
     let ready_at = t0.elapsed().as_secs_f64();
@@ -1129,7 +1136,7 @@ async fn run_restart(
     );
 
     let port = free_port();
-    let b = before(&s, port).await?;
+    let b = before(&s, port, &args.kubeconfig).await?;
     let (reader, follow_task, timing) = follow(&s.jss);
     let t0_ms = unix_ms();
     let t0 = Instant::now();
@@ -1565,7 +1572,7 @@ async fn run_gitops(
         manifest.display()
     );
 
-    let b = before(&s, port).await?;
+    let b = before(&s, port, &args.kubeconfig).await?;
     let (cpu_before, _, _) = proc_stats(op_pid);
     let (reader, follow_task, timing) = follow(&s.jss);
     // The watch's initial (empty) list is done before the apply starts.
@@ -1772,6 +1779,19 @@ fn apiserver_time_delta(
             .map(|(k, s, c)| (k, json!({"secs": s, "requests": c})))
             .collect(),
     )
+}
+
+/// CPU seconds so far of the apiserver and of etcd that `scripts/kube-apiserver.sh`
+/// started beside `kubeconfig` (their PID files are in the same directory).
+fn kube_cpu(kubeconfig: &Path) -> (f64, f64) {
+    let dir = kubeconfig.parent().unwrap_or(Path::new("."));
+    let cpu = |name: &str| {
+        std::fs::read_to_string(dir.join(format!("{name}.pid")))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .map_or(0.0, |pid| proc_stats(pid).0)
+    };
+    (cpu("apiserver"), cpu("etcd"))
 }
 
 /// Milliseconds as seconds.
