@@ -86,7 +86,13 @@ def main():
     draw(ax, rows, gitops("op_cpu_secs"), "operator CPU, GitOps apply", "^-")
     ax.set_ylabel("CPU seconds")
     ax.set_title("operator CPU")
+    # An N whose every run failed (did not converge) is marked where it would stand.
+    stopped = sorted({r["n"] for r in rows} - {r["n"] for r in rows if not r.get("failed")})
     for ax in (a for row in axes for a in row):
+        for n in stopped:
+            ax.axvline(n, linestyle=":", color="grey")
+            ax.annotate(f"N={n:,}: did not converge", (n, 0.5), xycoords=("data", "axes fraction"),
+                        rotation=90, fontsize=7, color="grey", ha="right", va="center")
         ax.set_xscale("log")
         ax.set_xlabel("JujuSecrets (N)")
         ax.grid(True, which="both", alpha=0.3)

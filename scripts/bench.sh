@@ -25,6 +25,7 @@
 #      apply with no operator running (in a namespace it does not watch), PLOT=0 to skip the curve's PNG (made
 #      when more than one N was measured; matplotlib in a venv of its own),
 #      WRITE_PROBE (apiserver writes of the write-rate probe, default 2000; 0: skip),
+#      ETCD_QUOTA_BYTES (etcd's space quota, see scripts/kube-apiserver.sh),
 #      RUN_TIMEOUT (s per measurement, default 900), OUT (default
 #      target/bench/<timestamp>), OPERATOR_ARGS (extra `run` flags, e.g.
 #      "--max-concurrent-reconciles=256"), OPERATOR_BIN (another operator binary or a

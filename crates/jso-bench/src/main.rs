@@ -1157,16 +1157,7 @@ async fn run_restart(
     .await?;
     // Time to Juju and to Ready from the operator's start (before the edits below make
     // new revisions).
-    let contents: BTreeMap<String, BTreeMap<String, u64>> =
-        serde_json::from_value(control_call(&s.info, "ContentTimes", json!({})).await?)
-            .map_err(|e| format!("ContentTimes: {e}"))?;
-    time_to_juju(
-        &contents,
-        &timing.lock().unwrap_or_else(|e| e.into_inner()),
-        t0_ms,
-        args.n,
-        out,
-    );
+    record_time_to_juju(&s.info, &timing, t0_ms, args.n, out).await?;
 
     // ---- steady state: one full refresh interval with no changes, once the events of
     // the convergence (which yield to status writes) are delivered.
@@ -1601,16 +1592,7 @@ async fn run_gitops(
         apply.stop();
     }
     res?;
-    let contents: BTreeMap<String, BTreeMap<String, u64>> =
-        serde_json::from_value(control_call(&s.info, "ContentTimes", json!({})).await?)
-            .map_err(|e| format!("ContentTimes: {e}"))?;
-    time_to_juju(
-        &contents,
-        &timing.lock().unwrap_or_else(|e| e.into_inner()),
-        t0_ms,
-        n,
-        out,
-    );
+    record_time_to_juju(&s.info, &timing, t0_ms, n, out).await?;
     out["apiserver_time"] = apiserver_time_delta(&api_before, &apiserver_time(&s.kube).await?);
     let (cpu, hwm, _) = proc_stats(op_pid);
     out["op_cpu_secs"] = json!(cpu - cpu_before);
@@ -1797,6 +1779,22 @@ fn kube_cpu(kubeconfig: &Path) -> (f64, f64) {
 /// Milliseconds as seconds.
 fn ms_secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
+}
+
+/// Reads the emulator's `ContentTimes` and records [`time_to_juju`].
+async fn record_time_to_juju(
+    info: &ConnectionInfo,
+    timing: &Mutex<Timing>,
+    t0_ms: u64,
+    n: usize,
+    out: &mut Value,
+) -> Res<()> {
+    let contents: BTreeMap<String, BTreeMap<String, u64>> =
+        serde_json::from_value(control_call(info, "ContentTimes", json!({})).await?)
+            .map_err(|e| format!("ContentTimes: {e}"))?;
+    let timing = timing.lock().unwrap_or_else(|e| e.into_inner());
+    time_to_juju(&contents, &timing, t0_ms, n, out);
+    Ok(())
 }
 
 /// The GitOps time figures: from the apply's start (`t0_ms`) to the last object in the
