@@ -9,21 +9,14 @@ GitOps ones under "gitops"); failed runs are left out and counted in the title.
 """
 
 import argparse
-import json
 import statistics
 
 import matplotlib
 
+from curve_table import load
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-
-def load(paths):
-    rows = []
-    for p in paths:
-        with open(p) as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
 
 
 def series(rows, get):

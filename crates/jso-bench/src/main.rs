@@ -901,7 +901,7 @@ async fn setup(args: &Args) -> Res<Setup> {
     cfg.read_timeout = Some(Duration::from_secs(120));
     let kube = Client::try_from(cfg).map_err(|e| e.to_string())?;
     let nsapi: Api<Namespace> = Api::all(kube.clone());
-    for ns in [NS, CONN_NS] {
+    for ns in [NS, CONN_NS, ALONE_NS] {
         let _ = nsapi
             .create(
                 &PostParams::default(),
@@ -1505,14 +1505,6 @@ async fn run_gitops(
     // The apply alone, the operator not running: how soon the apiserver holds N objects
     // on this machine (a bound on any time to Juju).
     if args.apply_alone {
-        let nsapi: Api<Namespace> = Api::all(s.kube.clone());
-        let _ = nsapi
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": ALONE_NS}}))
-                    .map_err(|e| e.to_string())?,
-            )
-            .await;
         let alone = write_manifest(&args.work_dir, "jujusecrets-alone.yaml", n, m, ALONE_NS)?;
         let t = Instant::now();
         let mut job = start_apply(args, &s.kube, ALONE_NS, &alone, "kubectl-apply-alone.log")?;
@@ -1843,12 +1835,11 @@ fn time_to_juju(
         }
     }
     let since = |ms: Option<u64>| ms.map(|t| ms_secs(t.saturating_sub(t0_ms)));
-    let all = |k: usize| k == n;
     out["in_apiserver_secs"] = json!(since(timing.seen.values().max().copied()));
-    out["time_to_juju_secs"] =
-        json!(since(last_content).filter(|_| all(content_of.len().min(juju_lag.len()))));
+    // Counted only when every object arrived and has its content in Juju / is Ready.
+    out["time_to_juju_secs"] = json!(since(last_content).filter(|_| juju_lag.len() == n));
     out["time_to_ready_secs"] =
-        json!(since(timing.ready.values().max().copied()).filter(|_| all(timing.ready.len())));
+        json!(since(timing.ready.values().max().copied()).filter(|_| timing.ready.len() == n));
     for v in [
         &mut juju_lag,
         &mut ready_lag,
