@@ -42,6 +42,17 @@ use tracing::warn;
 /// Number of ConfigMaps the record is spread over.
 pub const SHARDS: usize = 32;
 
+/// Bytes per second the record's writes may average (see [`OwnershipRecord::persist`]).
+pub const WRITE_RATE: usize = 2_000_000;
+
+/// Longest pause between two persists, however large the record.
+const MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The pause before the next persist after one that wrote `bytes`.
+fn pause_after(bytes: usize) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(bytes as f64 / WRITE_RATE as f64).min(MAX_PAUSE)
+}
+
 /// Prefix of the shards' names; shard `i` is `<PREFIX>-<i:02>`.
 pub const CONFIGMAP_PREFIX: &str = "juju-secrets-operator-ownership";
 
@@ -370,7 +381,8 @@ fn shard_of(uid: &str) -> usize {
 pub struct OwnershipRecord {
     api: Option<Api<ConfigMap>>,
     state: Mutex<State>,
-    writer: tokio::sync::Mutex<()>,
+    /// Held by the one persist writing; the earliest time the next may start.
+    writer: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 fn parse_shard(name: &str, cm: &ConfigMap) -> BTreeMap<String, Entry> {
@@ -407,7 +419,7 @@ impl OwnershipRecord {
         Ok(Self {
             api: Some(api),
             state: Mutex::new(state),
-            writer: tokio::sync::Mutex::new(()),
+            writer: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -427,7 +439,7 @@ impl OwnershipRecord {
         Self {
             api: None,
             state: Mutex::new(State::new()),
-            writer: tokio::sync::Mutex::new(()),
+            writer: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -798,9 +810,22 @@ impl OwnershipRecord {
 
     /// Makes every change made so far durable: returns once the ConfigMaps hold them
     /// (one write per touched shard covers every caller waiting meanwhile).
+    ///
+    /// The record's writes are paced to [`WRITE_RATE`]: after a persist that wrote B
+    /// bytes, the next one starts B / `WRITE_RATE` later at the earliest, and covers
+    /// every change made meanwhile. A shard is rewritten whole, so without the pace a
+    /// burst of creates would rewrite the whole record for every few of them (bytes
+    /// growing with the square of the objects, all of it kept in etcd's history until
+    /// compaction).
     pub async fn persist(&self) -> Result<(), String> {
         let wanted = self.state().version;
-        let _writer = self.writer.lock().await;
+        let mut writer = self.writer.lock().await;
+        if self.state().persisted >= wanted {
+            return Ok(());
+        }
+        if let Some(at) = *writer {
+            tokio::time::sleep_until(at).await;
+        }
         let (dirty, version) = {
             let mut state = self.state();
             if state.persisted >= wanted {
@@ -819,27 +844,32 @@ impl OwnershipRecord {
             (dirty, state.version)
         };
         let writes = dirty.into_iter().map(|i| self.write_shard(i));
+        let mut written = 0;
         for result in futures::future::join_all(writes).await {
-            result?;
+            written += result?;
         }
+        *writer = Some(tokio::time::Instant::now() + pause_after(written));
         let mut state = self.state();
         state.persisted = state.persisted.max(version);
         Ok(())
     }
 
-    /// Writes shard `i`; on a conflict, merges what is stored and tries again.
-    async fn write_shard(&self, i: usize) -> Result<(), String> {
+    /// Writes shard `i`; on a conflict, merges what is stored and tries again. Returns
+    /// the bytes written.
+    async fn write_shard(&self, i: usize) -> Result<usize, String> {
         let Some(api) = &self.api else {
-            return Ok(());
+            return Ok(0);
         };
         let name = shard_name(i);
+        let mut written = 0;
         for _attempt in 0..5 {
-            let (text, resource_version, written) = {
+            let (text, resource_version, version) = {
                 let state = self.state();
                 let shard = &state.shards[i];
                 let text = serde_json::to_string(&shard.entries).map_err(|e| e.to_string())?;
                 (text, shard.resource_version.clone(), state.version)
             };
+            written += text.len();
             let cm = ConfigMap {
                 metadata: ObjectMeta {
                     name: Some(name.clone()),
@@ -867,8 +897,8 @@ impl OwnershipRecord {
                     let shard = &mut state.shards[i];
                     shard.resource_version = stored.metadata.resource_version;
                     // Changes made while the write was in flight stay touched.
-                    shard.touched.retain(|_, at| *at > written);
-                    return Ok(());
+                    shard.touched.retain(|_, at| *at > version);
+                    return Ok(written);
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => {
                     // Another process wrote this shard since it was read: merge.

@@ -465,6 +465,7 @@ where
     K: kube::Resource
         + Clone
         + k8s_openapi::serde::de::DeserializeOwned
+        + k8s_openapi::serde::Serialize
         + std::fmt::Debug
         + Send
         + 'static,
@@ -499,7 +500,10 @@ where
                     meta.namespace.as_deref().unwrap_or(""),
                     meta.name.as_deref().unwrap_or("")
                 );
+                // Each write's stored object, in bytes of JSON (what one write carried).
+                let size = serde_json::to_vec(&obj).map_or(0, |v| v.len() as u64);
                 if let Ok(mut m) = c.lock() {
+                    *m.entry(format!("{BYTES_PREFIX}{key}")).or_default() += size;
                     *m.entry(key).or_default() += 1;
                 }
             }
@@ -508,7 +512,10 @@ where
     (counts, task)
 }
 
-/// Stops a [`count_writes`] task and returns its counts.
+/// Keys of [`count_writes`]'s bytes per object (its other keys count writes).
+const BYTES_PREFIX: &str = "bytes:";
+
+/// Stops a [`count_writes`] task and returns its counts of writes per object.
 fn writes_counted(
     (counts, task): (
         Arc<Mutex<BTreeMap<String, u64>>>,
@@ -516,7 +523,15 @@ fn writes_counted(
     ),
 ) -> BTreeMap<String, u64> {
     task.abort();
-    counts.lock().map(|m| m.clone()).unwrap_or_default()
+    counts
+        .lock()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !k.starts_with(BYTES_PREFIX))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// etcd's global revision (a list's resourceVersion): it counts every write the
@@ -995,17 +1010,22 @@ async fn record_cost(s: &Setup, b: &Before, n: u64, out: &mut Value) -> Res<()> 
     // The watch delivers within milliseconds; give it a moment to catch up.
     tokio::time::sleep(Duration::from_millis(500)).await;
     b.record_writes.1.abort();
-    let writes: u64 = b
+    let (writes, written): (u64, u64) = b
         .record_writes
         .0
         .lock()
         .map(|m| {
             m.iter()
                 .filter(|(k, _)| k.contains(RECORD_PREFIX))
-                .map(|(_, v)| *v)
-                .sum()
+                .fold((0, 0), |(w, by), (k, v)| {
+                    if k.starts_with(BYTES_PREFIX) {
+                        (w, by + v)
+                    } else {
+                        (w + v, by)
+                    }
+                })
         })
-        .unwrap_or(0);
+        .unwrap_or((0, 0));
     let cms = Api::<ConfigMap>::namespaced(s.kube.clone(), CONN_NS)
         .list(&ListParams::default())
         .await
@@ -1027,11 +1047,13 @@ async fn record_cost(s: &Setup, b: &Before, n: u64, out: &mut Value) -> Res<()> 
     }
     out["converge_record_writes"] = json!(writes);
     out["converge_record_writes_per_secret"] = json!(writes as f64 / n.max(1) as f64);
+    out["converge_record_bytes_written"] = json!(written);
     out["record_bytes"] = json!(bytes);
     out["record_largest_shard_bytes"] = json!(largest);
     out["record_entries"] = json!(entries);
     eprintln!(
-        "  ownership record: {writes} ConfigMap writes during convergence; {entries} entries, {bytes} bytes, largest shard {largest} bytes"
+        "  ownership record: {writes} ConfigMap writes ({:.1} MB) during convergence; {entries} entries, {bytes} bytes, largest shard {largest} bytes",
+        written as f64 / 1e6
     );
     Ok(())
 }
