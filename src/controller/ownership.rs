@@ -1358,6 +1358,21 @@ mod tests {
         assert!(largest < 1024 * 1024, "largest shard: {largest} bytes");
     }
 
+    /// The pause after a persist grows with the bytes it wrote (the record's write
+    /// rate), and is bounded, so a huge record still persists within seconds.
+    #[test]
+    fn persists_are_paced_by_the_bytes_written() {
+        use std::time::Duration;
+        assert_eq!(pause_after(0), Duration::ZERO);
+        assert_eq!(pause_after(WRITE_RATE), Duration::from_secs(1));
+        assert_eq!(pause_after(WRITE_RATE / 4), Duration::from_millis(250));
+        // 32 shards of ~75 KiB (10,000 entries): about 1.2 s.
+        let whole_record = 32 * 75 * 1024;
+        assert!(pause_after(whole_record) > Duration::from_secs(1));
+        assert!(pause_after(whole_record) < Duration::from_secs(2));
+        assert_eq!(pause_after(usize::MAX), MAX_PAUSE);
+    }
+
     /// A conflict merges: the stored entries of other objects are kept, this
     /// process's own changes win.
     #[test]
