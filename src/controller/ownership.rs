@@ -27,7 +27,10 @@
 //! this process's own changes winning for the objects it touched. Changes are made
 //! durable with group commit ([`OwnershipRecord::persist`]): the write batcher calls it
 //! before every bulk Juju write, so one write per touched shard covers every claim and
-//! confirmation made until then.
+//! confirmation made until then. Persists are paced to [`WRITE_RATE`] bytes per second
+//! (a whole shard is rewritten for any change in it, so during a burst of creates most
+//! persists rewrite the whole record): the pace bounds what a burst costs the apiserver
+//! and etcd's history, and makes each persist cover more creates.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
