@@ -830,10 +830,8 @@ impl OwnershipRecord {
             tokio::time::sleep_until(at).await;
         }
         let (dirty, version) = {
+            // `persisted` moves only under the writer lock, held since the check above.
             let mut state = self.state();
-            if state.persisted >= wanted {
-                return Ok(());
-            }
             let dirty: Vec<usize> = (0..SHARDS)
                 .filter(|&i| !state.shards[i].touched.is_empty())
                 .collect();

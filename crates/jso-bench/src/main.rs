@@ -452,15 +452,16 @@ fn record_calls(out: &mut Value, mismatches: &mut Vec<Value>, prefix: &str, w: &
     }
 }
 
-/// Counts the writes of one kind the apiserver reports by watch from `rv` on, per
-/// `namespace/name`, into the returned map, until the task is aborted.
-fn count_writes<K>(
-    api: Api<K>,
-    rv: String,
-) -> (
-    Arc<Mutex<BTreeMap<String, u64>>>,
+/// Writes (and bytes stored) per `namespace/name`, and the task counting them.
+type WriteCounter = (
+    Arc<Mutex<BTreeMap<String, (u64, u64)>>>,
     tokio::task::JoinHandle<()>,
-)
+);
+
+/// Counts the writes of one kind the apiserver reports by watch from `rv` on, per
+/// `namespace/name`, into the returned map (writes, and the bytes of the objects they
+/// stored as JSON), until the task is aborted.
+fn count_writes<K>(api: Api<K>, rv: String) -> WriteCounter
 where
     K: kube::Resource
         + Clone
@@ -503,8 +504,9 @@ where
                 // Each write's stored object, in bytes of JSON (what one write carried).
                 let size = serde_json::to_vec(&obj).map_or(0, |v| v.len() as u64);
                 if let Ok(mut m) = c.lock() {
-                    *m.entry(format!("{BYTES_PREFIX}{key}")).or_default() += size;
-                    *m.entry(key).or_default() += 1;
+                    let (writes, bytes) = m.entry(key).or_default();
+                    *writes += 1;
+                    *bytes += size;
                 }
             }
         }
@@ -512,23 +514,14 @@ where
     (counts, task)
 }
 
-/// Keys of [`count_writes`]'s bytes per object (its other keys count writes).
-const BYTES_PREFIX: &str = "bytes:";
-
 /// Stops a [`count_writes`] task and returns its counts of writes per object.
-fn writes_counted(
-    (counts, task): (
-        Arc<Mutex<BTreeMap<String, u64>>>,
-        tokio::task::JoinHandle<()>,
-    ),
-) -> BTreeMap<String, u64> {
+fn writes_counted((counts, task): WriteCounter) -> BTreeMap<String, u64> {
     task.abort();
     counts
         .lock()
         .map(|m| {
             m.iter()
-                .filter(|(k, _)| !k.starts_with(BYTES_PREFIX))
-                .map(|(k, v)| (k.clone(), *v))
+                .map(|(k, (writes, _))| (k.clone(), *writes))
                 .collect()
         })
         .unwrap_or_default()
@@ -980,10 +973,7 @@ struct Before {
     kube_cpu: (f64, f64),
     /// Writes of ConfigMaps in the operator's namespace (its ownership record) from
     /// here on.
-    record_writes: (
-        Arc<Mutex<BTreeMap<String, u64>>>,
-        tokio::task::JoinHandle<()>,
-    ),
+    record_writes: WriteCounter,
 }
 
 async fn before(s: &Setup, port: u16, kubeconfig: &Path) -> Res<Before> {
@@ -1017,12 +1007,8 @@ async fn record_cost(s: &Setup, b: &Before, n: u64, out: &mut Value) -> Res<()> 
         .map(|m| {
             m.iter()
                 .filter(|(k, _)| k.contains(RECORD_PREFIX))
-                .fold((0, 0), |(w, by), (k, v)| {
-                    if k.starts_with(BYTES_PREFIX) {
-                        (w, by + v)
-                    } else {
-                        (w + v, by)
-                    }
+                .fold((0, 0), |(w, by), (_, (writes, bytes))| {
+                    (w + writes, by + bytes)
                 })
         })
         .unwrap_or((0, 0));
