@@ -53,6 +53,15 @@ enum Mode {
     /// The operator runs and is ready, then the N JujuSecrets are applied at once with
     /// server-side apply from one file.
     Gitops,
+    /// No operator: the apiserver's cost of each kind of write the operator makes per
+    /// object (status by server-side apply or by merge patch, the finalizer's JSON
+    /// patch, an annotation merge patch), `--write-probe` of each, rounds alternating.
+    Writes,
+    /// No operator, no Juju: the N JujuSecrets applied as in `gitops` (parallel) and,
+    /// as each apply returns, the apiserver requests a finalizer-first operator makes for
+    /// that object, in its order (finalizer, source Secret read, status): the earliest
+    /// the last secret could reach Juju, and the last object be Ready, on this apiserver.
+    Floor,
 }
 
 /// How the `gitops` mode applies the N objects.
@@ -62,6 +71,15 @@ enum Applier {
     Kubectl,
     /// Server-side apply requests, `--apply-in-flight` at a time.
     Parallel,
+}
+
+/// The order of the `floor` mode's requests.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Schedule {
+    /// Finalizer, read, status, object by object.
+    PerObject,
+    /// Finalizer and read of every object, then every status.
+    StatusesLast,
 }
 
 #[derive(Parser, Debug)]
@@ -113,6 +131,11 @@ struct Args {
     /// The peer script.
     #[arg(long, default_value = "bench/libjuju_peer.py")]
     peer_script: PathBuf,
+    /// `floor` mode: `per-object` (each object's status follows its finalizer and read)
+    /// or `statuses-last` (every status after every finalizer and read: the schedule
+    /// that brings the last Juju write earliest).
+    #[arg(long, value_enum, default_value_t = Schedule::PerObject)]
+    floor_schedule: Schedule,
     /// An extra argument for `juju-secrets-operator run` (repeatable), e.g.
     /// `--operator-arg=--max-concurrent-reconciles=256`.
     #[arg(long)]
@@ -951,12 +974,19 @@ async fn run(args: &Args) -> Res<Value> {
     let s = setup(args).await?;
     let mut out = json!({
         "n": args.n, "m": args.m, "refresh_secs": args.refresh_secs,
-        "mode": match args.mode { Mode::Restart => "restart", Mode::Gitops => "gitops" },
+        "mode": match args.mode {
+            Mode::Restart => "restart",
+            Mode::Gitops => "gitops",
+            Mode::Writes => "writes",
+            Mode::Floor => "floor",
+        },
     });
     let mut mismatches = Vec::new();
     match args.mode {
         Mode::Restart => run_restart(args, s, &mut out, &mut mismatches).await?,
         Mode::Gitops => run_gitops(args, s, &mut out, &mut mismatches).await?,
+        Mode::Writes => run_writes(args, s, &mut out).await?,
+        Mode::Floor => run_floor(args, s, &mut out).await?,
     }
     out["call_counts_agree"] = json!(mismatches.is_empty());
     out["call_count_mismatches"] = json!(mismatches);
@@ -1895,4 +1925,272 @@ fn is_juju_write(method: &str) -> bool {
     ]
     .iter()
     .any(|p| m.starts_with(p))
+}
+
+/// Kinds of write [`run_writes`] compares.
+const WRITE_KINDS: [&str; 5] = [
+    "status-apply",
+    "status-merge",
+    "status-json",
+    "finalizer-json",
+    "annotation-merge",
+];
+
+/// One write of `kind` to object `i` in round `round` (every write changes something,
+/// so none is a no-op the apiserver skips).
+async fn write_once(jss: &Api<JujuSecret>, kind: &str, i: usize, round: usize) -> Res<()> {
+    let name = format!("js-{i}");
+    // A revision of its own per round and kind: no write repeats the stored status.
+    let kind_no = WRITE_KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+    let revision = round * WRITE_KINDS.len() + kind_no + 1;
+    // What the operator writes once an object is Ready (the same fields and sizes).
+    let status = json!({
+        "secretId": format!("d4k2n9s7q1m0r5t8v3w{i:05}"),
+        "secretUri": format!("secret:0a1b2c3d-4e5f-4a7b-8c9d-0e1f2a3b4c5d/d4k2n9s7q1m0r5t8v3w{i:05}"),
+        "modelUuid": "0a1b2c3d-4e5f-4a7b-8c9d-0e1f2a3b4c5d",
+        "revision": revision,
+        "observedGeneration": 1,
+        "lastSyncTime": format!("2026-12-06T12:00:{:02}Z", round % 60),
+        "contentMac": format!("hmac-sha256:{}", "ab".repeat(32)),
+        "owned": true,
+        "conditions": [{
+            "type": "Ready", "status": "True", "reason": "Synced",
+            "message": format!("revision {revision} of the secret is in Juju"),
+            "lastTransitionTime": "2026-12-06T12:00:00Z", "observedGeneration": 1,
+        }],
+    });
+    let r = match kind {
+        "status-apply" => {
+            let patch = json!({
+                "apiVersion": "secrets.juju.is/v1alpha1", "kind": "JujuSecret", "status": status,
+            });
+            jss.patch_status(
+                &name,
+                &PatchParams::apply("juju-secrets-operator").force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        }
+        "status-merge" => {
+            jss.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "status": status })),
+            )
+            .await
+        }
+        "status-json" => {
+            // The whole status replaced by one JSON patch operation (no read, no merge).
+            let ops = json!([{"op": "add", "path": "/status", "value": status}]);
+            let patch = serde_json::from_value(ops).map_err(|e| e.to_string())?;
+            jss.patch_status(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                .await
+        }
+        "finalizer-json" => {
+            // Added in odd rounds, removed in even ones: what kube-runtime's finalizer
+            // helper sends (a test of the list, then the change).
+            let ops = if round % 2 == 1 {
+                json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": ["secrets.juju.is/cleanup"]},
+                ])
+            } else {
+                json!([
+                    {"op": "test", "path": "/metadata/finalizers/0", "value": "secrets.juju.is/cleanup"},
+                    {"op": "remove", "path": "/metadata/finalizers/0"},
+                ])
+            };
+            let patch = serde_json::from_value(ops).map_err(|e| e.to_string())?;
+            jss.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                .await
+        }
+        _ => {
+            let patch =
+                json!({"metadata": {"annotations": {"bench.juju.is/probe": round.to_string()}}});
+            jss.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+        }
+    };
+    r.map(|_| ()).map_err(|e| format!("{kind} of {name}: {e}"))
+}
+
+/// `--mode writes`: N JujuSecrets exist (no operator runs); then rounds of
+/// `--write-probe` writes of each kind in [`WRITE_KINDS`] (one per object, objects in
+/// turn, [`PROBE_IN_FLIGHT`] in flight), the kinds alternating round by round; per round
+/// and kind the wall time and the CPU seconds of the apiserver and of etcd.
+async fn run_writes(args: &Args, s: Setup, out: &mut Value) -> Res<()> {
+    let n = args.n.max(1);
+    let writes = args.write_probe.max(1);
+    create_objects(&s.secrets, &s.jss, n, args.m, true).await?;
+    // Every object gets a status first, so each measured status write replaces one.
+    run_kind(&s.jss, "status-apply", n, n, 0).await?;
+    let mut rows = Vec::new();
+    for round in 1..=6 {
+        for kind in WRITE_KINDS {
+            let (api0, etcd0) = kube_cpu(&args.kubeconfig);
+            let t = Instant::now();
+            run_kind(&s.jss, kind, n, writes, round).await?;
+            let secs = t.elapsed().as_secs_f64();
+            let (api1, etcd1) = kube_cpu(&args.kubeconfig);
+            let row = json!({
+                "round": round, "kind": kind, "writes": writes, "secs": secs,
+                "writes_per_sec": writes as f64 / secs,
+                "apiserver_cpu_ms_per_write": (api1 - api0) * 1000.0 / writes as f64,
+                "etcd_cpu_ms_per_write": (etcd1 - etcd0) * 1000.0 / writes as f64,
+            });
+            eprintln!("  {row}");
+            rows.push(row);
+        }
+    }
+    let mut summary = serde_json::Map::new();
+    for kind in WRITE_KINDS {
+        let of = |field: &str| {
+            let mut v: Vec<f64> = rows
+                .iter()
+                .filter(|r| r["kind"] == kind)
+                .filter_map(|r| r[field].as_f64())
+                .collect();
+            v.sort_by(f64::total_cmp);
+            json!({"median": pct(&v, 50.0), "min": v.first(), "max": v.last()})
+        };
+        summary.insert(
+            kind.to_owned(),
+            json!({
+                "writes_per_sec": of("writes_per_sec"),
+                "apiserver_cpu_ms_per_write": of("apiserver_cpu_ms_per_write"),
+                "etcd_cpu_ms_per_write": of("etcd_cpu_ms_per_write"),
+            }),
+        );
+    }
+    out["writes"] = json!(rows);
+    out["writes_summary"] = Value::Object(summary);
+    Ok(())
+}
+
+/// `writes` writes of `kind`, objects `0..n` in turn, [`PROBE_IN_FLIGHT`] in flight.
+async fn run_kind(
+    jss: &Api<JujuSecret>,
+    kind: &str,
+    n: usize,
+    writes: usize,
+    round: usize,
+) -> Res<()> {
+    futures::stream::iter(0..writes)
+        .map(|k| write_once(jss, kind, k % n, round))
+        .buffer_unordered(PROBE_IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await
+        .map(|_| ())
+}
+
+/// `--mode floor`. First the same N JujuSecrets applied alone to another namespace
+/// (timed); then the N applied again, `--apply-in-flight` at a time, and as each apply
+/// returns, that object's requests as a finalizer-first operator makes them: the
+/// finalizer's JSON patch, the source Secret's read (odd objects), the status by
+/// server-side apply (`--floor-schedule statuses-last`: every status once every
+/// finalizer and read is done); [`PROBE_IN_FLIGHT`] objects' requests in flight (the
+/// operator's bound). From the apply's start: the last object applied, the last finalizer-and-read
+/// (the earliest the last secret could be written to Juju), the last status (the
+/// earliest the last object could be Ready); and the CPU of the apiserver and etcd.
+async fn run_floor(args: &Args, s: Setup, out: &mut Value) -> Res<()> {
+    let (n, m) = (args.n, args.m);
+    create_objects(&s.secrets, &s.jss, n, m, false).await?;
+    let in_flight = args.apply_in_flight.max(1);
+    let t = Instant::now();
+    apply_parallel(
+        Api::namespaced(s.kube.clone(), ALONE_NS),
+        n,
+        m,
+        ALONE_NS.to_owned(),
+        in_flight,
+    )
+    .await?;
+    out["apply_alone_secs"] = json!(t.elapsed().as_secs_f64());
+
+    let (api0, etcd0) = kube_cpu(&args.kubeconfig);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let t0 = Instant::now();
+    let apply = {
+        let jss = s.jss.clone();
+        tokio::spawn(async move {
+            let pp = PatchParams::apply("jso-bench");
+            futures::stream::iter(0..n)
+                .map(|i| {
+                    let (jss, pp, tx) = (jss.clone(), pp.clone(), tx.clone());
+                    async move {
+                        jss.patch(
+                            &format!("js-{i}"),
+                            &pp,
+                            &Patch::Apply(jujusecret_in(i, m, NS)),
+                        )
+                        .await
+                        .map_err(|e| format!("apply js-{i}: {e}"))?;
+                        let _ = tx.send(i);
+                        Ok::<(), String>(())
+                    }
+                })
+                .buffer_unordered(in_flight)
+                .try_collect::<Vec<_>>()
+                .await?;
+            Ok::<f64, String>(t0.elapsed().as_secs_f64())
+        })
+    };
+    let last_juju = Arc::new(Mutex::new(0f64));
+    let last_ready = Arc::new(Mutex::new(0f64));
+    let per_object = args.floor_schedule == Schedule::PerObject;
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) })
+        .map(|i| {
+            let (jss, secrets) = (s.jss.clone(), s.secrets.clone());
+            let (last_juju, last_ready) = (last_juju.clone(), last_ready.clone());
+            async move {
+                write_once(&jss, "finalizer-json", i, 1).await?;
+                if i % 2 == 1 {
+                    secrets
+                        .get(&format!("src-{i}"))
+                        .await
+                        .map_err(|e| format!("read src-{i}: {e}"))?;
+                }
+                let at = t0.elapsed().as_secs_f64();
+                if let Ok(mut l) = last_juju.lock() {
+                    *l = l.max(at);
+                }
+                if per_object {
+                    write_once(&jss, "status-apply", i, 0).await?;
+                    let at = t0.elapsed().as_secs_f64();
+                    if let Ok(mut l) = last_ready.lock() {
+                        *l = l.max(at);
+                    }
+                }
+                Ok::<(), String>(())
+            }
+        })
+        .buffer_unordered(PROBE_IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let applied = apply.await.map_err(|e| e.to_string())??;
+    if !per_object {
+        run_kind(&s.jss, "status-apply", n, n, 0).await?;
+        if let Ok(mut l) = last_ready.lock() {
+            *l = t0.elapsed().as_secs_f64();
+        }
+    }
+    let (api1, etcd1) = kube_cpu(&args.kubeconfig);
+    let get = |l: &Arc<Mutex<f64>>| l.lock().map(|v| *v).unwrap_or(f64::NAN);
+    out["apply_secs"] = json!(applied);
+    out["floor_schedule"] = json!(if per_object {
+        "per-object"
+    } else {
+        "statuses-last"
+    });
+    out["floor_juju_secs"] = json!(get(&last_juju));
+    out["floor_ready_secs"] = json!(get(&last_ready));
+    out["apiserver_cpu_secs"] = json!(api1 - api0);
+    out["etcd_cpu_secs"] = json!(etcd1 - etcd0);
+    eprintln!(
+        "  floor: apply alone {:.1}s; with the operator's requests: applied {applied:.1}s, last finalizer+read {:.1}s, last status {:.1}s",
+        out["apply_alone_secs"].as_f64().unwrap_or(f64::NAN),
+        get(&last_juju),
+        get(&last_ready)
+    );
+    Ok(())
 }
