@@ -10,6 +10,7 @@
 //!   in flight go out together in the next bulk call.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -377,8 +378,11 @@ const BATCH_LINGER: Duration = Duration::from_millis(25);
 /// How long the first write of a batch waits for others while writes keep coming
 /// together (a cold start, a mass edit): items for one model arrive at the rate the whole
 /// operator converges divided by the number of models (the apiserver bounds that rate),
-/// so batches fill only over seconds.
-const BATCH_LINGER_BUSY: Duration = Duration::from_secs(5);
+/// so batches fill only over seconds. The waiting passes hold no reconcile slot (they
+/// wait as tails, see `jujusecret::tail`), and the last batch of a burst goes
+/// [`BUSY_QUIET`] after its last write whatever this says: a long linger costs the
+/// secrets in the middle of a burst some seconds, not the burst's end.
+const BATCH_LINGER_BUSY: Duration = Duration::from_secs(10);
 
 /// While busy, a batch goes out early when no write came for this long.
 const BUSY_QUIET: Duration = Duration::from_millis(1500);
@@ -387,11 +391,18 @@ const BUSY_QUIET: Duration = Duration::from_millis(1500);
 /// busy (edits one after another make one-write batches and stay fast).
 const BUSY_WITHIN: Duration = Duration::from_secs(2);
 
+/// Writes waiting in all the models' queues together from which every queue counts as
+/// busy: a burst over many models (a cold start) brings each model only a write now and
+/// then at first, which alone would go out one by one.
+const BUSY_WAITING: usize = 64;
+
 /// Sends the creates and updates of one model in bulk calls.
 pub struct WriteBatcher {
     juju: JujuClient,
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Write>>>,
     record: Arc<OwnershipRecord>,
+    /// Writes queued and not yet sent, over every model.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl WriteBatcher {
@@ -408,6 +419,7 @@ impl WriteBatcher {
             juju,
             queues: Mutex::default(),
             record,
+            waiting: Arc::default(),
         }
     }
 
@@ -420,6 +432,7 @@ impl WriteBatcher {
         tokio::spawn(drain(
             self.juju.clone(),
             self.record.clone(),
+            self.waiting.clone(),
             model_uuid.to_owned(),
             rx,
         ));
@@ -427,30 +440,43 @@ impl WriteBatcher {
         tx
     }
 
-    /// Creates one secret, in a bulk call with whatever else is waiting.
-    pub async fn create(
+    /// Creates one secret, in a bulk call with whatever else is waiting. The write is
+    /// queued when this is called; the future waits for Juju's answer.
+    pub fn create(
         &self,
         model_uuid: &str,
         secret: NewSecret,
-    ) -> Result<Result<SecretUri, ApiError>, SharedFailure> {
+    ) -> impl Future<Output = Result<Result<SecretUri, ApiError>, SharedFailure>> + use<> {
         let (tx, rx) = oneshot::channel();
-        self.send(model_uuid, Write::Create(secret, tx))?;
-        rx.await.map_err(|_| closed())?
+        let queued = self.send(model_uuid, Write::Create(secret, tx));
+        async move {
+            queued?;
+            rx.await.map_err(|_| closed())?
+        }
     }
 
-    /// Updates one secret, in a bulk call with whatever else is waiting.
-    pub async fn update(
+    /// Updates one secret, in a bulk call with whatever else is waiting. The write is
+    /// queued when this is called; the future waits for Juju's answer.
+    pub fn update(
         &self,
         model_uuid: &str,
         update: SecretUpdate,
-    ) -> Result<Result<(), ApiError>, SharedFailure> {
+    ) -> impl Future<Output = Result<Result<(), ApiError>, SharedFailure>> + use<> {
         let (tx, rx) = oneshot::channel();
-        self.send(model_uuid, Write::Update(update, tx))?;
-        rx.await.map_err(|_| closed())?
+        let queued = self.send(model_uuid, Write::Update(update, tx));
+        async move {
+            queued?;
+            rx.await.map_err(|_| closed())?
+        }
     }
 
     fn send(&self, model_uuid: &str, write: Write) -> Result<(), SharedFailure> {
-        self.queue(model_uuid).send(write).map_err(|_| closed())
+        // Counted before it can be taken, so the count never goes below zero.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.queue(model_uuid).send(write).map_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            closed()
+        })
     }
 }
 
@@ -481,11 +507,13 @@ struct Linger {
 impl Pace {
     /// How a batch whose first write arrived at `now` waits: briefly when the queue is
     /// idle, longer while busy (a batch of several writes went out within
-    /// [`BUSY_WITHIN`]).
-    fn linger(&self, now: Instant) -> Linger {
-        let busy = self
-            .last_multi
-            .is_some_and(|t| now.saturating_duration_since(t) < BUSY_WITHIN);
+    /// [`BUSY_WITHIN`], or `waiting` writes over all models are at least
+    /// [`BUSY_WAITING`]).
+    fn linger(&self, now: Instant, waiting: usize) -> Linger {
+        let busy = waiting >= BUSY_WAITING
+            || self
+                .last_multi
+                .is_some_and(|t| now.saturating_duration_since(t) < BUSY_WITHIN);
         if busy {
             Linger {
                 deadline: now + BATCH_LINGER_BUSY,
@@ -522,6 +550,7 @@ impl Linger {
 async fn drain(
     juju: JujuClient,
     record: Arc<OwnershipRecord>,
+    waiting: Arc<AtomicUsize>,
     model_uuid: String,
     mut rx: mpsc::UnboundedReceiver<Write>,
 ) {
@@ -529,7 +558,7 @@ async fn drain(
     while let Some(first) = rx.recv().await {
         // Writes of many objects reconciled together arrive a few milliseconds apart:
         // wait a moment for them so they share one round trip; longer while busy.
-        let linger = pace.linger(Instant::now());
+        let linger = pace.linger(Instant::now(), waiting.load(Ordering::Relaxed));
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             let Some(wait) = linger.wait(Instant::now()) else {
@@ -547,6 +576,7 @@ async fn drain(
             }
         }
         pace.sent(Instant::now(), batch.len());
+        waiting.fetch_sub(batch.len(), Ordering::Relaxed);
         let mut creates = Vec::new();
         let mut updates = Vec::new();
         for w in batch {
@@ -643,7 +673,7 @@ mod tests {
     fn an_idle_queue_sends_a_lone_write_after_the_short_linger() {
         let t0 = Instant::now();
         let pace = Pace::default();
-        let linger = pace.linger(t0);
+        let linger = pace.linger(t0, 0);
         assert_eq!(linger.wait(t0), Some(BATCH_LINGER));
         assert_eq!(linger.wait(t0 + BATCH_LINGER), None);
     }
@@ -656,7 +686,7 @@ mod tests {
         // 200 ms after a burst the queue is busy: the next batch may wait up to the
         // busy linger, but never longer than the quiet interval at a time.
         let start = t0 + Duration::from_millis(200);
-        let linger = pace.linger(start);
+        let linger = pace.linger(start, 0);
         assert_eq!(linger.deadline, start + BATCH_LINGER_BUSY);
         assert_eq!(linger.wait(start), Some(BUSY_QUIET));
         let late = start + BATCH_LINGER_BUSY - Duration::from_millis(300);
@@ -669,19 +699,30 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = Pace::default();
         pace.sent(t0, 5);
-        assert_eq!(pace.linger(t0 + BUSY_WITHIN).quiet, None);
+        assert_eq!(pace.linger(t0 + BUSY_WITHIN, 0).quiet, None);
         // Writes one after another make one-write batches: never busy.
         let mut pace = Pace::default();
         for i in 0..10 {
             let now = t0 + Duration::from_millis(100 * i);
-            assert_eq!(pace.linger(now).quiet, None, "write {i}");
+            assert_eq!(pace.linger(now, 1).quiet, None, "write {i}");
             pace.sent(now, 1);
         }
         // A one-write batch after a burst ends the busy state at once.
         let mut pace = Pace::default();
         pace.sent(t0, 5);
         pace.sent(t0 + Duration::from_millis(10), 1);
-        assert_eq!(pace.linger(t0 + Duration::from_millis(20)).quiet, None);
+        assert_eq!(pace.linger(t0 + Duration::from_millis(20), 0).quiet, None);
+    }
+
+    #[test]
+    fn a_burst_over_many_models_makes_every_queue_busy() {
+        let t0 = Instant::now();
+        // The model's own queue saw nothing yet, but writes wait elsewhere.
+        let pace = Pace::default();
+        assert_eq!(pace.linger(t0, BUSY_WAITING - 1).quiet, None);
+        let busy = pace.linger(t0, BUSY_WAITING);
+        assert_eq!(busy.deadline, t0 + BATCH_LINGER_BUSY);
+        assert_eq!(busy.quiet, Some(BUSY_QUIET));
     }
 
     #[test]

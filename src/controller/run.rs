@@ -367,9 +367,13 @@ async fn run_jujusecrets(
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
+    // Passes that finish as tasks once their Juju write is queued; their follow-up
+    // passes come back through `retrigger`.
+    let (retrigger_tx, mut retrigger) = tokio::sync::mpsc::unbounded_channel();
+    let tails = Arc::new(jujusecret::Tails::new(retrigger_tx));
     let on_delete = {
-        let ctx = ctx.clone();
-        move |js: JujuSecret| jujusecret::deleted(Arc::new(js), ctx.clone())
+        let (ctx, tails) = (ctx.clone(), tails.clone());
+        move |js: JujuSecret| jujusecret::deleted(Arc::new(js), ctx.clone(), tails.clone())
     };
     let controller = lean_controller(
         api,
@@ -400,13 +404,20 @@ async fn run_jujusecrets(
                     .collect::<Vec<_>>()
             },
         )
+        .reconcile_on(futures::stream::poll_fn(move |cx| retrigger.poll_recv(cx)))
         .shutdown_on_signal()
         .run(
-            |js, ctx: Arc<Context>| async move {
-                let metrics = ctx.metrics.clone();
-                metrics
-                    .timed("JujuSecret", jujusecret::reconcile(js, ctx))
-                    .await
+            {
+                let tails = tails.clone();
+                move |js, ctx: Arc<Context>| {
+                    let tails = tails.clone();
+                    async move {
+                        let metrics = ctx.metrics.clone();
+                        metrics
+                            .timed("JujuSecret", jujusecret::reconcile(js, ctx, tails))
+                            .await
+                    }
+                }
             },
             error_policy,
             ctx.clone(),
@@ -416,6 +427,7 @@ async fn run_jujusecrets(
             async move { report(&ctx, "JujuSecret", result) }
         })
         .await;
+    tails.drain(jujusecret::DRAIN_TIMEOUT).await;
 }
 
 async fn run_grants(

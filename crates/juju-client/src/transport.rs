@@ -104,7 +104,9 @@ pub struct ConnectOptions {
     pub call_timeout: Duration,
     /// Longest a dial + TLS + websocket handshake + login may take.
     pub connect_timeout: Duration,
-    /// Interval of `Pinger.Ping` keepalives; a failed ping drops the connection.
+    /// Interval of `Pinger.Ping` keepalives; a failed ping drops the connection. A
+    /// connection that received an answer within the interval is evidently alive and
+    /// is not pinged.
     pub ping_interval: Duration,
     /// Backoff between reconnection attempts.
     pub backoff: Backoff,
@@ -249,6 +251,9 @@ pub(crate) struct Session {
     facades: HashMap<String, Vec<u32>>,
     /// The controller's version from Login, e.g. `3.6.14`.
     pub server_version: String,
+    /// When the connection last received a frame, in milliseconds after `opened`.
+    heard_ms: AtomicU64,
+    opened: Instant,
 }
 
 #[derive(Serialize)]
@@ -265,6 +270,18 @@ struct RequestFrame<'a, P: Serialize> {
 impl Session {
     fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
+    }
+
+    /// Notes that a frame arrived now.
+    fn heard(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether a frame arrived within `interval` before now.
+    fn heard_within(&self, interval: Duration) -> bool {
+        let heard = Duration::from_millis(self.heard_ms.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(heard) < interval
     }
 
     fn close(&self) {
@@ -738,6 +755,8 @@ async fn dial_and_login(
         closed: closed.clone(),
         facades: HashMap::new(),
         server_version: String::new(),
+        heard_ms: AtomicU64::new(0),
+        opened: Instant::now(),
     };
 
     // Login runs before the session is shared, on a private reader loop.
@@ -849,7 +868,10 @@ async fn dial_and_login(
             };
             match next {
                 Some(Ok(Message::Text(text))) => match reader_session.upgrade() {
-                    Some(session) => session.dispatch(&text),
+                    Some(session) => {
+                        session.heard();
+                        session.dispatch(&text);
+                    }
                     None => break,
                 },
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
@@ -879,6 +901,10 @@ async fn dial_and_login(
             let Some(session) = pinger.upgrade() else {
                 break;
             };
+            // Answers arrived within the interval: the connection is alive.
+            if session.heard_within(ping_interval) {
+                continue;
+            }
             let Ok(version) = session.facade_version("Pinger", &[1]) else {
                 continue;
             };

@@ -971,6 +971,30 @@ async fn keepalive_pings_are_sent() {
 }
 
 #[tokio::test]
+async fn a_connection_that_hears_answers_is_not_pinged() {
+    let env = start("busy_pings").await;
+    let mut options = env.options("admin");
+    options.ping_interval = Duration::from_millis(400);
+    let client = JujuClient::new(options).unwrap();
+    // Calls answered every 50 ms for 2 s: five ping intervals, none of them silent.
+    let busy_until = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < busy_until {
+        client.list_models().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.emulator.call_count("Pinger", "Ping"), 0);
+    // Silent, it is pinged again (proof that the pinger was running all along).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while env.emulator.call_count("Pinger", "Ping") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ping in 10 s of silence"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_controller_that_is_down_is_a_transient_connect_error() {
     let env = start("down").await;
     let mut options = env.options("admin");

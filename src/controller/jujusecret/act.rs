@@ -13,6 +13,7 @@ use super::super::ownership::RecordError;
 use super::Synced;
 use super::decide::{Plan, Write};
 use super::observe::Observed;
+use super::tail::Handoff;
 use crate::crd::condition::reason;
 use crate::crd::secret::{JujuSecret, JujuSecretStatus};
 use juju_client::{ErrorCode, NewSecret, SecretUri};
@@ -25,6 +26,7 @@ pub(super) async fn act(
     facts: Observed,
     plan: Plan,
     base: &mut JujuSecretStatus,
+    handoff: &mut Handoff,
 ) -> Result<Synced, Problem> {
     let Observed {
         uid,
@@ -81,7 +83,7 @@ pub(super) async fn act(
         }
         Write::Create => {
             let (content, mac) = content.unwrap_or_default();
-            let uri = create(js, ctx, &uid, &label, &model, content, &mac, base).await?;
+            let uri = create(js, ctx, &uid, &label, &model, content, &mac, base, handoff).await?;
             outcome.uri = Some(uri);
             Ok(outcome)
         }
@@ -98,7 +100,9 @@ pub(super) async fn act(
             };
             let sent_content = update.content.is_some();
             let sent_prune = update.auto_prune;
-            match ctx.writes.update(&model.uuid, update).await? {
+            let queued = ctx.writes.update(&model.uuid, update);
+            handoff.now();
+            match queued.await? {
                 Ok(()) => {}
                 Err(e) if e.code == ErrorCode::AlreadyExists => {
                     // The listing missed the secret holding that name: read it again, so
@@ -193,6 +197,7 @@ async fn create(
     content: juju_client::SecretContent,
     claimed_mac: &str,
     base: &mut JujuSecretStatus,
+    handoff: &mut Handoff,
 ) -> Result<SecretUri, Problem> {
     // If the operator dies after Juju creates the secret but before the answer is
     // recorded, the next pass recognizes the secret by this claim.
@@ -228,17 +233,18 @@ async fn create(
         description: js.spec.description.clone(),
         content: content.clone(),
     });
-    let created = ctx
-        .writes
-        .create(
-            &model.uuid,
-            NewSecret {
-                label: Some(label.to_owned()),
-                description: js.spec.description.clone(),
-                content,
-            },
-        )
-        .await;
+    let queued = ctx.writes.create(
+        &model.uuid,
+        NewSecret {
+            label: Some(label.to_owned()),
+            description: js.spec.description.clone(),
+            content,
+        },
+    );
+    // Queued behind the claim: the reconcile slot is free for other objects while the
+    // batch gathers (see the `tail` module).
+    handoff.now();
+    let created = queued.await;
     if let Some(copy) = copy {
         let _ = ctx.writes.create(&model.uuid, copy).await;
     }

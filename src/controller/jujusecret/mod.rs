@@ -18,6 +18,7 @@ mod decide;
 mod observe;
 mod preview;
 mod revisions;
+mod tail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,8 @@ use decide::decide;
 use juju_client::SecretUri;
 use observe::observe;
 pub use preview::{SecretPreview, key_changes, preview};
+pub use tail::{DRAIN_TIMEOUT, Tails};
+use tail::{Handoff, Next};
 
 /// Finalizer that lets the operator remove the Juju secret before the object goes.
 pub const FINALIZER: &str = "secrets.juju.is/cleanup";
@@ -75,14 +78,47 @@ struct Synced {
     plan: Option<crate::crd::secret::PlannedChange>,
 }
 
-/// Entry point for the kube-runtime controller.
-pub async fn reconcile(js: Arc<JujuSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// Entry point for the kube-runtime controller. A pass whose Juju write is queued
+/// gives its slot back and finishes as a task ([`tail`]).
+pub async fn reconcile(
+    js: Arc<JujuSecret>,
+    ctx: Arc<Context>,
+    tails: Arc<Tails>,
+) -> Result<Action, Error> {
     let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
     finalizer(&api, FINALIZER, js, |event| async {
         match event {
-            Finalizer::Apply(js) => apply(&js, &ctx).await,
-            Finalizer::Cleanup(js) => cleanup(&js, &ctx).await,
+            Finalizer::Apply(js) => {
+                let handed_off = Some(refresh_interval(&js, &ctx));
+                let (object, ctx) = (js.clone(), ctx.clone());
+                let next = tails
+                    .run(js, handed_off, |mut handoff| async move {
+                        let result = apply(&object, &ctx, &mut handoff).await;
+                        match result {
+                            // The reconcile has returned: the error policy's backoff
+                            // is the tail's to apply.
+                            Err(error) if handoff.handed() => {
+                                let delay = ctx.backoff.next(&object_key(&object));
+                                warn!(
+                                    namespace = object.namespace().unwrap_or_default(),
+                                    name = object.name_any(),
+                                    %error,
+                                    retry_in = ?delay,
+                                    "reconcile error after the Juju write"
+                                );
+                                Ok(Some(delay))
+                            }
+                            result => result,
+                        }
+                    })
+                    .await?;
+                Ok(next.map_or_else(Action::await_change, Action::requeue))
+            }
+            Finalizer::Cleanup(js) => {
+                tails.wait_idle(&js.uid().unwrap_or_default()).await;
+                cleanup(&js, &ctx).await
+            }
         }
     })
     .await
@@ -109,7 +145,7 @@ fn refresh_interval(js: &JujuSecret, ctx: &Context) -> Duration {
 }
 
 #[instrument(skip_all, fields(namespace = cached.namespace().unwrap_or_default(), name = cached.name_any()))]
-async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
+async fn apply(cached: &JujuSecret, ctx: &Context, handoff: &mut Handoff) -> Result<Next, Error> {
     let key = object_key(cached);
     let js = cached;
     // The last status written: output only. It feeds the next status (condition
@@ -118,7 +154,7 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
     // Set to the model once a create was attempted (a failure status then still names
     // the model).
     let mut base = JujuSecretStatus::default();
-    let outcome = sync(js, ctx, &mut base).await;
+    let outcome = sync(js, ctx, &mut base, handoff).await;
     // What the ownership record says of the object: the IDs a status names when the
     // pass did not observe them itself (never the previous status's, which anyone with
     // status rights may have written).
@@ -129,7 +165,7 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
         Ok(synced) => {
             ctx.backoff.reset(&key);
             let status = synced_status(js, &previous, &recorded, &synced);
-            (status, Action::requeue(interval))
+            (status, Some(interval))
         }
         Err(problem) => {
             let delay = if problem.transient {
@@ -150,7 +186,7 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
             }
             (
                 problem_status(js, &previous, &recorded, &problem),
-                Action::requeue(delay),
+                Some(delay),
             )
         }
     };
@@ -162,7 +198,7 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
             warn!("the JujuSecret is gone without its finalizer having run; cleaning up");
             cleanup(js, ctx).await?;
-            return Ok(Action::await_change());
+            return Ok(None);
         }
         written => written?,
     }
@@ -173,7 +209,7 @@ async fn apply(cached: &JujuSecret, ctx: &Context) -> Result<Action, Error> {
 /// ran before its finalizer was removed and the record holds nothing for it; if the
 /// record still does (a deletion that did not wait for the finalizer, or a finalizer
 /// removed by hand), the cleanup runs now, retried with backoff while it fails.
-pub fn deleted(js: Arc<JujuSecret>, ctx: Arc<Context>) {
+pub fn deleted(js: Arc<JujuSecret>, ctx: Arc<Context>, tails: Arc<Tails>) {
     let Some(uid) = js.uid() else {
         return;
     };
@@ -188,8 +224,11 @@ pub fn deleted(js: Arc<JujuSecret>, ctx: Arc<Context>) {
         ctx.refresh_interval,
         move || record.ownership.entry(&uid).is_some(),
         move || {
-            let (js, ctx) = (js.clone(), ctx.clone());
-            async move { cleanup(&js, &ctx).await }
+            let (js, ctx, tails) = (js.clone(), ctx.clone(), tails.clone());
+            async move {
+                tails.wait_idle(&js.uid().unwrap_or_default()).await;
+                cleanup(&js, &ctx).await
+            }
         },
     );
 }
@@ -199,6 +238,7 @@ async fn sync(
     js: &JujuSecret,
     ctx: &Context,
     base: &mut JujuSecretStatus,
+    handoff: &mut Handoff,
 ) -> Result<Synced, Problem> {
     let facts = observe(js, ctx, refresh_interval(js, ctx), &Sources::APPLY).await?;
     let plan = decide(&js.spec, &facts)?;
@@ -207,7 +247,7 @@ async fn sync(
         Some(write) => preview::planned(ctx, &facts, write).await?,
         None => None,
     };
-    let mut synced = act(js, ctx, facts, plan, base).await?;
+    let mut synced = act(js, ctx, facts, plan, base, handoff).await?;
     synced.plan = held;
     if synced.reason == reason::SYNCED
         && let Some(uri) = synced.uri.clone()
