@@ -10,7 +10,6 @@
 //!   in flight go out together in the next bulk call.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -391,18 +390,68 @@ const BUSY_QUIET: Duration = Duration::from_millis(1500);
 /// busy (edits one after another make one-write batches and stay fast).
 const BUSY_WITHIN: Duration = Duration::from_secs(2);
 
-/// Writes waiting in all the models' queues together from which every queue counts as
-/// busy: a burst over many models (a cold start) brings each model only a write now and
-/// then at first, which alone would go out one by one.
-const BUSY_WAITING: usize = 64;
+/// Writes queued over all models within the last [`ARRIVALS_WINDOW`] or two from which
+/// every queue counts as busy: a burst over many models (a cold start) brings each model
+/// only a write now and then, which alone would go out one by one.
+const BUSY_ARRIVALS: usize = 64;
+
+/// The window [`Arrivals`] counts in.
+const ARRIVALS_WINDOW: Duration = Duration::from_secs(1);
+
+/// How many writes were queued lately, over all models: in the current window and the
+/// one before.
+#[derive(Debug, Default)]
+struct Arrivals {
+    windows: Mutex<ArrivalWindows>,
+}
+
+#[derive(Debug, Default)]
+struct ArrivalWindows {
+    started: Option<Instant>,
+    current: usize,
+    previous: usize,
+}
+
+impl ArrivalWindows {
+    fn roll(&mut self, now: Instant) {
+        let Some(started) = self.started else {
+            self.started = Some(now);
+            return;
+        };
+        let elapsed = now.saturating_duration_since(started);
+        if elapsed >= 2 * ARRIVALS_WINDOW {
+            *self = Self {
+                started: Some(now),
+                ..Self::default()
+            };
+        } else if elapsed >= ARRIVALS_WINDOW {
+            self.previous = std::mem::take(&mut self.current);
+            self.started = Some(started + ARRIVALS_WINDOW);
+        }
+    }
+}
+
+impl Arrivals {
+    fn add(&self, now: Instant) {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        w.roll(now);
+        w.current += 1;
+    }
+
+    fn recent(&self, now: Instant) -> usize {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        w.roll(now);
+        w.current + w.previous
+    }
+}
 
 /// Sends the creates and updates of one model in bulk calls.
 pub struct WriteBatcher {
     juju: JujuClient,
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Write>>>,
     record: Arc<OwnershipRecord>,
-    /// Writes queued and not yet sent, over every model.
-    waiting: Arc<AtomicUsize>,
+    /// Writes queued lately, over every model.
+    arrivals: Arc<Arrivals>,
 }
 
 impl WriteBatcher {
@@ -419,7 +468,7 @@ impl WriteBatcher {
             juju,
             queues: Mutex::default(),
             record,
-            waiting: Arc::default(),
+            arrivals: Arc::default(),
         }
     }
 
@@ -432,7 +481,7 @@ impl WriteBatcher {
         tokio::spawn(drain(
             self.juju.clone(),
             self.record.clone(),
-            self.waiting.clone(),
+            self.arrivals.clone(),
             model_uuid.to_owned(),
             rx,
         ));
@@ -471,12 +520,9 @@ impl WriteBatcher {
     }
 
     fn send(&self, model_uuid: &str, write: Write) -> Result<(), SharedFailure> {
-        // Counted before it can be taken, so the count never goes below zero.
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        self.queue(model_uuid).send(write).map_err(|_| {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            closed()
-        })
+        self.queue(model_uuid).send(write).map_err(|_| closed())?;
+        self.arrivals.add(Instant::now());
+        Ok(())
     }
 }
 
@@ -507,10 +553,10 @@ struct Linger {
 impl Pace {
     /// How a batch whose first write arrived at `now` waits: briefly when the queue is
     /// idle, longer while busy (a batch of several writes went out within
-    /// [`BUSY_WITHIN`], or `waiting` writes over all models are at least
-    /// [`BUSY_WAITING`]).
-    fn linger(&self, now: Instant, waiting: usize) -> Linger {
-        let busy = waiting >= BUSY_WAITING
+    /// [`BUSY_WITHIN`], or `arrivals` writes came over all models lately, at least
+    /// [`BUSY_ARRIVALS`]).
+    fn linger(&self, now: Instant, arrivals: usize) -> Linger {
+        let busy = arrivals >= BUSY_ARRIVALS
             || self
                 .last_multi
                 .is_some_and(|t| now.saturating_duration_since(t) < BUSY_WITHIN);
@@ -550,7 +596,7 @@ impl Linger {
 async fn drain(
     juju: JujuClient,
     record: Arc<OwnershipRecord>,
-    waiting: Arc<AtomicUsize>,
+    arrivals: Arc<Arrivals>,
     model_uuid: String,
     mut rx: mpsc::UnboundedReceiver<Write>,
 ) {
@@ -558,7 +604,8 @@ async fn drain(
     while let Some(first) = rx.recv().await {
         // Writes of many objects reconciled together arrive a few milliseconds apart:
         // wait a moment for them so they share one round trip; longer while busy.
-        let linger = pace.linger(Instant::now(), waiting.load(Ordering::Relaxed));
+        let now = Instant::now();
+        let linger = pace.linger(now, arrivals.recent(now));
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             let Some(wait) = linger.wait(Instant::now()) else {
@@ -576,7 +623,6 @@ async fn drain(
             }
         }
         pace.sent(Instant::now(), batch.len());
-        waiting.fetch_sub(batch.len(), Ordering::Relaxed);
         let mut creates = Vec::new();
         let mut updates = Vec::new();
         for w in batch {
@@ -715,12 +761,30 @@ mod tests {
     }
 
     #[test]
+    fn arrivals_count_the_last_second_or_two() {
+        let t0 = Instant::now();
+        let a = Arrivals::default();
+        for _ in 0..40 {
+            a.add(t0);
+        }
+        let later = t0 + Duration::from_millis(1500);
+        for _ in 0..30 {
+            a.add(later);
+        }
+        // The first second's 40 and the current second's 30.
+        assert_eq!(a.recent(later), 70);
+        // A second on, only the 30 remain; two seconds of silence forget everything.
+        assert_eq!(a.recent(t0 + Duration::from_millis(2100)), 30);
+        assert_eq!(a.recent(t0 + Duration::from_secs(5)), 0);
+    }
+
+    #[test]
     fn a_burst_over_many_models_makes_every_queue_busy() {
         let t0 = Instant::now();
         // The model's own queue saw nothing yet, but writes wait elsewhere.
         let pace = Pace::default();
-        assert_eq!(pace.linger(t0, BUSY_WAITING - 1).quiet, None);
-        let busy = pace.linger(t0, BUSY_WAITING);
+        assert_eq!(pace.linger(t0, BUSY_ARRIVALS - 1).quiet, None);
+        let busy = pace.linger(t0, BUSY_ARRIVALS);
         assert_eq!(busy.deadline, t0 + BATCH_LINGER_BUSY);
         assert_eq!(busy.quiet, Some(BUSY_QUIET));
     }

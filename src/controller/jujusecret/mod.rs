@@ -27,13 +27,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
-use tracing::{instrument, warn};
+use tracing::{Instrument, instrument, warn};
 
 use super::content::{ContentProblem, Sources};
 use super::outcome::{self, Problem};
 use super::{Context, Error, now_rfc3339};
 use crate::crd::condition::{Condition, READY, reason};
 use crate::crd::secret::{JujuSecret, JujuSecretStatus};
+use act::Acted;
 use act::act;
 use cleanup::cleanup;
 use decide::decide;
@@ -41,7 +42,7 @@ use juju_client::SecretUri;
 use observe::observe;
 pub use preview::{SecretPreview, key_changes, preview};
 pub use tail::{DRAIN_TIMEOUT, Tails};
-use tail::{Handoff, Next};
+use tail::{Next, Step};
 
 /// Finalizer that lets the operator remove the Juju secret before the object goes.
 pub const FINALIZER: &str = "secrets.juju.is/cleanup";
@@ -91,28 +92,8 @@ pub async fn reconcile(
         match event {
             Finalizer::Apply(js) => {
                 let handed_off = Some(refresh_interval(&js, &ctx));
-                let (object, ctx) = (js.clone(), ctx.clone());
-                let next = tails
-                    .run(js, handed_off, |mut handoff| async move {
-                        let result = apply(&object, &ctx, &mut handoff).await;
-                        match result {
-                            // The reconcile has returned: the error policy's backoff
-                            // is the tail's to apply.
-                            Err(error) if handoff.handed() => {
-                                let delay = ctx.backoff.next(&object_key(&object));
-                                warn!(
-                                    namespace = object.namespace().unwrap_or_default(),
-                                    name = object.name_any(),
-                                    %error,
-                                    retry_in = ?delay,
-                                    "reconcile error after the Juju write"
-                                );
-                                Ok(Some(delay))
-                            }
-                            result => result,
-                        }
-                    })
-                    .await?;
+                let pass = apply(&js, &ctx);
+                let next = tails.run(&js, handed_off, pass).await?;
                 Ok(next.map_or_else(Action::await_change, Action::requeue))
             }
             Finalizer::Cleanup(js) => {
@@ -144,27 +125,62 @@ fn refresh_interval(js: &JujuSecret, ctx: &Context) -> Duration {
         .unwrap_or(ctx.refresh_interval)
 }
 
-#[instrument(skip_all, fields(namespace = cached.namespace().unwrap_or_default(), name = cached.name_any()))]
-async fn apply(cached: &JujuSecret, ctx: &Context, handoff: &mut Handoff) -> Result<Next, Error> {
-    let key = object_key(cached);
-    let js = cached;
+#[instrument(skip_all, fields(namespace = js.namespace().unwrap_or_default(), name = js.name_any()))]
+async fn apply(js: &Arc<JujuSecret>, ctx: &Arc<Context>) -> Result<Step, Error> {
     // The last status written: output only. It feeds the next status (condition
     // timestamps, the drift event), never a decision about Juju.
     let previous = js.status.clone().unwrap_or_default();
     // Set to the model once a create was attempted (a failure status then still names
     // the model).
     let mut base = JujuSecretStatus::default();
-    let outcome = sync(js, ctx, &mut base, handoff).await;
+    let outcome = match sync(js, ctx, &mut base).await {
+        Ok(Acted::Done(synced)) => Ok(synced),
+        Ok(Acted::Waiting(waiting)) => {
+            // The rest of the pass: Juju's answer, then the status. It owns what it
+            // needs and keeps no room for the steps already done.
+            let (js, ctx) = (js.clone(), ctx.clone());
+            let tail = async move {
+                let outcome = waiting.await;
+                match Box::pin(report(&js, &ctx, &previous, base, outcome)).await {
+                    // The reconcile has returned: the error policy's backoff is the
+                    // tail's to apply.
+                    Err(error) => {
+                        let delay = ctx.backoff.next(&object_key(&js));
+                        warn!(%error, retry_in = ?delay, "reconcile error after the Juju write");
+                        Ok(Some(delay))
+                    }
+                    next => next,
+                }
+            };
+            return Ok(Step::Waiting(Box::pin(tail.in_current_span())));
+        }
+        Err(problem) => Err(problem),
+    };
+    report(js, ctx, &previous, base, outcome)
+        .await
+        .map(Step::Done)
+}
+
+/// Reports a pass's outcome in the status (and a Warning event for a new problem);
+/// says when the object's next pass is due.
+async fn report(
+    js: &JujuSecret,
+    ctx: &Context,
+    previous: &JujuSecretStatus,
+    base: JujuSecretStatus,
+    outcome: Result<Synced, Problem>,
+) -> Result<Next, Error> {
+    let key = object_key(js);
     // What the ownership record says of the object: the IDs a status names when the
     // pass did not observe them itself (never the previous status's, which anyone with
     // status rights may have written).
     let mut recorded = recorded_status(ctx, js);
     recorded.model_uuid = base.model_uuid.or(recorded.model_uuid);
     let interval = refresh_interval(js, ctx);
-    let (status, action) = match outcome {
+    let (status, next) = match outcome {
         Ok(synced) => {
             ctx.backoff.reset(&key);
-            let status = synced_status(js, &previous, &recorded, &synced);
+            let status = synced_status(js, previous, &recorded, &synced);
             (status, Some(interval))
         }
         Err(problem) => {
@@ -185,24 +201,24 @@ async fn apply(cached: &JujuSecret, ctx: &Context, handoff: &mut Handoff) -> Res
                 );
             }
             (
-                problem_status(js, &previous, &recorded, &problem),
+                problem_status(js, previous, &recorded, &problem),
                 Some(delay),
             )
         }
     };
-    match write_status(js, ctx, &previous, status).await {
+    match write_status(js, ctx, previous, status).await {
         // The object is gone although this pass ran with the finalizer in place: the
         // apiserver completed a deletion that raced the finalizer being added (seen on a
         // JujuSecret deleted right after it was created). What the pass may have written
         // is cleaned up now, as the finalizer would have done.
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
             warn!("the JujuSecret is gone without its finalizer having run; cleaning up");
-            cleanup(js, ctx).await?;
+            Box::pin(cleanup(js, ctx)).await?;
             return Ok(None);
         }
         written => written?,
     }
-    Ok(action)
+    Ok(next)
 }
 
 /// A JujuSecret deleted from the API (its watch reported it gone). Normally its cleanup
@@ -233,13 +249,13 @@ pub fn deleted(js: Arc<JujuSecret>, ctx: Arc<Context>, tails: Arc<Tails>) {
     );
 }
 
-/// One pass: observe → decide → act.
+/// One pass: observe → decide → act (what follows a queued Juju write is left in
+/// [`Acted::Waiting`]).
 async fn sync(
-    js: &JujuSecret,
-    ctx: &Context,
+    js: &Arc<JujuSecret>,
+    ctx: &Arc<Context>,
     base: &mut JujuSecretStatus,
-    handoff: &mut Handoff,
-) -> Result<Synced, Problem> {
+) -> Result<Acted, Problem> {
     let facts = observe(js, ctx, refresh_interval(js, ctx), &Sources::APPLY).await?;
     let plan = decide(&js.spec, &facts)?;
     // A suspended object reports what resuming would do, key by key.
@@ -247,7 +263,26 @@ async fn sync(
         Some(write) => preview::planned(ctx, &facts, write).await?,
         None => None,
     };
-    let mut synced = act(js, ctx, facts, plan, base, handoff).await?;
+    match act(js, ctx, facts, plan, base).await? {
+        Acted::Done(synced) => Ok(Acted::Done(revise(js, ctx, synced, held).await?)),
+        Acted::Waiting(waiting) => {
+            let (js, ctx) = (js.clone(), ctx.clone());
+            Ok(Acted::Waiting(Box::pin(async move {
+                let synced = waiting.await?;
+                Box::pin(revise(&js, &ctx, synced, held)).await
+            })))
+        }
+    }
+}
+
+/// The end of a pass that reached its state: what resuming would change (while
+/// suspended), and the revisions Juju keeps.
+async fn revise(
+    js: &JujuSecret,
+    ctx: &Context,
+    mut synced: Synced,
+    held: Option<crate::crd::secret::PlannedChange>,
+) -> Result<Synced, Problem> {
     synced.plan = held;
     if synced.reason == reason::SYNCED
         && let Some(uri) = synced.uri.clone()

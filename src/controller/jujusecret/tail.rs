@@ -4,9 +4,10 @@
 //! model's write batch, it has nothing left to do but wait: for the batch to gather and
 //! be answered, then for the record and the status to be written. Held in a reconcile
 //! slot, that wait bounds how many writes a batch can gather (the slots divided by the
-//! models) and makes new objects wait for slots behind it. So the pass runs as a task
-//! of its own, and the reconcile returns as soon as the write is queued ([`Handoff`]);
-//! the rest of the pass (its *tail*) runs unchanged beside the controller.
+//! models) and makes new objects wait for slots behind it. So a pass that queued a
+//! write ends with what is left of it as a future of its own ([`Step::Waiting`]), which
+//! runs as a task (its *tail*) while the reconcile returns. The tail is small: it owns
+//! only what finishing needs, not room for the steps before.
 //!
 //! What stays as it was:
 //! - one pass per object at a time: a pass or a cleanup of an object whose tail still
@@ -17,7 +18,7 @@
 //!   that ends in a transient problem or an error triggers the object's next pass after
 //!   its backoff ([`Controller::reconcile_on`]);
 //! - bounds: at most [`MAX_TAILS`] tails run at once; a pass that finds them all taken
-//!   keeps its slot to the end, as every pass did before.
+//!   finishes in its slot, as every pass did before.
 //!
 //! [`Controller::reconcile_on`]: kube::runtime::Controller::reconcile_on
 
@@ -25,9 +26,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::warn;
 
 use super::super::Error;
@@ -43,38 +45,12 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// When the pass runs next: after a delay, or on the next change only.
 pub type Next = Option<Duration>;
 
-/// Lets a pass tell its reconcile that its Juju write is queued.
-#[derive(Debug, Default)]
-pub struct Handoff {
-    tx: Option<oneshot::Sender<()>>,
-    handed: bool,
-}
-
-impl Handoff {
-    /// A pass that keeps its slot to the end.
-    pub fn keep() -> Self {
-        Self::default()
-    }
-
-    fn to(tx: oneshot::Sender<()>) -> Self {
-        Self {
-            tx: Some(tx),
-            handed: false,
-        }
-    }
-
-    /// The pass's Juju write is queued: its reconcile may return.
-    pub fn now(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            self.handed = tx.send(()).is_ok();
-        }
-    }
-
-    /// Whether the pass's reconcile has returned (what is left of the pass is a tail:
-    /// its errors are its own to retry).
-    pub fn handed(&self) -> bool {
-        self.handed
-    }
+/// How a pass ended.
+pub enum Step {
+    /// Done, with when it runs next.
+    Done(Next),
+    /// Its Juju write is queued; the rest of it waits for the answer.
+    Waiting(BoxFuture<'static, Result<Next, Error>>),
 }
 
 /// The tails of one JujuSecret controller.
@@ -144,23 +120,23 @@ impl Tails {
         }
     }
 
-    /// Runs `pass` for `js`: in the reconcile's slot until the pass hands off, then as
-    /// a task. Returns the pass's own answer if it ended before handing off, else
-    /// `handed_off` (when the reconcile asks to run next).
-    pub async fn run<F, Fut>(
+    /// Runs `pass` of `js` once no earlier pass of the object runs; what is left of it
+    /// after its Juju write was queued runs as a task, and the reconcile asks to run
+    /// next `handed_off`.
+    pub async fn run(
         self: &Arc<Self>,
-        js: Arc<JujuSecret>,
+        js: &Arc<JujuSecret>,
         handed_off: Next,
-        pass: F,
-    ) -> Result<Next, Error>
-    where
-        F: FnOnce(Handoff) -> Fut,
-        Fut: Future<Output = Result<Next, Error>> + Send + 'static,
-    {
+        pass: impl Future<Output = Result<Step, Error>>,
+    ) -> Result<Next, Error> {
         let uid = js.uid().unwrap_or_default();
         self.wait_idle(&uid).await;
+        let tail = match pass.await? {
+            Step::Done(next) => return Ok(next),
+            Step::Waiting(tail) => tail,
+        };
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return pass(Handoff::keep()).await;
+            return tail.await;
         };
         self.running
             .lock()
@@ -171,36 +147,18 @@ impl Tails {
             uid,
             _permit: permit,
         };
-        let (handed_tx, mut handed_rx) = oneshot::channel();
-        let (result_tx, mut result_rx) = oneshot::channel();
-        let pass = pass(Handoff::to(handed_tx));
-        let tails = self.clone();
+        let (tails, js) = (self.clone(), js.clone());
         tokio::spawn(async move {
-            let result = pass.await;
-            // The reconcile has returned already: what it would have done with the
-            // result falls to the tail.
-            if let Err(result) = result_tx.send(result) {
-                tails.follow_up(&js, handed_off, result);
-            }
+            let result = tail.await;
+            tails.follow_up(&js, handed_off, result);
             drop(running);
         });
-        tokio::select! {
-            biased;
-            result = &mut result_rx => return result.unwrap_or(Err(Error::Interrupted)),
-            Ok(()) = &mut handed_rx => {}
-        }
-        // Handed off. A result sent meanwhile is still this reconcile's to return;
-        // after `close`, none can be sent any more.
-        result_rx.close();
-        match result_rx.try_recv() {
-            Ok(result) => result,
-            Err(_) => Ok(handed_off),
-        }
+        Ok(handed_off)
     }
 
     /// Asks for the object's next pass when the tail's result wants it sooner than the
-    /// reconcile that handed off did. (A pass turns its own errors after the handoff
-    /// into a backoff; one that ended without an answer is retried after a second.)
+    /// reconcile that handed off did. (A tail turns its own errors into a backoff; any
+    /// other is retried after a second.)
     fn follow_up(&self, js: &JujuSecret, handed_off: Next, result: Result<Next, Error>) {
         let delay = match result {
             Ok(next) if next == handed_off => return,
@@ -249,6 +207,7 @@ mod tests {
 
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::oneshot;
 
     fn object(uid: &str) -> Arc<JujuSecret> {
         let mut js: JujuSecret = serde_json::from_value(serde_json::json!({
@@ -268,22 +227,36 @@ mod tests {
 
     const REFRESH: Next = Some(Duration::from_secs(300));
 
+    /// A pass whose rest waits for `answer`, then ends with `next`.
+    async fn waiting(
+        answer: oneshot::Receiver<()>,
+        next: Next,
+        log: Option<(Arc<Mutex<Vec<&'static str>>>, &'static str)>,
+    ) -> Result<Step, Error> {
+        Ok(Step::Waiting(Box::pin(async move {
+            let _ = answer.await;
+            if let Some((log, line)) = log {
+                log.lock().unwrap().push(line);
+            }
+            Ok(next)
+        })))
+    }
+
     #[tokio::test]
     async fn the_reconcile_returns_once_the_write_is_queued_and_the_tail_finishes_alone() {
         let (tails, _rx) = tails(4);
         let (answer_tx, answer_rx) = oneshot::channel::<()>();
         let finished = Arc::new(AtomicUsize::new(0));
         let done = finished.clone();
-        let next = tails
-            .run(object("a"), REFRESH, |mut handoff| async move {
-                handoff.now();
+        let pass = async move {
+            Ok(Step::Waiting(Box::pin(async move {
                 // The Juju answer comes later.
                 let _ = answer_rx.await;
                 done.fetch_add(1, Ordering::SeqCst);
                 Ok(REFRESH)
-            })
-            .await
-            .unwrap();
+            })))
+        };
+        let next = tails.run(&object("a"), REFRESH, pass).await.unwrap();
         assert_eq!(next, REFRESH);
         assert_eq!(finished.load(Ordering::SeqCst), 0, "the tail still waits");
         answer_tx.send(()).unwrap();
@@ -294,17 +267,11 @@ mod tests {
     #[tokio::test]
     async fn a_pass_that_writes_nothing_keeps_its_answer() {
         let (tails, _rx) = tails(4);
-        let next = tails
-            .run(object("a"), REFRESH, |_| async {
-                Ok(Some(Duration::from_secs(4)))
-            })
-            .await
-            .unwrap();
+        let pass = async { Ok(Step::Done(Some(Duration::from_secs(4)))) };
+        let next = tails.run(&object("a"), REFRESH, pass).await.unwrap();
         assert_eq!(next, Some(Duration::from_secs(4)));
         let error = tails
-            .run(object("a"), REFRESH, |_| async {
-                Err(Error::NotNamespaced)
-            })
+            .run(&object("a"), REFRESH, async { Err(Error::NotNamespaced) })
             .await;
         assert!(matches!(error, Err(Error::NotNamespaced)));
     }
@@ -314,31 +281,22 @@ mod tests {
         let (tails, _rx) = tails(4);
         let (answer_tx, answer_rx) = oneshot::channel::<()>();
         let order = Arc::new(Mutex::new(Vec::new()));
-        let first = order.clone();
-        tails
-            .run(object("a"), REFRESH, |mut handoff| async move {
-                handoff.now();
-                let _ = answer_rx.await;
-                first.lock().unwrap().push("first tail");
-                Ok(REFRESH)
-            })
-            .await
-            .unwrap();
+        let pass = waiting(answer_rx, REFRESH, Some((order.clone(), "first tail")));
+        tails.run(&object("a"), REFRESH, pass).await.unwrap();
         // Another object is not held up.
         tails
-            .run(object("b"), REFRESH, |_| async { Ok(REFRESH) })
+            .run(&object("b"), REFRESH, async { Ok(Step::Done(REFRESH)) })
             .await
             .unwrap();
         let second = order.clone();
         let next = tokio::spawn({
             let tails = tails.clone();
             async move {
-                tails
-                    .run(object("a"), REFRESH, |_| async move {
-                        second.lock().unwrap().push("second pass");
-                        Ok(REFRESH)
-                    })
-                    .await
+                let pass = async move {
+                    second.lock().unwrap().push("second pass");
+                    Ok(Step::Done(REFRESH))
+                };
+                tails.run(&object("a"), REFRESH, pass).await
             }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -349,31 +307,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_tail_that_fails_after_the_handoff_asks_for_the_next_pass() {
+    async fn a_tail_that_ends_sooner_than_expected_asks_for_the_next_pass() {
         let (tails, mut rx) = tails(4);
-        tails
-            .run(object("a"), REFRESH, |mut handoff| async move {
-                handoff.now();
-                tokio::task::yield_now().await;
-                // A transient problem: back off 2 s.
-                Ok(Some(Duration::from_secs(2)))
-            })
-            .await
-            .unwrap();
+        let (answer_tx, answer_rx) = oneshot::channel::<()>();
+        // A transient problem: back off 2 s.
+        let pass = waiting(answer_rx, Some(Duration::from_secs(2)), None);
+        tails.run(&object("a"), REFRESH, pass).await.unwrap();
+        answer_tx.send(()).unwrap();
         let asked = tokio::time::timeout(Duration::from_secs(3), rx.recv())
             .await
             .expect("the next pass is asked for after the backoff")
             .unwrap();
         assert_eq!(asked.name, "a");
         // A tail that ends as the reconcile expected asks for nothing.
-        tails
-            .run(object("b"), REFRESH, |mut handoff| async move {
-                handoff.now();
-                tokio::task::yield_now().await;
-                Ok(REFRESH)
-            })
-            .await
-            .unwrap();
+        let (answer_tx, answer_rx) = oneshot::channel::<()>();
+        let pass = waiting(answer_rx, REFRESH, None);
+        tails.run(&object("b"), REFRESH, pass).await.unwrap();
+        answer_tx.send(()).unwrap();
         tails.wait_idle("b").await;
         assert!(
             tokio::time::timeout(Duration::from_secs(600), rx.recv())
@@ -383,29 +333,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_every_tail_taken_a_pass_keeps_its_slot() {
+    async fn with_every_tail_taken_a_pass_finishes_in_its_slot() {
         let (tails, _rx) = tails(1);
         let (answer_tx, answer_rx) = oneshot::channel::<()>();
         tails
-            .run(object("a"), REFRESH, |mut handoff| async move {
-                handoff.now();
-                let _ = answer_rx.await;
-                Ok(REFRESH)
-            })
+            .run(&object("a"), REFRESH, waiting(answer_rx, REFRESH, None))
             .await
             .unwrap();
         let (queued_tx, queued_rx) = oneshot::channel::<()>();
         let kept = tokio::spawn({
             let tails = tails.clone();
-            async move {
-                tails
-                    .run(object("b"), REFRESH, |mut handoff| async move {
-                        handoff.now();
-                        let _ = queued_rx.await;
-                        Ok(Some(Duration::from_secs(7)))
-                    })
-                    .await
-            }
+            let pass = waiting(queued_rx, Some(Duration::from_secs(7)), None);
+            async move { tails.run(&object("b"), REFRESH, pass).await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
