@@ -32,9 +32,6 @@ pub enum Error {
     /// Removing the Juju secret failed; deletion waits and retries.
     #[error("cleanup: {0}")]
     Cleanup(String),
-    /// A pass running as a task ended without an answer (the runtime stopped it).
-    #[error("the pass was interrupted")]
-    Interrupted,
 }
 
 impl Error {
@@ -45,7 +42,6 @@ impl Error {
             Error::Finalizer(_) => "FinalizerError",
             Error::NotNamespaced => "NotNamespaced",
             Error::Cleanup(_) => "CleanupError",
-            Error::Interrupted => "Interrupted",
         }
     }
 }
