@@ -781,7 +781,7 @@ mod tests {
     #[test]
     fn a_burst_over_many_models_makes_every_queue_busy() {
         let t0 = Instant::now();
-        // The model's own queue saw nothing yet, but writes wait elsewhere.
+        // The model's own queue saw nothing yet, but writes came to others lately.
         let pace = Pace::default();
         assert_eq!(pace.linger(t0, BUSY_ARRIVALS - 1).quiet, None);
         let busy = pace.linger(t0, BUSY_ARRIVALS);
