@@ -64,10 +64,11 @@ enum Command {
         /// Address of /metrics, /healthz and /readyz.
         #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:8080")]
         metrics_addr: SocketAddr,
-        /// Reconciles in flight per controller at most. Many in flight let the writes
-        /// of one model share bulk Juju calls during a cold start; apiserver writes are
-        /// bounded separately.
-        #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 1024)]
+        /// Reconciles in flight per controller at most. A pass whose Juju write is
+        /// queued gives its reconcile back while it waits for the batch, so these bound
+        /// the passes at work (each holds its pass's state, ~15 KB); apiserver writes
+        /// are bounded separately.
+        #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 256)]
         max_concurrent_reconciles: u16,
         /// Elect a leader with a Lease so several replicas can run; only the holder
         /// reconciles. Turn off only when exactly one process runs.

@@ -103,17 +103,32 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
-    if has_status && previous == status {
+    if status_unchanged(has_status, previous, status) {
         return Ok(());
     }
+    // A bounded number of writes in flight: thousands of objects reconciled at once
+    // must not push the apiserver past its in-flight limit (429s, timeouts).
+    let _permit = limit.acquire().await;
+    apply_status(api, name, status).await
+}
+
+/// Whether the object's status already is `status` (nothing to write).
+pub(crate) fn status_unchanged<S: PartialEq>(has_status: bool, previous: &S, status: &S) -> bool {
+    has_status && previous == status
+}
+
+/// Writes `status` with server-side apply under the operator's field manager; the
+/// caller holds one of the bounded kube write permits.
+pub(crate) async fn apply_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
-    // A bounded number of writes in flight: thousands of objects reconciled at once
-    // must not push the apiserver past its in-flight limit (429s, timeouts).
-    let _permit = limit.acquire().await;
     api.patch_status(
         name,
         &PatchParams::apply(FIELD_MANAGER).force(),

@@ -171,26 +171,13 @@ async fn report(
     outcome: Result<Synced, Problem>,
 ) -> Result<Next, Error> {
     let key = object_key(js);
-    // What the ownership record says of the object: the IDs a status names when the
-    // pass did not observe them itself (never the previous status's, which anyone with
-    // status rights may have written).
-    let mut recorded = recorded_status(ctx, js);
-    recorded.model_uuid = base.model_uuid.or(recorded.model_uuid);
-    let interval = refresh_interval(js, ctx);
-    let (status, next) = match outcome {
-        Ok(synced) => {
+    let next = match &outcome {
+        Ok(_) => {
             ctx.backoff.reset(&key);
-            let status = synced_status(js, previous, &recorded, &synced);
-            (status, Some(interval))
+            refresh_interval(js, ctx)
         }
         Err(problem) => {
-            let delay = if problem.transient {
-                ctx.backoff.next(&key)
-            } else {
-                interval
-            };
-            let changed = outcome::ready_changes(&previous.conditions, &problem);
-            if changed {
+            if outcome::ready_changes(&previous.conditions, problem) {
                 warn!(reason = problem.reason, message = %problem.message, "JujuSecret not synced");
                 ctx.publish(
                     js,
@@ -200,13 +187,31 @@ async fn report(
                     Some(problem.message.clone()),
                 );
             }
-            (
-                problem_status(js, previous, &recorded, &problem),
-                Some(delay),
-            )
+            if problem.transient {
+                ctx.backoff.next(&key)
+            } else {
+                refresh_interval(js, ctx)
+            }
         }
     };
-    match write_status(js, ctx, previous, status).await {
+    let status = || {
+        // What the ownership record says of the object: the IDs a status names when
+        // the pass did not observe them itself (never the previous status's, which
+        // anyone with status rights may have written).
+        let mut recorded = recorded_status(ctx, js);
+        recorded.model_uuid = base.model_uuid.clone().or(recorded.model_uuid);
+        match &outcome {
+            Ok(synced) => synced_status(js, previous, &recorded, synced),
+            Err(problem) => problem_status(js, previous, &recorded, problem),
+        }
+    };
+    if outcome::status_unchanged(js.status.is_some(), previous, &status()) {
+        return Ok(Some(next));
+    }
+    // In a burst thousands of passes wait here for one of the bounded kube writes,
+    // each holding its outcome only: the status is built again once the write may go.
+    let _permit = ctx.kube_writes.acquire().await;
+    match Box::pin(apply_status(js, ctx, &status())).await {
         // The object is gone although this pass ran with the finalizer in place: the
         // apiserver completed a deletion that raced the finalizer being added (seen on a
         // JujuSecret deleted right after it was created). What the pass may have written
@@ -218,7 +223,7 @@ async fn report(
         }
         written => written?,
     }
-    Ok(next)
+    Ok(Some(next))
 }
 
 /// A JujuSecret deleted from the API (its watch reported it gone). Normally its cleanup
@@ -419,6 +424,17 @@ async fn write_status(
         &status,
     )
     .await
+}
+
+/// Writes the status with server-side apply; the caller holds a kube write permit.
+async fn apply_status(
+    js: &JujuSecret,
+    ctx: &Context,
+    status: &JujuSecretStatus,
+) -> Result<(), Error> {
+    let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    outcome::apply_status(&api, &js.name_any(), status).await
 }
 
 /// Builds the event the recorder publishes.
