@@ -138,10 +138,10 @@ async fn apply(js: &Arc<JujuSecret>, ctx: &Arc<Context>) -> Result<Step, Error> 
         Ok(Acted::Waiting(waiting)) => {
             // The rest of the pass: Juju's answer, then the status. It owns what it
             // needs and keeps no room for the steps already done.
-            let (js, ctx) = (js.clone(), ctx.clone());
+            let (js, ctx, model_uuid) = (js.clone(), ctx.clone(), base.model_uuid);
             let tail = async move {
                 let outcome = waiting.await;
-                match Box::pin(report(&js, &ctx, &previous, base, outcome)).await {
+                match Box::pin(report(&js, &ctx, &previous, model_uuid, outcome)).await {
                     // The reconcile has returned: the error policy's backoff is the
                     // tail's to apply.
                     Err(error) => {
@@ -156,18 +156,19 @@ async fn apply(js: &Arc<JujuSecret>, ctx: &Arc<Context>) -> Result<Step, Error> 
         }
         Err(problem) => Err(problem),
     };
-    report(js, ctx, &previous, base, outcome)
+    report(js, ctx, &previous, base.model_uuid, outcome)
         .await
         .map(Step::Done)
 }
 
 /// Reports a pass's outcome in the status (and a Warning event for a new problem);
-/// says when the object's next pass is due.
+/// says when the object's next pass is due. `model_uuid`: the model a create was
+/// attempted in, if any (a failure status then still names it).
 async fn report(
     js: &JujuSecret,
     ctx: &Context,
     previous: &JujuSecretStatus,
-    base: JujuSecretStatus,
+    model_uuid: Option<String>,
     outcome: Result<Synced, Problem>,
 ) -> Result<Next, Error> {
     let key = object_key(js);
@@ -199,7 +200,7 @@ async fn report(
         // the pass did not observe them itself (never the previous status's, which
         // anyone with status rights may have written).
         let mut recorded = recorded_status(ctx, js);
-        recorded.model_uuid = base.model_uuid.clone().or(recorded.model_uuid);
+        recorded.model_uuid = model_uuid.clone().or(recorded.model_uuid);
         match &outcome {
             Ok(synced) => synced_status(js, previous, &recorded, synced),
             Err(problem) => problem_status(js, previous, &recorded, problem),
@@ -211,7 +212,7 @@ async fn report(
     // In a burst thousands of passes wait here for one of the bounded kube writes,
     // each holding its outcome only: the status is built again once the write may go.
     let _permit = ctx.kube_writes.acquire().await;
-    match Box::pin(apply_status(js, ctx, &status())).await {
+    match Box::pin(apply_status(js, ctx, status())).await {
         // The object is gone although this pass ran with the finalizer in place: the
         // apiserver completed a deletion that raced the finalizer being added (seen on a
         // JujuSecret deleted right after it was created). What the pass may have written
@@ -430,11 +431,11 @@ async fn write_status(
 async fn apply_status(
     js: &JujuSecret,
     ctx: &Context,
-    status: &JujuSecretStatus,
+    status: JujuSecretStatus,
 ) -> Result<(), Error> {
     let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    outcome::apply_status(&api, &js.name_any(), status).await
+    outcome::apply_status(&api, &js.name_any(), &status).await
 }
 
 /// Builds the event the recorder publishes.
@@ -594,5 +595,19 @@ mod tests {
     fn event_notes_are_cut_to_the_api_limit() {
         let e = event(EventType::Warning, "X", "Y", Some("é".repeat(800)));
         assert!(e.note.unwrap().len() <= 1024);
+    }
+
+    /// The size of the future `f` returns.
+    fn future_size<A, B, C, D, E, F: Future>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn a_pass_waiting_for_its_status_write_holds_its_outcome_only() {
+        // Thousands of passes wait for a status write in a burst (a restart over
+        // thousands of objects), each as this future: it must hold the outcome, not
+        // a built status, its patch and the write's request.
+        let waiting = future_size::<&JujuSecret, &Context, &JujuSecretStatus, _, _, _>(report);
+        assert!(waiting <= 1536, "report's future: {waiting} bytes");
     }
 }
