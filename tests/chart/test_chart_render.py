@@ -117,7 +117,7 @@ def test_default_deployment_is_locked_down_and_probed():
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert c["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
-    assert c["resources"]["limits"] == {"memory": "256Mi"}
+    assert c["resources"]["limits"] == {"memory": "512Mi"}
     assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
