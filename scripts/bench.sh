@@ -24,6 +24,7 @@
 #      kubectl), APPLY_IN_FLIGHT (default 32), APPLY_ALONE=0 to skip timing the same
 #      apply with no operator running (in a namespace it does not watch), PLOT=0 to skip the curve's PNG (made
 #      when more than one N was measured; matplotlib in a venv of its own),
+#      KEEP_ETCD=1 to keep each run's etcd data (removed after the run by default),
 #      WRITE_PROBE (apiserver writes of the write-rate probe, default 2000; 0: skip),
 #      ETCD_QUOTA_BYTES (etcd's space quota, see scripts/kube-apiserver.sh),
 #      RUN_TIMEOUT (s per measurement, default 900), OUT (default
@@ -87,6 +88,9 @@ measure() {
       $(for a in ${OPERATOR_ARGS:-}; do printf -- '--operator-arg=%s ' "$a"; done) \
       > "$dir.json" || rc=$?
   bash scripts/kube-apiserver.sh stop "$kube_dir" >/dev/null 2>&1 || true
+  # etcd's data is up to 8 GB for a run over 100,000 objects: gone once the run is over
+  # unless KEEP_ETCD=1 (logs and results stay).
+  [ "${KEEP_ETCD:-0}" = 1 ] || rm -rf "$kube_dir/etcd-data"
   kube_dir=
   return $rc
 }
