@@ -193,22 +193,27 @@ impl Manifests {
 }
 
 /// Parser messages quote the text they failed on (`invalid type: string "hunter2"`);
-/// a manifest's text may be a secret value, so quoted text is cut out.
+/// a manifest's text may be a secret value, so quoted text is cut out. serde quotes a
+/// string with `{:?}`, escaping quotes and backslashes inside it: an escaped character
+/// does not end the quote.
 fn redact(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
+    let mut open: Option<char> = None;
+    let mut escaped = false;
     for c in message.chars() {
-        match c {
-            '"' | '`' if !quoted => {
-                quoted = true;
+        match open {
+            None if c == '"' || c == '`' => {
+                open = Some(c);
                 out.push_str("\"…");
             }
-            '"' | '`' => {
-                quoted = false;
+            None => out.push(c),
+            Some(_) if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => {
+                open = None;
                 out.push('"');
             }
-            _ if quoted => {}
-            c => out.push(c),
+            Some(_) => {}
         }
     }
     out
@@ -275,6 +280,30 @@ items:
             "{e}"
         );
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    /// serde quotes a value with `{:?}`: a quote inside it comes out escaped (`\"`) and
+    /// must not end the part that is cut out.
+    #[test]
+    fn a_value_with_quotes_in_it_is_cut_out_whole() {
+        for value in [
+            r#"ab"cd hunter2"#,
+            r#"ab\"cd hunter2"#,
+            "ab`cd hunter2",
+            r#"x\"#,
+        ] {
+            let bad = format!(
+                "apiVersion: secrets.juju.is/v1alpha1\nkind: JujuSecret\nmetadata: {{name: x}}\nspec: {{model: admin/dev, data: {}}}\n",
+                serde_json::to_string(value).unwrap()
+            );
+            let e = Manifests::default()
+                .add_stream("bad.yaml", &bad, "ns")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not a valid JujuSecret"), "{e}");
+            assert!(!e.contains("hunter2") && !e.contains("cd"), "{e}");
+            assert!(e.contains("expected"), "the rest of the message stays: {e}");
+        }
     }
 
     #[test]

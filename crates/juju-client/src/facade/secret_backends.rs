@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::error_results;
 use crate::JujuClient;
-use crate::error::{ApiError, Result, WireError};
+use crate::error::{ApiError, Error, Result, WireError};
 use crate::wire;
 
 const FACADE: &str = "SecretBackends";
@@ -116,6 +116,27 @@ fn redact_config_values(mut error: ApiError, config: Option<&BackendConfig>) -> 
     error
 }
 
+/// A call Juju refuses as a whole answers with one error for all the items sent: every
+/// value sent with any of them is masked in it.
+fn redact_call<T>(result: Result<T>, configs: &[Option<&BackendConfig>]) -> Result<T> {
+    result.map_err(|e| match e {
+        Error::Api {
+            facade,
+            method,
+            source,
+        } => Error::Api {
+            facade,
+            method,
+            source: configs
+                .iter()
+                .fold(redact_config_values(source, None), |e, config| {
+                    redact_config_values(e, *config)
+                }),
+        },
+        other => other,
+    })
+}
+
 fn redact_results(
     results: Vec<std::result::Result<(), ApiError>>,
     configs: impl Iterator<Item = Option<BackendConfig>>,
@@ -153,10 +174,13 @@ impl JujuClient {
                 })
                 .collect(),
         };
-        let answer: wire::ErrorResults = self
-            .controller()?
-            .call(FACADE, VERSIONS, "AddSecretBackends", &params)
-            .await?;
+        let configs: Vec<_> = backends.iter().map(|b| Some(&b.config)).collect();
+        let answer: wire::ErrorResults = redact_call(
+            self.controller()?
+                .call(FACADE, VERSIONS, "AddSecretBackends", &params)
+                .await,
+            &configs,
+        )?;
         let results = error_results(FACADE, "AddSecretBackends", answer, backends.len())?;
         Ok(redact_results(
             results,
@@ -215,10 +239,13 @@ impl JujuClient {
                 })
                 .collect(),
         };
-        let answer: wire::ErrorResults = self
-            .controller()?
-            .call(FACADE, VERSIONS, "UpdateSecretBackends", &params)
-            .await?;
+        let configs: Vec<_> = updates.iter().map(|u| u.config.as_ref()).collect();
+        let answer: wire::ErrorResults = redact_call(
+            self.controller()?
+                .call(FACADE, VERSIONS, "UpdateSecretBackends", &params)
+                .await,
+            &configs,
+        )?;
         let results = error_results(FACADE, "UpdateSecretBackends", answer, updates.len())?;
         Ok(redact_results(
             results,
@@ -286,6 +313,26 @@ mod tests {
                 .message
                 .contains("very-secret")
         );
+    }
+
+    #[test]
+    fn a_call_refused_whole_never_carries_sent_config_values() {
+        let mut c = BackendConfig::default();
+        c.insert("token", "s.very-secret-token");
+        let refused: Result<()> = Err(Error::Api {
+            facade: FACADE,
+            method: "AddSecretBackends",
+            source: ApiError::new(
+                "not valid",
+                "config: token s.very-secret-token (value \"s.very-secret-token\") rejected",
+            ),
+        });
+        let shown = redact_call(refused, &[None, Some(&c)])
+            .unwrap_err()
+            .to_string();
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("AddSecretBackends"), "{shown}");
+        assert!(shown.contains("rejected"), "{shown}");
     }
 
     #[test]
