@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         observe_only,
         conflict_then_adopt,
         conflict_then_delete_keeps_persons_secret,
+        unreadable_record_never_overwritten,
         forged_status_changes_nothing_in_juju,
         adopt_refuses_a_managed_secret,
         rename_while_create_outcome_unknown,
@@ -937,6 +938,112 @@ async fn conflict_then_delete_keeps_persons_secret(env: Arc<Env>) {
         );
     }
     env.cleanup(NS, &[warm]).await;
+}
+
+/// The operator never overwrites an ownership record it cannot read: with every shard
+/// of it garbled by hand, a new JujuSecret waits with `KubernetesError`, nothing is
+/// created in Juju and the shards stay as they are; once they are repaired the secret
+/// is created, and recorded beside every entry the shards held.
+async fn unreadable_record_never_overwritten(env: Arc<Env>) {
+    use juju_secrets_operator::controller::ownership::{SHARDS, shard_name};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    const KEY: &str = "secrets.json";
+    const GARBLED: &str = "{edited by hand";
+    let api: Api<ConfigMap> = Api::namespaced(env.kube.clone(), NS_SYSTEM);
+    let before = env.ownership_record_uids().await;
+    // Each shard's text as stored (None: no such ConfigMap), garbled with its
+    // resourceVersion checked, so no write of the operator's is lost in between.
+    let mut saved: Vec<(String, Option<String>)> = Vec::new();
+    for i in 0..SHARDS {
+        let name = shard_name(i);
+        loop {
+            let result = match api.get_opt(&name).await.unwrap() {
+                Some(mut cm) => {
+                    let text = cm.data.as_ref().and_then(|d| d.get(KEY)).cloned();
+                    cm.data = Some([(KEY.to_owned(), GARBLED.to_owned())].into());
+                    api.replace(&name, &PostParams::default(), &cm)
+                        .await
+                        .map(|_| text)
+                }
+                None => {
+                    let cm = ConfigMap {
+                        metadata: kube::api::ObjectMeta {
+                            name: Some(name.clone()),
+                            ..Default::default()
+                        },
+                        data: Some([(KEY.to_owned(), GARBLED.to_owned())].into()),
+                        ..Default::default()
+                    };
+                    api.create(&PostParams::default(), &cm).await.map(|_| None)
+                }
+            };
+            match result {
+                Ok(text) => {
+                    saved.push((name.clone(), text));
+                    break;
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => panic!("garbling {name}: {e}"),
+            }
+        }
+    }
+
+    let name = "record-garbled";
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "refreshInterval": "1h", "data": {"password": env.value(name)}}),
+    )
+    .await;
+    let o = env.wait_reason(NS, name, "KubernetesError").await;
+    let message = o
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("repair or remove"), "{message}");
+    assert!(
+        env.juju_by_label(name).await.is_empty(),
+        "a secret was created while its claim could not be recorded"
+    );
+    for (shard, _) in &saved {
+        let text = api
+            .get(shard)
+            .await
+            .unwrap()
+            .data
+            .and_then(|d| d.get(KEY).cloned());
+        assert_eq!(text.as_deref(), Some(GARBLED), "{shard} was overwritten");
+    }
+
+    // Repaired: each shard as it was (the operator wrote none of them since).
+    for (shard, text) in &saved {
+        match text {
+            Some(text) => {
+                api.patch(
+                    shard,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"data": {KEY: text}})),
+                )
+                .await
+                .unwrap();
+            }
+            None => {
+                api.delete(shard, &DeleteParams::default()).await.unwrap();
+            }
+        }
+    }
+    let o = env.wait_synced(NS, name, |o| revision(o) == Some(1)).await;
+    assert_eq!(env.juju_by_label(name).await.len(), 1);
+    let after = env.ownership_record_uids().await;
+    assert!(
+        after.contains(o.metadata.uid.as_deref().unwrap()),
+        "the new secret is not recorded"
+    );
+    let lost: Vec<_> = before.difference(&after).collect();
+    assert!(lost.is_empty(), "entries lost from the record: {lost:?}");
+    env.cleanup(NS, &[name]).await;
 }
 
 /// Status is output only: a tenant who may write only statuses forges every field the
@@ -1968,6 +2075,7 @@ const CONDITION_REASONS: &[&str] = &[
     "NotFound",
     "BackendUnreachable",
     "InvalidSpec",
+    "KubernetesError",
 ];
 /// Normal/Warning event reasons of the contract besides the condition reasons.
 const EVENT_REASONS: &[&str] = &[

@@ -84,6 +84,7 @@ fn main() -> ExitCode {
             grant_and_revoke,
             two_grants_one_application,
             two_grants_applied_together,
+            application_handed_over,
             outside_grant_never_revoked,
             application_created_later,
             config_wiring,
@@ -990,6 +991,103 @@ async fn two_grants_applied_together(t: Arc<T>) {
     );
     t.wait_access(&uri, &[], &ctx).await;
     t.env.delete_jsec(NS, "together-secret").await;
+}
+
+/// An application one grant object lets go while another lists it stays granted, and
+/// is revoked once no object lists it, whichever object's pass comes first. Here the
+/// object that takes it over has recorded nothing when the first lets go: its passes
+/// stop at its invalid config (which an apiserver without the CRD's CEL rules admits).
+async fn application_handed_over(t: Arc<T>) {
+    let uri = t.jujusecret("handover-secret").await;
+    t.create_grant(
+        NS,
+        "handover-a",
+        json!({"secretRef": {"name": "handover-secret"}, "applications": ["mysql"]}),
+    )
+    .await;
+    t.wait_grant_synced(NS, "handover-a", |g| {
+        g.status.as_ref().is_some_and(|s| s.granted_count == 1)
+    })
+    .await;
+    t.wait_access(&uri, &["mysql"], "handover-a").await;
+    t.create_grant(
+        NS,
+        "handover-b",
+        json!({
+            "secretRef": {"name": "handover-secret"},
+            "applications": ["mysql"],
+            "config": [{"application": "wordpress", "option": "blog-title"}],
+        }),
+    )
+    .await;
+    t.wait_grant_reason(NS, "handover-b", "InvalidSpec").await;
+    t.patch_grant(
+        NS,
+        "handover-a",
+        json!({"spec": {"applications": ["wordpress"]}}),
+    )
+    .await;
+    t.wait_grant_synced(NS, "handover-a", |g| {
+        g.status.as_ref().is_some_and(|s| s.granted_count == 1)
+    })
+    .await;
+    t.access_stays(
+        &uri,
+        &["mysql", "wordpress"],
+        Duration::from_secs(1),
+        "handover-a lets mysql go, handover-b lists it",
+    )
+    .await;
+    t.patch_grant(NS, "handover-b", json!({"spec": {"config": null}}))
+        .await;
+    t.wait_grant_synced(NS, "handover-b", |g| {
+        g.status.as_ref().is_some_and(|s| s.granted_count == 1)
+    })
+    .await;
+    t.delete_grant(NS, "handover-b").await;
+    t.wait_access(&uri, &["wordpress"], "no grant object lists mysql any more")
+        .await;
+    t.delete_grant(NS, "handover-a").await;
+    t.wait_access(&uri, &[], "handover-a deleted").await;
+
+    // The same when the object letting go is deleted: the grant is handed over, and
+    // goes with the last object that lists it.
+    t.create_grant(
+        NS,
+        "handover-c",
+        json!({"secretRef": {"name": "handover-secret"}, "applications": ["mysql"]}),
+    )
+    .await;
+    t.wait_access(&uri, &["mysql"], "handover-c").await;
+    t.create_grant(
+        NS,
+        "handover-d",
+        json!({
+            "secretRef": {"name": "handover-secret"},
+            "applications": ["mysql"],
+            "config": [{"application": "wordpress", "option": "blog-title"}],
+        }),
+    )
+    .await;
+    t.wait_grant_reason(NS, "handover-d", "InvalidSpec").await;
+    t.delete_grant(NS, "handover-c").await;
+    t.access_stays(
+        &uri,
+        &["mysql"],
+        Duration::from_secs(1),
+        "handover-c deleted, handover-d lists mysql",
+    )
+    .await;
+    t.patch_grant(NS, "handover-d", json!({"spec": {"config": null}}))
+        .await;
+    t.wait_grant_synced(NS, "handover-d", |g| {
+        g.status.as_ref().is_some_and(|s| s.granted_count == 1)
+    })
+    .await;
+    t.delete_grant(NS, "handover-d").await;
+    t.wait_access(&uri, &[], "handover-d deleted: nobody lists mysql")
+        .await;
+    t.env.delete_jsec(NS, "handover-secret").await;
 }
 
 /// A grant made outside the operator (before the object existed) is never revoked: not

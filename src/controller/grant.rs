@@ -1,9 +1,11 @@
 //! The JujuSecretGrant controller: which Juju applications may read a secret.
 //!
 //! Grants are reconciled per Juju secret as the union of every JujuSecretGrant naming
-//! it. The operator revokes only grants it made itself (recorded as
-//! `status.ownedApplications`) and only once no JujuSecretGrant lists the application
-//! any more; grants people made outside the operator are never revoked. An
+//! it. The operator revokes only grants it made itself (recorded in its ownership
+//! record, never read from a status) and only once no JujuSecretGrant lists the
+//! application any more; an application one object lets go and another lists is
+//! handed over to that object in the record. Grants people made outside the operator
+//! are never revoked. An
 //! application that does not exist yet is reported as pending and retried with
 //! backoff, without holding back the others.
 
@@ -381,6 +383,39 @@ fn to_revoke(
         .collect()
 }
 
+/// Hands each of `apps` (granted by the operator for an object that no longer lists
+/// them) over in the record to another grant object on `target` that lists it, and
+/// persists the record before the giving object's entry drops them: the grants stay the
+/// operator's and are revoked once no object lists them. Returns the applications no
+/// other object could take (their records are on another secret), which the giving
+/// object keeps.
+async fn hand_over(
+    ctx: &Context,
+    others: &[&JujuSecretGrant],
+    target: &Target,
+    apps: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, String> {
+    let uri = target.uri.short();
+    let mut kept = BTreeSet::new();
+    for app in apps {
+        let taken = others
+            .iter()
+            .filter(|g| g.spec.applications.contains(app))
+            .filter_map(|g| g.uid())
+            .any(|to| {
+                ctx.ownership
+                    .hand_over_grant(&to, &target.model_uuid, &uri, app)
+            });
+        if !taken {
+            kept.insert(app.clone());
+        }
+    }
+    if kept.len() < apps.len() {
+        ctx.ownership.persist().await?;
+    }
+    Ok(kept)
+}
+
 async fn sync(
     grant: &JujuSecretGrant,
     gctx: &GrantContext,
@@ -568,19 +603,34 @@ async fn sync(
     } else {
         to_revoke(&owned, &wanted, &others_want)
     };
+    let mut unrevoked = BTreeSet::new();
     if !to_revoke.is_empty() {
         match revoke(ctx, grant, &target, &to_revoke).await {
             Ok(()) => {
                 for app in &to_revoke {
                     access.remove(app);
                 }
-                owned.retain(|app| wanted.contains(app));
             }
-            Err(p) => failures.push(p.message),
+            // Still this object's: revoked on a later pass.
+            Err(p) => {
+                failures.push(p.message);
+                unrevoked.extend(to_revoke.iter().cloned());
+            }
         }
-    } else {
-        owned.retain(|app| wanted.contains(app));
     }
+    // What this object made and no longer lists, but others do, stays granted; unless
+    // one of them has recorded it already, it is handed over to one of them.
+    let unclaimed: BTreeSet<String> = owned
+        .iter()
+        .filter(|app| {
+            !wanted.contains(*app) && others_want.contains(*app) && !others_own.contains(*app)
+        })
+        .cloned()
+        .collect();
+    let kept = hand_over(ctx, &others, &target, &unclaimed)
+        .await
+        .map_err(|message| Problem::new(reason::KUBERNETES_ERROR, message).transient())?;
+    owned.retain(|app| wanted.contains(app) || unrevoked.contains(app) || kept.contains(app));
     ctx.ownership
         .record_grants(&uid, &target.model_uuid, &target.uri.short(), owned.clone());
     ctx.listings
@@ -917,10 +967,28 @@ async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action,
         return Err(Error::Cleanup(p.message));
     }
     let all = gctx.grants.state();
-    let others_want: BTreeSet<String> = others(&all, grant, &target, &ctx.ownership)
+    let others = others(&all, grant, &target, &ctx.ownership);
+    let others_want: BTreeSet<String> = others
         .iter()
         .flat_map(|g| g.spec.applications.iter().cloned())
         .collect();
+    // What others still list stays granted: handed over to one of them unless one has
+    // recorded it already.
+    let others_own = ctx
+        .ownership
+        .granted_by_others(&target.model_uuid, &target.uri.short(), &uid);
+    let unclaimed: BTreeSet<String> = entry
+        .applications
+        .iter()
+        .filter(|app| others_want.contains(*app) && !others_own.contains(*app))
+        .cloned()
+        .collect();
+    let kept = hand_over(ctx, &others, &target, &unclaimed)
+        .await
+        .map_err(Error::Cleanup)?;
+    if !kept.is_empty() {
+        warn!(applications = ?kept, "grants other objects list but cannot take over yet are left in Juju");
+    }
     let to_revoke = to_revoke(&entry.applications, &BTreeSet::new(), &others_want);
     if to_revoke.is_empty() {
         return forget().await;

@@ -48,6 +48,9 @@ pub enum FailureKind {
     BackendUnreachable,
     /// Anything else Juju said.
     Other,
+    /// The ownership record could not be written before the call (the apiserver, or a
+    /// shard the operator will not overwrite): nothing was sent; retry later.
+    Record,
 }
 
 /// Whether a Juju error text says a secret backend could not be reached (vault down,
@@ -635,7 +638,7 @@ async fn drain(
         // updates rest on before Juju is asked (one write covers every model's batch).
         if let Err(message) = record.persist().await {
             let failure = SharedFailure {
-                kind: FailureKind::Unavailable,
+                kind: FailureKind::Record,
                 message,
             };
             for (_, reply) in creates {

@@ -55,6 +55,7 @@ impl From<SharedFailure> for Problem {
                 Problem::new(reason::BACKEND_UNREACHABLE, f.message).transient()
             }
             FailureKind::Other => Problem::new(reason::JUJU_ERROR, f.message).transient(),
+            FailureKind::Record => Problem::new(reason::KUBERNETES_ERROR, f.message).transient(),
         }
     }
 }

@@ -209,6 +209,12 @@ pub enum RecordError {
 #[derive(Default)]
 struct Shard {
     entries: BTreeMap<String, Entry>,
+    /// Entries this version of the operator cannot read (written by a newer one, or
+    /// edited by hand), kept as they are stored and written back unchanged.
+    foreign: BTreeMap<String, serde_json::Value>,
+    /// Why the stored shard cannot be read at all; such a shard is never overwritten
+    /// (see [`OwnershipRecord::write_shard`]).
+    unreadable: Option<String>,
     /// The stored ConfigMap's resourceVersion; `None` when it does not exist yet.
     resource_version: Option<String>,
     /// Objects whose entry changed since the last successful write, with the record's
@@ -365,6 +371,8 @@ impl State {
         if let Some(old) = self.shards[s].entries.remove(uid) {
             self.unindex(uid, &old);
         }
+        // The object's own entry now: one this version could not read is superseded.
+        self.shards[s].foreign.remove(uid);
         if let Some(new) = entry {
             self.index(uid, &new);
             self.shards[s].entries.insert(uid.to_owned(), new);
@@ -388,19 +396,66 @@ pub struct OwnershipRecord {
     writer: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
-fn parse_shard(name: &str, cm: &ConfigMap) -> BTreeMap<String, Entry> {
+/// A stored shard as this version of the operator reads it.
+#[derive(Debug, Default, PartialEq)]
+struct Parsed {
+    entries: BTreeMap<String, Entry>,
+    /// Entries it cannot read, kept verbatim.
+    foreign: BTreeMap<String, serde_json::Value>,
+    /// Why the shard as a whole cannot be read.
+    unreadable: Option<String>,
+}
+
+/// Reads a shard entry by entry: one entry this version cannot read (a newer
+/// operator's, a hand edit) is kept as it is, not the shard's other entries with it.
+/// A shard that is not a JSON object at all is unreadable.
+fn parse_shard(name: &str, cm: &ConfigMap) -> Parsed {
     let Some(text) = cm.data.as_ref().and_then(|d| d.get(KEY)) else {
-        return BTreeMap::new();
+        return Parsed::default();
     };
-    match serde_json::from_str(text) {
-        Ok(entries) => entries,
+    let raw: BTreeMap<String, serde_json::Value> = match serde_json::from_str(text) {
+        Ok(raw) => raw,
         Err(e) => {
-            // Never silently: an unreadable shard means ownership the operator cannot
-            // prove, so those secrets become conflicts, never deletions.
-            warn!(configmap = name, error = %e, "unreadable ownership record shard; its entries are ignored");
-            BTreeMap::new()
+            // Never silently, and never overwritten: an unreadable shard means
+            // ownership the operator cannot prove, so those secrets become conflicts,
+            // never deletions, until a person repairs or removes the ConfigMap.
+            warn!(configmap = name, error = %e, "unreadable ownership record shard; its entries are ignored and it is not written");
+            return Parsed {
+                unreadable: Some(format!(
+                    "ConfigMap {name} key {KEY} is not a JSON object: {e}"
+                )),
+                ..Parsed::default()
+            };
+        }
+    };
+    let mut parsed = Parsed::default();
+    for (uid, value) in raw {
+        match serde_json::from_value::<Entry>(value.clone()) {
+            Ok(entry) => {
+                parsed.entries.insert(uid, entry);
+            }
+            Err(e) => {
+                warn!(configmap = name, uid = %uid, error = %e, "unreadable ownership record entry; kept as stored, its object is treated as owning nothing");
+                parsed.foreign.insert(uid, value);
+            }
         }
     }
+    parsed
+}
+
+/// The text a shard is stored as: its entries and, unchanged, those it could not read.
+fn shard_text(shard: &Shard) -> Result<String, String> {
+    if shard.foreign.is_empty() {
+        return serde_json::to_string(&shard.entries).map_err(|e| e.to_string());
+    }
+    let mut all = shard.foreign.clone();
+    for (uid, entry) in &shard.entries {
+        all.insert(
+            uid.clone(),
+            serde_json::to_value(entry).map_err(|e| e.to_string())?,
+        );
+    }
+    serde_json::to_string(&all).map_err(|e| e.to_string())
 }
 
 impl OwnershipRecord {
@@ -411,11 +466,13 @@ impl OwnershipRecord {
         for i in 0..SHARDS {
             let name = shard_name(i);
             if let Some(cm) = api.get_opt(&name).await? {
-                let entries = parse_shard(&name, &cm);
-                for (uid, entry) in &entries {
+                let parsed = parse_shard(&name, &cm);
+                for (uid, entry) in &parsed.entries {
                     state.index(uid, entry);
                 }
-                state.shards[i].entries = entries;
+                state.shards[i].entries = parsed.entries;
+                state.shards[i].foreign = parsed.foreign;
+                state.shards[i].unreadable = parsed.unreadable;
                 state.shards[i].resource_version = cm.metadata.resource_version.clone();
             }
         }
@@ -622,6 +679,30 @@ impl OwnershipRecord {
             })
         });
         state.set_entry(uid, entry);
+    }
+
+    /// Adds `app`, granted by the operator on `uri` in `model`, to grant object `to`'s
+    /// entry: another object that lists it takes it over from one that no longer does,
+    /// so the grant stays the operator's and goes once no object lists it. False when
+    /// `to`'s entry is on another secret (its pass has not followed its spec yet).
+    pub fn hand_over_grant(&self, to: &str, model: &str, uri: &str, app: &str) -> bool {
+        let mut state = self.state();
+        let entry = match state.grant(to) {
+            Some(g) if g.model != model || g.uri != uri => return false,
+            Some(g) => {
+                let mut g = g.clone();
+                g.applications.insert(app.to_owned());
+                g
+            }
+            None => GrantEntry {
+                model: model.to_owned(),
+                uri: uri.to_owned(),
+                applications: [app.to_owned()].into(),
+                configured: BTreeMap::new(),
+            },
+        };
+        state.set_entry(to, Some(Entry::Grant(entry)));
+        true
     }
 
     /// The grant object other than `except` whose record lists config option `option` of
@@ -864,11 +945,28 @@ impl OwnershipRecord {
         let name = shard_name(i);
         let mut written = 0;
         for _attempt in 0..5 {
+            // A shard that could not be read is read again (a person may have repaired
+            // or removed it); while it still cannot be, it is not overwritten.
+            if self.state().shards[i].unreadable.is_some() {
+                let stored = api
+                    .get_opt(&name)
+                    .await
+                    .map_err(|e| format!("cannot read ConfigMap {name}: {e}"))?;
+                self.merge(i, stored.as_ref());
+                if let Some(why) = &self.state().shards[i].unreadable {
+                    return Err(format!(
+                        "the ownership record cannot be written: {why}; the operator does not overwrite what it cannot read: repair or remove that ConfigMap"
+                    ));
+                }
+            }
             let (text, resource_version, version) = {
                 let state = self.state();
                 let shard = &state.shards[i];
-                let text = serde_json::to_string(&shard.entries).map_err(|e| e.to_string())?;
-                (text, shard.resource_version.clone(), state.version)
+                (
+                    shard_text(shard)?,
+                    shard.resource_version.clone(),
+                    state.version,
+                )
             };
             written += text.len();
             let cm = ConfigMap {
@@ -924,9 +1022,19 @@ impl OwnershipRecord {
     /// Takes the stored shard as the base and keeps this process's own changes on top.
     fn merge(&self, i: usize, stored: Option<&ConfigMap>) {
         let mut state = self.state();
-        let stored_entries = stored
+        let Parsed {
+            entries: stored_entries,
+            foreign,
+            unreadable,
+        } = stored
             .map(|cm| parse_shard(&shard_name(i), cm))
             .unwrap_or_default();
+        if unreadable.is_some() {
+            // What this process knows of the shard stays, in memory only, until the
+            // stored one can be read again.
+            state.shards[i].unreadable = unreadable;
+            return;
+        }
         let touched = state.shards[i].touched.clone();
         let mine: BTreeMap<String, Option<Entry>> = touched
             .keys()
@@ -953,6 +1061,11 @@ impl OwnershipRecord {
             state.index(uid, entry);
         }
         let shard = &mut state.shards[i];
+        shard.foreign = foreign
+            .into_iter()
+            .filter(|(uid, _)| !shard.touched.contains_key(uid))
+            .collect();
+        shard.unreadable = None;
         shard.entries = merged;
         shard.resource_version = stored.and_then(|cm| cm.metadata.resource_version.clone());
     }
@@ -1300,6 +1413,61 @@ mod tests {
         );
         record.release_claim("u0");
         assert_eq!(record.claim("u-more", "m", "one-more", "h"), Ok(()));
+    }
+
+    fn stored(text: &str) -> ConfigMap {
+        ConfigMap {
+            data: Some(BTreeMap::from([(KEY.to_owned(), text.to_owned())])),
+            ..ConfigMap::default()
+        }
+    }
+
+    /// An entry this version cannot read costs nothing else in its shard, and is
+    /// written back as it was stored.
+    #[test]
+    fn an_unreadable_entry_is_kept_verbatim_and_the_rest_of_its_shard_read() {
+        let record = OwnershipRecord::in_memory();
+        record.record_grants("g1", "m", "secret:a", ["mysql".to_owned()].into());
+        let text = {
+            let state = record.state();
+            shard_text(&state.shards[shard_of("g1")]).unwrap()
+        };
+        let mut raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+        let newer = serde_json::json!({"kind": "from-a-newer-operator", "x": [1, 2]});
+        raw.insert("u-newer".to_owned(), newer.clone());
+        let parsed = parse_shard("shard", &stored(&serde_json::to_string(&raw).unwrap()));
+        assert_eq!(parsed.unreadable, None);
+        assert_eq!(parsed.entries.len(), 1, "the readable entry is read");
+        assert_eq!(parsed.foreign.get("u-newer"), Some(&newer));
+
+        let shard = Shard {
+            entries: parsed.entries,
+            foreign: parsed.foreign,
+            ..Shard::default()
+        };
+        let back: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&shard_text(&shard).unwrap()).unwrap();
+        assert_eq!(
+            back, raw,
+            "written back with the unreadable entry unchanged"
+        );
+
+        // The object's own new entry supersedes the one that could not be read.
+        let record = OwnershipRecord::in_memory();
+        let s = shard_of("u-newer");
+        record.state().shards[s]
+            .foreign
+            .insert("u-newer".to_owned(), newer);
+        record.record_grants("u-newer", "m", "secret:b", ["mysql".to_owned()].into());
+        assert!(record.state().shards[s].foreign.is_empty());
+    }
+
+    #[test]
+    fn a_shard_that_is_not_json_is_unreadable_not_empty() {
+        let parsed = parse_shard("juju-secrets-operator-ownership-07", &stored("{not json"));
+        assert!(parsed.entries.is_empty());
+        let why = parsed.unreadable.unwrap();
+        assert!(why.contains("juju-secrets-operator-ownership-07"), "{why}");
     }
 
     #[test]
