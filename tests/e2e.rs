@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         conflict_then_adopt,
         conflict_then_delete_keeps_persons_secret,
         unreadable_record_never_overwritten,
+        status_subresource_missing_cleans_up_nothing,
         forged_status_changes_nothing_in_juju,
         adopt_refuses_a_managed_secret,
         rename_while_create_outcome_unknown,
@@ -1043,6 +1044,119 @@ async fn unreadable_record_never_overwritten(env: Arc<Env>) {
     );
     let lost: Vec<_> = before.difference(&after).collect();
     assert!(lost.is_empty(), "entries lost from the record: {lost:?}");
+    env.cleanup(NS, &[name]).await;
+}
+
+/// A status write answered 404 means the object is gone, or its CRD cannot take a
+/// status: with the JujuSecret CRD's status subresource removed (an old or hand-edited
+/// CRD), the secret the operator creates stays in Juju however often the pass fails,
+/// and once the subresource is back the object becomes Ready.
+async fn status_subresource_missing_cleans_up_nothing(env: Arc<Env>) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        CustomResourceDefinition, CustomResourceSubresourceStatus,
+    };
+    let crds: Api<CustomResourceDefinition> = Api::all(env.kube.clone());
+    let crd = "jujusecrets.secrets.juju.is";
+    let status_subresource = |on: bool| {
+        let crds = crds.clone();
+        async move {
+            let mut c = crds.get(crd).await.unwrap();
+            for v in &mut c.spec.versions {
+                if let Some(sub) = v.subresources.as_mut() {
+                    sub.status = on.then(|| CustomResourceSubresourceStatus(json!({})));
+                }
+            }
+            crds.replace(crd, &PostParams::default(), &c).await.unwrap();
+        }
+    };
+    status_subresource(false).await;
+    // The apiserver serves the change: a status write is refused with 404.
+    let jsecs = env.jsecs(NS);
+    let probe = "status-probe";
+    env.create_jsec(
+        NS,
+        probe,
+        json!({"model": MODEL, "suspend": true, "data": {"value": "x"}}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = jsecs
+            .patch_status(
+                probe,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"observedGeneration": 1}})),
+            )
+            .await;
+        match answer {
+            Err(kube::Error::Api(e)) if e.code == 404 => break,
+            _ => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the status subresource is still served"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    env.delete_jsec(NS, probe).await;
+
+    let name = "no-status-subresource";
+    let removes = env.emulator.call_count("Secrets", "RemoveSecrets");
+    let errors = |body: &str| {
+        harness::metric(
+            body,
+            "juju_secrets_operator_reconciles_total",
+            &[("kind", "JujuSecret"), ("outcome", "error")],
+        )
+        .unwrap_or(0.0)
+    };
+    let port = env.operator.lock().await.metrics_port;
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "data": {"password": env.value(name)}}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while env.juju_by_label(name).await.is_empty() {
+        assert_eq!(
+            env.emulator.call_count("Secrets", "RemoveSecrets"),
+            removes,
+            "the secret the operator created was removed"
+        );
+        assert!(Instant::now() < deadline, "the secret was not created");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Proof that the operator looked: two more passes failed on the status write
+    // after the secret was created (or it removed the secret).
+    let before = harness::http_get(port, "/metrics").map_or(0.0, |(_, b)| errors(&b));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = harness::http_get(port, "/metrics").map_or(0.0, |(_, b)| errors(&b));
+        if now >= before + 2.0 || env.emulator.call_count("Secrets", "RemoveSecrets") > removes {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operator did not fail on the status write twice within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        env.emulator.call_count("Secrets", "RemoveSecrets"),
+        removes,
+        "RemoveSecrets was called"
+    );
+    assert_eq!(
+        env.juju_by_label(name).await.len(),
+        1,
+        "the secret the operator created was removed"
+    );
+
+    status_subresource(true).await;
+    env.wait_synced(NS, name, |o| revision(o) == Some(1)).await;
+    assert_eq!(env.juju_by_label(name).await.len(), 1);
     env.cleanup(NS, &[name]).await;
 }
 

@@ -260,6 +260,13 @@ async fn apply(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action, E
         // Gone although this pass ran with the finalizer in place (a deletion that raced
         // the finalizer being added): clean up now what the pass may have done.
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
+            let api: Api<JujuSecretBackend> = Api::all(ctx.client.clone());
+            if !outcome::gone(&api, b).await? {
+                warn!(
+                    "the JujuSecretBackend's status cannot be written (404) although it exists: does its CRD lack the status subresource? Nothing is removed"
+                );
+                return Err(Error::Kube(kube::Error::Api(e)));
+            }
             warn!("the JujuSecretBackend is gone without its finalizer having run; cleaning up");
             cleanup(b, bctx).await?;
             return Ok(Action::await_change());

@@ -310,6 +310,14 @@ async fn apply(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, E
         // Gone although this pass ran with the finalizer in place (a deletion that raced
         // the finalizer being added): revoke now what the pass may have granted.
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
+            let namespace = grant.namespace().ok_or(Error::NotNamespaced)?;
+            let api: Api<JujuSecretGrant> = Api::namespaced(ctx.client.clone(), &namespace);
+            if !outcome::gone(&api, grant).await? {
+                warn!(
+                    "the JujuSecretGrant's status cannot be written (404) although it exists: does its CRD lack the status subresource? Nothing is revoked"
+                );
+                return Err(Error::Kube(kube::Error::Api(e)));
+            }
             warn!("the JujuSecretGrant is gone without its finalizer having run; cleaning up");
             cleanup(grant, gctx).await?;
             return Ok(Action::await_change());

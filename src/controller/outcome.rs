@@ -113,6 +113,20 @@ where
     apply_status(api, name, status).await
 }
 
+/// Whether `obj` is gone from the API, asked after its status write answered 404. That
+/// answer also comes from a CRD without the status subresource (an old or hand-edited
+/// CRD): an object still there, with the same UID, is never cleaned up for it.
+pub(crate) async fn gone<K>(api: &Api<K>, obj: &K) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    Ok(match api.get_opt(&name).await.map_err(Error::Kube)? {
+        None => true,
+        Some(current) => current.meta().uid != obj.meta().uid,
+    })
+}
+
 /// Whether the object's status already is `status` (nothing to write).
 pub(crate) fn status_unchanged<S: PartialEq>(has_status: bool, previous: &S, status: &S) -> bool {
     has_status && previous == status

@@ -218,13 +218,33 @@ async fn report(
         // JujuSecret deleted right after it was created). What the pass may have written
         // is cleaned up now, as the finalizer would have done.
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
-            warn!("the JujuSecret is gone without its finalizer having run; cleaning up");
-            Box::pin(cleanup(js, ctx)).await?;
+            Box::pin(status_not_found(js, ctx, e)).await?;
             return Ok(None);
         }
         written => written?,
     }
     Ok(Some(next))
+}
+
+/// The status write answered 404. If the object is gone (a deletion that raced the
+/// finalizer being added), what the pass may have written is cleaned up now, as the
+/// finalizer would have done. If it is still there, its CRD cannot take a status (no
+/// status subresource): the 404 is the pass's error and nothing is cleaned up.
+async fn status_not_found(
+    js: &JujuSecret,
+    ctx: &Context,
+    e: Box<kube::core::Status>,
+) -> Result<(), Error> {
+    let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    if !outcome::gone(&api, js).await? {
+        warn!(
+            "the JujuSecret's status cannot be written (404) although it exists: does its CRD lack the status subresource? Nothing is cleaned up"
+        );
+        return Err(Error::Kube(kube::Error::Api(e)));
+    }
+    warn!("the JujuSecret is gone without its finalizer having run; cleaning up");
+    cleanup(js, ctx).await.map(|_| ())
 }
 
 /// A JujuSecret deleted from the API (its watch reported it gone). Normally its cleanup
