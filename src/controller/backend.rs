@@ -27,7 +27,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 use sha2::Sha256;
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 use super::juju_state::{FailureKind, SharedFailure};
 use super::outcome::{self, Problem};
@@ -261,13 +261,7 @@ async fn apply(b: &JujuSecretBackend, bctx: &BackendContext) -> Result<Action, E
         // the finalizer being added): clean up now what the pass may have done.
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
             let api: Api<JujuSecretBackend> = Api::all(ctx.client.clone());
-            if !outcome::gone(&api, b).await? {
-                warn!(
-                    "the JujuSecretBackend's status cannot be written (404) although it exists: does its CRD lack the status subresource? Nothing is removed"
-                );
-                return Err(Error::Kube(kube::Error::Api(e)));
-            }
-            warn!("the JujuSecretBackend is gone without its finalizer having run; cleaning up");
+            outcome::gone_after_status_404(&api, b, e).await?;
             cleanup(b, bctx).await?;
             return Ok(Action::await_change());
         }

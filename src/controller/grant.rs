@@ -312,13 +312,7 @@ async fn apply(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action, E
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
             let namespace = grant.namespace().ok_or(Error::NotNamespaced)?;
             let api: Api<JujuSecretGrant> = Api::namespaced(ctx.client.clone(), &namespace);
-            if !outcome::gone(&api, grant).await? {
-                warn!(
-                    "the JujuSecretGrant's status cannot be written (404) although it exists: does its CRD lack the status subresource? Nothing is revoked"
-                );
-                return Err(Error::Kube(kube::Error::Api(e)));
-            }
-            warn!("the JujuSecretGrant is gone without its finalizer having run; cleaning up");
+            outcome::gone_after_status_404(&api, grant, e).await?;
             cleanup(grant, gctx).await?;
             return Ok(Action::await_change());
         }
@@ -391,34 +385,44 @@ fn to_revoke(
         .collect()
 }
 
-/// Hands each of `apps` (granted by the operator for an object that no longer lists
-/// them) over in the record to another grant object on `target` that lists it, and
-/// persists the record before the giving object's entry drops them: the grants stay the
-/// operator's and are revoked once no object lists them. Returns the applications no
-/// other object could take (their records are on another secret), which the giving
-/// object keeps.
-async fn hand_over(
+/// Of `let_go` (applications the operator granted on `target` for grant object `uid`,
+/// which no longer lists them), those another grant object lists stay granted: unless
+/// one of the others has recorded it already, each is handed over in the record to one
+/// that lists it, and the record is persisted before `uid`'s entry drops them, so the
+/// grants stay the operator's and are revoked once no object lists them. Returns the
+/// applications no other object could take (their records are on another secret),
+/// which `uid` keeps.
+async fn hand_over<'a>(
     ctx: &Context,
+    uid: &str,
     others: &[&JujuSecretGrant],
     target: &Target,
-    apps: &BTreeSet<String>,
+    let_go: impl IntoIterator<Item = &'a String>,
 ) -> Result<BTreeSet<String>, String> {
     let uri = target.uri.short();
+    let others_own = ctx
+        .ownership
+        .granted_by_others(&target.model_uuid, &uri, uid);
     let mut kept = BTreeSet::new();
-    for app in apps {
-        let taken = others
+    let mut handed = false;
+    for app in let_go.into_iter().filter(|app| !others_own.contains(*app)) {
+        let listing: Vec<_> = others
             .iter()
             .filter(|g| g.spec.applications.contains(app))
-            .filter_map(|g| g.uid())
-            .any(|to| {
-                ctx.ownership
-                    .hand_over_grant(&to, &target.model_uuid, &uri, app)
-            });
-        if !taken {
+            .collect();
+        if listing.is_empty() {
+            continue;
+        }
+        if listing.iter().filter_map(|g| g.uid()).any(|to| {
+            ctx.ownership
+                .hand_over_grant(&to, &target.model_uuid, &uri, app)
+        }) {
+            handed = true;
+        } else {
             kept.insert(app.clone());
         }
     }
-    if kept.len() < apps.len() {
+    if handed {
         ctx.ownership.persist().await?;
     }
     Ok(kept)
@@ -626,16 +630,8 @@ async fn sync(
             }
         }
     }
-    // What this object made and no longer lists, but others do, stays granted; unless
-    // one of them has recorded it already, it is handed over to one of them.
-    let unclaimed: BTreeSet<String> = owned
-        .iter()
-        .filter(|app| {
-            !wanted.contains(*app) && others_want.contains(*app) && !others_own.contains(*app)
-        })
-        .cloned()
-        .collect();
-    let kept = hand_over(ctx, &others, &target, &unclaimed)
+    let let_go = owned.iter().filter(|app| !wanted.contains(*app));
+    let kept = hand_over(ctx, &uid, &others, &target, let_go)
         .await
         .map_err(|message| Problem::new(reason::KUBERNETES_ERROR, message).transient())?;
     owned.retain(|app| wanted.contains(app) || unrevoked.contains(app) || kept.contains(app));
@@ -980,18 +976,7 @@ async fn cleanup(grant: &JujuSecretGrant, gctx: &GrantContext) -> Result<Action,
         .iter()
         .flat_map(|g| g.spec.applications.iter().cloned())
         .collect();
-    // What others still list stays granted: handed over to one of them unless one has
-    // recorded it already.
-    let others_own = ctx
-        .ownership
-        .granted_by_others(&target.model_uuid, &target.uri.short(), &uid);
-    let unclaimed: BTreeSet<String> = entry
-        .applications
-        .iter()
-        .filter(|app| others_want.contains(*app) && !others_own.contains(*app))
-        .cloned()
-        .collect();
-    let kept = hand_over(ctx, &others, &target, &unclaimed)
+    let kept = hand_over(ctx, &uid, &others, &target, &entry.applications)
         .await
         .map_err(Error::Cleanup)?;
     if !kept.is_empty() {

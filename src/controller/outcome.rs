@@ -10,6 +10,7 @@ use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tracing::warn;
 
 use super::juju_state::{FailureKind, SharedFailure};
 use super::{Error, FIELD_MANAGER, now_rfc3339};
@@ -113,18 +114,33 @@ where
     apply_status(api, name, status).await
 }
 
-/// Whether `obj` is gone from the API, asked after its status write answered 404. That
-/// answer also comes from a CRD without the status subresource (an old or hand-edited
-/// CRD): an object still there, with the same UID, is never cleaned up for it.
-pub(crate) async fn gone<K>(api: &Api<K>, obj: &K) -> Result<bool, Error>
+/// After `obj`'s status write answered `not_found` (404): `Ok` when the object is gone
+/// (a deletion that raced its finalizer being added; the caller cleans up what the pass
+/// may have done, as the finalizer would have). That answer also comes from a CRD
+/// without the status subresource (an old or hand-edited CRD): an object still there,
+/// with the same UID, is never cleaned up for it, and the 404 is the pass's error.
+pub(crate) async fn gone_after_status_404<K>(
+    api: &Api<K>,
+    obj: &K,
+    not_found: Box<kube::core::Status>,
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
+    let kind = K::kind(&());
     let name = obj.meta().name.clone().unwrap_or_default();
-    Ok(match api.get_opt(&name).await.map_err(Error::Kube)? {
+    let gone = match api.get_opt(&name).await.map_err(Error::Kube)? {
         None => true,
         Some(current) => current.meta().uid != obj.meta().uid,
-    })
+    };
+    if !gone {
+        warn!(
+            "the {kind}'s status cannot be written (404) although it exists: does its CRD lack the status subresource? Nothing is cleaned up"
+        );
+        return Err(Error::Kube(kube::Error::Api(not_found)));
+    }
+    warn!("the {kind} is gone without its finalizer having run; cleaning up");
+    Ok(())
 }
 
 /// Whether the object's status already is `status` (nothing to write).

@@ -413,6 +413,13 @@ fn parse_shard(name: &str, cm: &ConfigMap) -> Parsed {
     let Some(text) = cm.data.as_ref().and_then(|d| d.get(KEY)) else {
         return Parsed::default();
     };
+    // Every entry readable (the usual case): read as such, with no intermediate values.
+    if let Ok(entries) = serde_json::from_str::<BTreeMap<String, Entry>>(text) {
+        return Parsed {
+            entries,
+            ..Parsed::default()
+        };
+    }
     let raw: BTreeMap<String, serde_json::Value> = match serde_json::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -430,7 +437,7 @@ fn parse_shard(name: &str, cm: &ConfigMap) -> Parsed {
     };
     let mut parsed = Parsed::default();
     for (uid, value) in raw {
-        match serde_json::from_value::<Entry>(value.clone()) {
+        match Entry::deserialize(&value) {
             Ok(entry) => {
                 parsed.entries.insert(uid, entry);
             }

@@ -226,10 +226,9 @@ async fn report(
     Ok(Some(next))
 }
 
-/// The status write answered 404. If the object is gone (a deletion that raced the
-/// finalizer being added), what the pass may have written is cleaned up now, as the
-/// finalizer would have done. If it is still there, its CRD cannot take a status (no
-/// status subresource): the 404 is the pass's error and nothing is cleaned up.
+/// The status write answered 404: if the object is gone, what the pass may have written
+/// is cleaned up now ([`outcome::gone_after_status_404`]). Boxed by its caller: the
+/// waiting pass stays small.
 async fn status_not_found(
     js: &JujuSecret,
     ctx: &Context,
@@ -237,13 +236,7 @@ async fn status_not_found(
 ) -> Result<(), Error> {
     let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    if !outcome::gone(&api, js).await? {
-        warn!(
-            "the JujuSecret's status cannot be written (404) although it exists: does its CRD lack the status subresource? Nothing is cleaned up"
-        );
-        return Err(Error::Kube(kube::Error::Api(e)));
-    }
-    warn!("the JujuSecret is gone without its finalizer having run; cleaning up");
+    outcome::gone_after_status_404(&api, js, e).await?;
     cleanup(js, ctx).await.map(|_| ())
 }
 
