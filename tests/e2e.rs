@@ -552,7 +552,66 @@ async fn generator(env: Arc<Env>) {
     env.wait_synced(NS, name, |o| revision(o) == Some(2)).await;
     let second = generated(&env, name).await;
     assert_ne!(second, first, "rotation kept the old value");
+
+    // The Secret that keeps the generated value is deleted (by hand, or by the garbage
+    // collector after a `Retain` deletion): the value in Juju is the one to keep, not a
+    // new one. Proof that the operator looked: the Secret is there again.
+    let kept = format!("{name}-juju-generated");
+    env.secrets(NS)
+        .delete(&kept, &Default::default())
+        .await
+        .expect("delete the generated Secret");
+    env.patch_jsec(
+        NS,
+        name,
+        json!({"metadata": {"annotations": {"touched": "again"}}}),
+    )
+    .await;
+    let restored = wait_for_secret(&env, NS, &kept).await;
+    // The pass that stored it goes on to compare with Juju (and, before the fix, wrote
+    // the new value as a new revision): more reconciles, then the status says which.
+    env.wait_reconciles(2).await;
+    let synced = env.wait_synced(NS, name, |_| true).await;
+    assert_eq!(
+        revision(&synced),
+        Some(2),
+        "the status names another revision after the generated Secret was deleted"
+    );
+    let stored = restored
+        .data
+        .as_ref()
+        .and_then(|d| d.get("password"))
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned());
+    let info = env.juju_one(name).await;
+    assert_eq!(
+        info.latest_revision, 2,
+        "a new revision was written after the generated Secret was deleted"
+    );
+    assert_eq!(
+        generated(&env, name).await,
+        second,
+        "the value in Juju was replaced after the generated Secret was deleted"
+    );
+    assert!(
+        stored.as_deref() == Some(second.as_str()),
+        "the generated Secret was recreated with another value than Juju's"
+    );
     env.cleanup(NS, &[name]).await;
+}
+
+/// Waits (bounded) until the Secret `ns/name` exists.
+async fn wait_for_secret(env: &Env, ns: &str, name: &str) -> Secret {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = env.secrets(ns).get_opt(name).await.expect("read Secret") {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Secret {ns}/{name} not recreated within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn generated(env: &Env, label: &str) -> String {

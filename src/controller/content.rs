@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::future::BoxFuture;
 use hmac::{Hmac, Mac};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -11,6 +12,7 @@ use rand::Rng;
 use rand::distr::Uniform;
 use sha2::Sha256;
 
+use super::outcome::Problem;
 use crate::crd::secret::{Charset, Generator, JujuSecret};
 use juju_client::content::{SecretContent, SecretValue, is_valid_key};
 
@@ -41,6 +43,9 @@ pub enum ContentProblem {
     /// The Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// The values a lost generated Secret held could not be read back from Juju.
+    #[error("{}", .0.message)]
+    Juju(Box<Problem>),
 }
 
 impl ContentProblem {
@@ -114,14 +119,22 @@ impl Sources {
     }
 }
 
+/// The content of the Juju secret the object owns (or adopts), read only if needed:
+/// where the values generated for it are when their Kubernetes Secret is gone.
+pub type InJuju<'a> = BoxFuture<'a, Result<SecretContent, Problem>>;
+
 /// Collects the desired content. Generated values are created (and stored in the
 /// Kubernetes Secret [`generated_secret_name`]) before they are used, so a crash can
-/// never lose a value that reached Juju.
+/// never lose a value that reached Juju; if that Secret is gone (deleted by hand, or
+/// collected after a `Retain` deletion and the object made again to adopt the secret),
+/// the values the object's secret holds in Juju (`in_juju`) are stored again instead
+/// of new ones.
 pub async fn desired_content(
     client: &kube::Client,
     js: &JujuSecret,
     field_manager: &str,
     sources: &Sources,
+    in_juju: Option<InJuju<'_>>,
 ) -> Result<SecretContent, ContentProblem> {
     let namespace = js.namespace().unwrap_or_default();
     let mut content = SecretContent::new();
@@ -167,7 +180,9 @@ pub async fn desired_content(
         }
     }
     if let Some(generators) = js.spec.generate.as_deref().filter(|g| !g.is_empty()) {
-        for (k, v) in generated_values(client, js, generators, field_manager, sources).await? {
+        let values =
+            generated_values(client, js, generators, field_manager, sources, in_juju).await?;
+        for (k, v) in values {
             add(&mut content, &k, v, "generate")?;
         }
     }
@@ -195,16 +210,39 @@ async fn generated_values(
     generators: &[Generator],
     field_manager: &str,
     sources: &Sources,
+    in_juju: Option<InJuju<'_>>,
 ) -> Result<BTreeMap<String, SecretValue>, ContentProblem> {
     let namespace = js.namespace().unwrap_or_default();
     let name = generated_secret_name(&js.name_any());
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let existing = sources.get(client, &namespace, &name).await?;
-    let stored = existing.as_ref().map(secret_data).unwrap_or_default();
-    let annotations = existing
-        .as_ref()
-        .map(|s| s.annotations().clone())
-        .unwrap_or_default();
+    let (stored, annotations) = match (&existing, in_juju) {
+        (Some(secret), _) => (secret_data(secret), secret.annotations().clone()),
+        // The Secret is gone but the values reached Juju: they are the ones wanted for
+        // the generators as they stand (a rotation asked for while the Secret was gone
+        // cannot be told from the one before).
+        (None, Some(in_juju)) => {
+            let held = in_juju
+                .await
+                .map_err(|p| ContentProblem::Juju(Box::new(p)))?;
+            let held: BTreeMap<String, SecretValue> = generators
+                .iter()
+                .filter_map(|g| held.get(&g.key).map(|v| (g.key.clone(), v.clone())))
+                .collect();
+            let markers = generators
+                .iter()
+                .filter(|g| held.contains_key(&g.key))
+                .map(|g| {
+                    (
+                        format!("{ROTATION_ANNOTATION_PREFIX}{}", g.key),
+                        rotation_marker(g),
+                    )
+                })
+                .collect();
+            (held, markers)
+        }
+        (None, None) => Default::default(),
+    };
 
     let mut values = BTreeMap::new();
     let mut changed = false;

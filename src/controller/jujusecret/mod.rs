@@ -53,6 +53,7 @@ impl From<ContentProblem> for Problem {
             ContentProblem::Kube(e) => {
                 Problem::new(reason::KUBERNETES_ERROR, e.to_string()).transient()
             }
+            ContentProblem::Juju(p) => *p,
             p if p.is_source_missing() => Problem::new(reason::SOURCE_NOT_FOUND, p.to_string()),
             p => Problem::new(reason::INVALID_CONTENT, p.to_string()),
         }

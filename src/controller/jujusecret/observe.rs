@@ -1,6 +1,7 @@
-//! Observe: every fact a pass needs, and nothing else. The object's spec, the desired
-//! content (from the spec and the source Secret), the operator's ownership record for
-//! the object, and what the model's shared listing says about the secret. The object's
+//! Observe: every fact a pass needs, and nothing else. The object's spec, the operator's
+//! ownership record for the object, what the model's shared listing says about the
+//! secret, and the desired content (from the spec and the source Secret; generated
+//! values whose Secret is gone from the object's own secret in Juju). The object's
 //! status is not among them: it is output only.
 
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 
 use super::super::Context;
-use super::super::content::{Sources, checksum_mac, content_mac, desired_content};
+use super::super::content::{InJuju, Sources, checksum_mac, content_mac, desired_content};
 use super::super::juju_state::{SecretSummary, SharedFailure};
 use super::super::outcome::Problem;
 use super::super::ownership::{self, Found, Ownership, SecretEntry};
@@ -72,23 +73,6 @@ pub(super) async fn observe(
     }
 
     let observe_only = spec.management_policy == ManagementPolicy::ObserveOnly;
-    let content = if observe_only {
-        None
-    } else {
-        let content =
-            desired_content(&ctx.client, js, super::super::FIELD_MANAGER, sources).await?;
-        let limits = ctx
-            .juju
-            .model_content_limits(&model.uuid)
-            .await
-            .map_err(SharedFailure::from)?;
-        content
-            .validate(limits)
-            .map_err(|e| Problem::new(reason::INVALID_CONTENT, e.to_string()))?;
-        let mac = content_mac(&ctx.mac_key, &content);
-        Some((content, mac))
-    };
-
     let listing = ctx.listings.get(&model.uuid, refresh).await?;
     let entry = ctx.ownership.entry(&uid).filter(|e| e.model == model.uuid);
     let recorded_uri = entry
@@ -131,6 +115,35 @@ pub(super) async fn observe(
         allowed: true,
     });
     let found = by_uri.or(by_name);
+
+    let content = if observe_only {
+        None
+    } else {
+        // Where generated values are when their Kubernetes Secret is gone: the secret
+        // the object may write, read only then.
+        let in_juju = found
+            .as_ref()
+            .filter(|_| ownership.may_write())
+            .map(|found| -> InJuju<'_> { Box::pin(read_content(ctx, &model.uuid, &found.uri)) });
+        let content = desired_content(
+            &ctx.client,
+            js,
+            super::super::FIELD_MANAGER,
+            sources,
+            in_juju,
+        )
+        .await?;
+        let limits = ctx
+            .juju
+            .model_content_limits(&model.uuid)
+            .await
+            .map_err(SharedFailure::from)?;
+        content
+            .validate(limits)
+            .map_err(|e| Problem::new(reason::INVALID_CONTENT, e.to_string()))?;
+        let mac = content_mac(&ctx.mac_key, &content);
+        Some((content, mac))
+    };
 
     // The content comparison matters only for a secret the operator may write.
     let mut read_back = false;
