@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::{
-    Env, EnvOptions, MODEL, NS, NS_DENIED, NS_READER, NS_SYSTEM, Operator, SetupError, WAIT,
-    assert_content, b64, content_is, describe, ready, revision, secret_id,
+    Env, EnvOptions, MODEL, MODEL_OTHER, NS, NS_DENIED, NS_READER, NS_SYSTEM, Operator, SetupError,
+    WAIT, assert_content, b64, content_is, describe, ready, revision, secret_id,
 };
-use juju_client::SecretUri;
+use juju_client::{SecretFilter, SecretUri};
 use juju_secrets_operator::crd::secret::{JujuSecret, RevisionsStatus};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -52,6 +52,7 @@ fn main() -> ExitCode {
         create_update_rename,
         revisions_kept_and_removed,
         model_forms,
+        model_change_moves_nothing,
         secret_ref_changes,
         generator,
         deletion_policies,
@@ -623,6 +624,62 @@ async fn generated(env: &Env, label: &str) -> String {
         .expect("utf-8 value");
     env.remember(&v);
     v
+}
+
+/// `spec.model` is immutable (CEL says so from Kubernetes 1.25; this apiserver has no
+/// CEL): changed anyway, the object's secret stays where it is, nothing is created in
+/// the other model, and the object says why; its deletion removes the one secret.
+async fn model_change_moves_nothing(env: Arc<Env>) {
+    let name = "moved-model";
+    let v = env.value("moved");
+    env.create_jsec(NS, name, json!({"model": MODEL, "data": {"value": v}}))
+        .await;
+    let synced = env.wait_synced(NS, name, |o| revision(o) == Some(1)).await;
+    let id = secret_id(&synced).expect("secret ID");
+
+    env.patch_jsec(NS, name, json!({"spec": {"model": MODEL_OTHER}}))
+        .await;
+    let refused = env.wait_reason(NS, name, "InvalidSpec").await;
+    let message = refused
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(MODEL),
+        "the refusal does not name the model the secret is in: {message}"
+    );
+    let other = SecretFilter::user_secrets(&env.other_model_uuid);
+    let in_other = env
+        .juju
+        .list_secrets(&env.other_model_uuid, &other, false)
+        .await
+        .expect("list the other model");
+    assert!(
+        in_other.iter().all(|s| s.label.as_deref() != Some(name)),
+        "a second secret was created in {MODEL_OTHER}"
+    );
+    let kept = env.juju_one(name).await;
+    assert_eq!(
+        Some(kept.uri),
+        SecretUri::parse(&id).ok(),
+        "the secret in {MODEL} is not the object's any more"
+    );
+    assert!(
+        env.ownership_record_uids()
+            .await
+            .contains(&refused.metadata.uid.clone().unwrap_or_default()),
+        "the record let go of the object's secret"
+    );
+
+    // Deleted while the spec names the other model: the secret the record holds goes.
+    env.delete_jsec(NS, name).await;
+    assert!(
+        env.juju_by_label(name).await.is_empty(),
+        "the deletion left the secret in {MODEL}"
+    );
 }
 
 /// deletionPolicy Delete removes the Juju secret; Retain keeps it.

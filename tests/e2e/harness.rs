@@ -43,6 +43,8 @@ pub const NS_READER: &str = "e2e-reader";
 pub const NS_SYSTEM: &str = "e2e-system";
 /// The model every scenario uses (the emulator's default seed).
 pub const MODEL: &str = "admin/dev";
+/// A second model the tenancy policy lets `NS` use too (a JujuSecret moved between models).
+pub const MODEL_OTHER: &str = "admin/staging";
 
 const POLL: Duration = Duration::from_millis(200);
 
@@ -363,6 +365,8 @@ pub struct Env {
     pub juju: JujuClient,
     pub kube: Client,
     pub model_uuid: String,
+    /// The UUID of [`MODEL_OTHER`].
+    pub other_model_uuid: String,
     pub dir: PathBuf,
     /// A client with the operator's own rights: the Helm chart's ServiceAccount and
     /// RBAC, applied from the rendered chart (every operator runs with its token).
@@ -463,9 +467,24 @@ impl Env {
         let _ = std::fs::remove_file(&frame_log);
         config.frame_log = Some(frame_log);
         config.checksums = options.checksums;
+        let mut seed = juju_emulator::Seed::default();
+        seed.models.push(juju_emulator::SeedModel {
+            name: "staging".into(),
+            owner: "admin".into(),
+            uuid: None,
+            applications: Vec::new(),
+        });
+        config.seed = Some(seed);
         let emulator = Emulator::start(config).await.unwrap();
         let info = emulator.connection_info().clone();
-        let model_uuid = info.models[0].uuid.clone();
+        let uuid_of = |qualified: &str| {
+            info.models
+                .iter()
+                .find(|m| format!("{}/{}", m.owner, m.name) == qualified)
+                .map(|m| m.uuid.clone())
+                .unwrap_or_else(|| panic!("the emulator has no model {qualified}"))
+        };
+        let (model_uuid, other_model_uuid) = (uuid_of(MODEL), uuid_of(MODEL_OTHER));
         let password = |user: &str| {
             info.users
                 .iter()
@@ -519,7 +538,7 @@ impl Env {
         std::fs::write(
             &policy,
             format!(
-                "namespaces:\n  {NS}: [\"{MODEL}\"]\n  {NS_DENIED}: [\"admin/elsewhere\"]\n  \"*\": []\n"
+                "namespaces:\n  {NS}: [\"{MODEL}\", \"{MODEL_OTHER}\"]\n  {NS_DENIED}: [\"admin/elsewhere\"]\n  \"*\": []\n"
             ),
         )
         .unwrap();
@@ -564,6 +583,7 @@ impl Env {
             juju,
             kube,
             model_uuid,
+            other_model_uuid,
             dir,
             operator_kube,
             common_args,

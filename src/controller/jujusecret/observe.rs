@@ -10,7 +10,7 @@ use kube::ResourceExt;
 
 use super::super::Context;
 use super::super::content::{InJuju, Sources, checksum_mac, content_mac, desired_content};
-use super::super::juju_state::{SecretSummary, SharedFailure};
+use super::super::juju_state::{FailureKind, SecretSummary, SharedFailure};
 use super::super::outcome::Problem;
 use super::super::ownership::{self, Found, Ownership, SecretEntry};
 use super::{forbidden, juju_name};
@@ -73,8 +73,12 @@ pub(super) async fn observe(
     }
 
     let observe_only = spec.management_policy == ManagementPolicy::ObserveOnly;
+    let recorded = ctx.ownership.entry(&uid);
+    if let Some(other) = recorded.as_ref().filter(|e| e.model != model.uuid) {
+        model_unchanged(ctx, &other.model, &model).await?;
+    }
     let listing = ctx.listings.get(&model.uuid, refresh).await?;
-    let entry = ctx.ownership.entry(&uid).filter(|e| e.model == model.uuid);
+    let entry = recorded.filter(|e| e.model == model.uuid);
     let recorded_uri = entry
         .as_ref()
         .and_then(|e| e.uri.as_deref())
@@ -175,6 +179,28 @@ pub(super) async fn observe(
         read_back,
         name_taken,
     })
+}
+
+/// `spec.model` is immutable (a CEL rule from Kubernetes 1.25); an apiserver without CEL
+/// lets it change, and the record then holds the object's secret in another model than
+/// the spec names. While that model exists the pass goes no further: creating the
+/// secret in the new model would leave the old one behind, owned by no one. A model
+/// that is gone took its secret with it; the pass goes on in the new one.
+async fn model_unchanged(ctx: &Context, recorded: &str, spec: &Model) -> Result<(), Problem> {
+    match ctx.models.resolve(recorded).await {
+        Ok(old) => Err(Problem::new(
+            reason::INVALID_SPEC,
+            format!(
+                "spec.model is immutable: this object's secret is in model {}, not {}; \
+                 set spec.model back, or delete the object (its deletionPolicy applies) \
+                 and create it again naming the new model",
+                old.qualified_name(),
+                spec.qualified_name()
+            ),
+        )),
+        Err(f) if f.kind == FailureKind::ModelNotFound => Ok(()),
+        Err(f) => Err(f.into()),
+    }
 }
 
 /// The ownership facts of a secret found by name: its revision, its keyed MAC when it
