@@ -15,7 +15,9 @@
 #                                         # status after every finalizer and read
 #
 # Env: RUNS (default 3), WRITES (writes mode, default 2000), APPLY_IN_FLIGHT (default
-#      32), OUT (default target/bench/apiserver-<timestamp>). Prints one JSON line per run;
+#      32), WATCHES (watches of every JujuSecret kept open during the run, as an
+#      operator's and the GitOps measurement's are; default 0), OUT (default
+#      target/bench/apiserver-<timestamp>). Prints one JSON line per run;
 #      raw results in $OUT/results.jsonl, a median with min and max per figure at the end.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,7 +35,12 @@ KUBECTL=$(command -v kubectl || echo "${XDG_CACHE_HOME:-$HOME/.cache}/juju-secre
 [ -x "$KUBECTL" ] || { echo "no kubectl: run scripts/dev-env.sh once" >&2; exit 1; }
 
 kube_dir=
-cleanup() { [ -z "$kube_dir" ] || bash scripts/kube-apiserver.sh stop "$kube_dir" >/dev/null 2>&1 || true; }
+watchers=()
+stop_watches() {
+  [ ${#watchers[@]} -eq 0 ] || pkill -f "jujusecrets?watch=1" 2>/dev/null || true
+  watchers=()
+}
+cleanup() { stop_watches; [ -z "$kube_dir" ] || bash scripts/kube-apiserver.sh stop "$kube_dir" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 schedules=(per-object)
@@ -47,6 +54,14 @@ for r in $(seq 1 "${RUNS:-3}"); do
   bash scripts/kube-apiserver.sh start "$kube_dir" > "$dir/kube-start.log" 2>&1
   "$KUBECTL" --kubeconfig "$kube_dir/kubeconfig" apply --validate=false -f crds/ >/dev/null
   "$KUBECTL" --kubeconfig "$kube_dir/kubeconfig" wait --for condition=established --timeout=60s -f crds/ >/dev/null
+  # Each watch is drained as fast as the apiserver sends (a watcher that falls behind
+  # would hold the apiserver back, as no operator does); its bytes are counted.
+  api=$(grep -o 'https://127.0.0.1:[0-9]*' "$kube_dir/kubeconfig" | head -1)
+  for w in $(seq 1 "${WATCHES:-0}"); do
+    curl -sN --cacert "$kube_dir/certs/apiserver.crt" -H "Authorization: Bearer devtoken" \
+      "$api/apis/secrets.juju.is/v1alpha1/jujusecrets?watch=1" | wc -c > "$dir/watch-$w.bytes" &
+    watchers+=($!)
+  done
   target/release/jso-bench --mode "$mode" \
       --kubeconfig "$kube_dir/kubeconfig" \
       --operator-bin target/release/juju-secrets-operator \
@@ -54,6 +69,7 @@ for r in $(seq 1 "${RUNS:-3}"); do
       --work-dir "$dir" --n "$n" --m 50 \
       --apply-in-flight "${APPLY_IN_FLIGHT:-32}" --floor-schedule "$schedule" \
       --write-probe "${WRITES:-2000}" | tee -a "$results"
+  stop_watches
   bash scripts/kube-apiserver.sh stop "$kube_dir" >/dev/null 2>&1 || true
   kube_dir=
  done
