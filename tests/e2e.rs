@@ -597,7 +597,76 @@ async fn generator(env: Arc<Env>) {
         stored.as_deref() == Some(second.as_str()),
         "the generated Secret was recreated with another value than Juju's"
     );
+
+    // The key alone removed from the Secret (its rotation marker stays): the same.
+    env.patch_secret(NS, &kept, json!({"data": {"password": null}}))
+        .await;
+    let refilled = wait_for_secret_key(&env, NS, &kept, "password").await;
+    env.wait_reconciles(2).await;
+    let synced = env.wait_synced(NS, name, |_| true).await;
+    assert_eq!(
+        (revision(&synced), refilled.as_str()),
+        (Some(2), second.as_str()),
+        "a key removed from the generated Secret was generated again"
+    );
+
+    // Deleted with Retain, its Secret gone with it (as the garbage collector would), made
+    // again to adopt the secret: adopting writes a value of its own and never reads the
+    // one in Juju out into a Secret.
+    env.patch_jsec(NS, name, json!({"spec": {"deletionPolicy": "Retain"}}))
+        .await;
+    env.wait_synced(NS, name, |o| {
+        o.spec.deletion_policy == juju_secrets_operator::crd::secret::DeletionPolicy::Retain
+    })
+    .await;
+    env.delete_jsec(NS, name).await;
+    env.secrets(NS)
+        .delete(&kept, &Default::default())
+        .await
+        .expect("delete the generated Secret");
+    env.create_jsec(
+        NS,
+        name,
+        json!({"model": MODEL, "adopt": true, "generate": [{"key": "password", "length": 24, "charset": "Hex", "rotation": "2026-11"}]}),
+    )
+    .await;
+    env.wait_synced(NS, name, |o| revision(o) == Some(3)).await;
+    let adopted = wait_for_secret_key(&env, NS, &kept, "password").await;
+    assert_ne!(
+        adopted, second,
+        "adopting read the secret's value out of Juju into a Secret"
+    );
+    assert_eq!(
+        generated(&env, name).await,
+        adopted,
+        "Juju does not hold the adopter's value"
+    );
     env.cleanup(NS, &[name]).await;
+}
+
+/// Waits (bounded) until the Secret `ns/name` holds `key`; its value.
+async fn wait_for_secret_key(env: &Env, ns: &str, name: &str, key: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = env
+            .secrets(ns)
+            .get_opt(name)
+            .await
+            .expect("read Secret")
+            .and_then(|s| s.data)
+            .and_then(|d| {
+                d.get(key)
+                    .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            });
+        if let Some(v) = value {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Secret {ns}/{name} has no key {key} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits (bounded) until the Secret `ns/name` exists.

@@ -119,22 +119,17 @@ impl Sources {
     }
 }
 
-/// The content of the Juju secret the object owns (or adopts), read only if needed:
-/// where the values generated for it are when their Kubernetes Secret is gone.
+/// The content of the Juju secret the ownership record says is the object's, read only
+/// if needed: where the values generated for it are when their Kubernetes Secret lost
+/// them.
 pub type InJuju<'a> = BoxFuture<'a, Result<SecretContent, Problem>>;
 
-/// Collects the desired content. Generated values are created (and stored in the
-/// Kubernetes Secret [`generated_secret_name`]) before they are used, so a crash can
-/// never lose a value that reached Juju; if that Secret is gone (deleted by hand, or
-/// collected after a `Retain` deletion and the object made again to adopt the secret),
-/// the values the object's secret holds in Juju (`in_juju`) are stored again instead
-/// of new ones.
+/// Collects the desired content from `data` and `secretRef`; the generated values are
+/// added by [`add_generated`] once the pass knows which secret is the object's.
 pub async fn desired_content(
     client: &kube::Client,
     js: &JujuSecret,
-    field_manager: &str,
     sources: &Sources,
-    in_juju: Option<InJuju<'_>>,
 ) -> Result<SecretContent, ContentProblem> {
     let namespace = js.namespace().unwrap_or_default();
     let mut content = SecretContent::new();
@@ -179,14 +174,31 @@ pub async fn desired_content(
             }
         }
     }
+    Ok(content)
+}
+
+/// Adds the generated values to `content`. They are created (and stored in the
+/// Kubernetes Secret [`generated_secret_name`]) before they are used, so a crash can
+/// never lose a value that reached Juju. A value the Secret lost (the Secret deleted by
+/// hand, or a key removed from it) while its rotation stands is taken from the object's
+/// own secret in Juju (`in_juju`), if it is one this generator could have made, and
+/// stored again: no new value, no new revision.
+pub async fn add_generated(
+    content: &mut SecretContent,
+    client: &kube::Client,
+    js: &JujuSecret,
+    field_manager: &str,
+    sources: &Sources,
+    in_juju: Option<InJuju<'_>>,
+) -> Result<(), ContentProblem> {
     if let Some(generators) = js.spec.generate.as_deref().filter(|g| !g.is_empty()) {
         let values =
             generated_values(client, js, generators, field_manager, sources, in_juju).await?;
         for (k, v) in values {
-            add(&mut content, &k, v, "generate")?;
+            add(content, &k, v, "generate")?;
         }
     }
-    Ok(content)
+    Ok(())
 }
 
 /// `data` and `stringData` of a Secret as read from the API (the API server folds
@@ -216,34 +228,14 @@ async fn generated_values(
     let name = generated_secret_name(&js.name_any());
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let existing = sources.get(client, &namespace, &name).await?;
-    let (stored, annotations) = match (&existing, in_juju) {
-        (Some(secret), _) => (secret_data(secret), secret.annotations().clone()),
-        // The Secret is gone but the values reached Juju: they are the ones wanted for
-        // the generators as they stand (a rotation asked for while the Secret was gone
-        // cannot be told from the one before).
-        (None, Some(in_juju)) => {
-            let held = in_juju
-                .await
-                .map_err(|p| ContentProblem::Juju(Box::new(p)))?;
-            let held: BTreeMap<String, SecretValue> = generators
-                .iter()
-                .filter_map(|g| held.get(&g.key).map(|v| (g.key.clone(), v.clone())))
-                .collect();
-            let markers = generators
-                .iter()
-                .filter(|g| held.contains_key(&g.key))
-                .map(|g| {
-                    (
-                        format!("{ROTATION_ANNOTATION_PREFIX}{}", g.key),
-                        rotation_marker(g),
-                    )
-                })
-                .collect();
-            (held, markers)
-        }
-        (None, None) => Default::default(),
-    };
+    let stored = existing.as_ref().map(secret_data).unwrap_or_default();
+    let annotations = existing
+        .as_ref()
+        .map(|s| s.annotations().clone())
+        .unwrap_or_default();
 
+    let mut in_juju = in_juju;
+    let mut held = None;
     let mut values = BTreeMap::new();
     let mut changed = false;
     let mut wanted_annotations = BTreeMap::new();
@@ -251,12 +243,19 @@ async fn generated_values(
     for g in generators {
         let marker = rotation_marker(g);
         let annotation = format!("{ROTATION_ANNOTATION_PREFIX}{}", g.key);
-        let reuse = stored
-            .get(&g.key)
-            .filter(|_| annotations.get(&annotation) == Some(&marker));
-        let value = match reuse {
-            Some(v) => v.clone(),
-            None => {
+        let recorded = annotations.get(&annotation);
+        let value = match (stored.get(&g.key), recorded) {
+            (Some(v), Some(m)) if *m == marker => v.clone(),
+            // Lost from the Secret while its rotation stands (no marker: the Secret is
+            // gone, or the key never had one).
+            (None, m) if m.is_none_or(|m| *m == marker) => {
+                changed = true;
+                match lost_value(g, &mut in_juju, &mut held).await? {
+                    Some(v) => v,
+                    None => generate(g),
+                }
+            }
+            _ => {
                 changed = true;
                 generate(g)
             }
@@ -298,6 +297,33 @@ async fn generated_values(
         .await?;
     }
     Ok(values)
+}
+
+/// The value of `g`'s key in the object's secret in Juju (read once per pass, only when
+/// a value is lost), if this generator could have made it: its length and alphabet.
+async fn lost_value(
+    g: &Generator,
+    in_juju: &mut Option<InJuju<'_>>,
+    held: &mut Option<SecretContent>,
+) -> Result<Option<SecretValue>, ContentProblem> {
+    if held.is_none()
+        && let Some(read) = in_juju.take()
+    {
+        *held = Some(read.await.map_err(|p| ContentProblem::Juju(Box::new(p)))?);
+    }
+    Ok(held
+        .as_ref()
+        .and_then(|content| content.get(&g.key))
+        .filter(|v| fits(g, v))
+        .cloned())
+}
+
+/// Whether `g` could have generated `value`.
+fn fits(g: &Generator, value: &SecretValue) -> bool {
+    let chars = alphabet(g.charset);
+    let bytes = value.expose();
+    usize::try_from(g.length).is_ok_and(|n| n == bytes.len())
+        && bytes.iter().all(|b| chars.contains(b))
 }
 
 /// What decides whether a stored value is still the one wanted: the rotation request
@@ -365,6 +391,70 @@ mod tests {
         assert_eq!(v.expose().len(), 40);
         assert!(v.expose().iter().all(|b| b"0123456789abcdef".contains(b)));
         assert_ne!(generate(&g), v, "two draws differ");
+    }
+
+    #[test]
+    fn a_value_is_taken_back_only_if_its_generator_could_have_made_it() {
+        let g = Generator {
+            key: "password".into(),
+            length: 8,
+            charset: Charset::Hex,
+            rotation: None,
+        };
+        assert!(fits(&g, &generate(&g)));
+        assert!(fits(&g, &SecretValue::from("0123abcd")));
+        assert!(
+            !fits(&g, &SecretValue::from("changeme")),
+            "outside the alphabet"
+        );
+        assert!(!fits(&g, &SecretValue::from("0123abc")), "too short");
+        assert!(!fits(&g, &SecretValue::from("0123abcde")), "too long");
+    }
+
+    #[tokio::test]
+    async fn a_lost_value_reads_juju_once_and_only_when_needed() {
+        let g = |key: &str| Generator {
+            key: key.into(),
+            length: 4,
+            charset: Charset::Hex,
+            rotation: None,
+        };
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let read = || -> InJuju<'_> {
+            Box::pin(async {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut c = SecretContent::new();
+                c.insert("one", "abcd");
+                c.insert("two", "not hex");
+                Ok(c)
+            })
+        };
+        let (mut in_juju, mut held) = (Some(read()), None);
+        let one = lost_value(&g("one"), &mut in_juju, &mut held)
+            .await
+            .unwrap();
+        assert_eq!(
+            one.as_ref().map(|v| v.expose().to_vec()),
+            Some(b"abcd".to_vec())
+        );
+        let two = lost_value(&g("two"), &mut in_juju, &mut held)
+            .await
+            .unwrap();
+        assert!(two.is_none(), "a value the generator could not have made");
+        let three = lost_value(&g("three"), &mut in_juju, &mut held)
+            .await
+            .unwrap();
+        assert!(three.is_none(), "a key Juju does not hold");
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // Nothing to read from (no secret of the object's): nothing taken back.
+        let (mut none, mut held) = (None, None);
+        assert!(
+            lost_value(&g("one"), &mut none, &mut held)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

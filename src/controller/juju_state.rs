@@ -133,6 +133,13 @@ impl ModelDirectory {
             message: format!("model {spec:?} not found"),
         })
     }
+
+    /// The model with UUID `uuid` in the list as last read (read again only when older
+    /// than the directory's `max_age`); `None` when it is not there (a model destroyed).
+    pub async fn known(&self, uuid: &str) -> Result<Option<Model>, SharedFailure> {
+        let models = self.models(false).await?;
+        Ok(models.iter().find(|m| m.uuid == uuid).cloned())
+    }
 }
 
 /// The model-resolution rule of [`JujuClient::resolve_model`], on a list at hand.

@@ -9,8 +9,10 @@ use std::time::Duration;
 use kube::ResourceExt;
 
 use super::super::Context;
-use super::super::content::{InJuju, Sources, checksum_mac, content_mac, desired_content};
-use super::super::juju_state::{FailureKind, SecretSummary, SharedFailure};
+use super::super::content::{
+    InJuju, Sources, add_generated, checksum_mac, content_mac, desired_content,
+};
+use super::super::juju_state::{SecretSummary, SharedFailure};
 use super::super::outcome::Problem;
 use super::super::ownership::{self, Found, Ownership, SecretEntry};
 use super::{forbidden, juju_name};
@@ -73,9 +75,16 @@ pub(super) async fn observe(
     }
 
     let observe_only = spec.management_policy == ManagementPolicy::ObserveOnly;
+    // `data` and `secretRef` first: a missing source is reported before Juju is asked;
+    // the generated values follow once the pass knows which secret is the object's.
+    let base = if observe_only {
+        None
+    } else {
+        Some(desired_content(&ctx.client, js, sources).await?)
+    };
     let recorded = ctx.ownership.entry(&uid);
     if let Some(other) = recorded.as_ref().filter(|e| e.model != model.uuid) {
-        model_unchanged(ctx, &other.model, &model).await?;
+        model_unchanged(ctx, other, &model, refresh).await?;
     }
     let listing = ctx.listings.get(&model.uuid, refresh).await?;
     let entry = recorded.filter(|e| e.model == model.uuid);
@@ -120,33 +129,38 @@ pub(super) async fn observe(
     });
     let found = by_uri.or(by_name);
 
-    let content = if observe_only {
-        None
-    } else {
-        // Where generated values are when their Kubernetes Secret is gone: the secret
-        // the object may write, read only then.
-        let in_juju = found
-            .as_ref()
-            .filter(|_| ownership.may_write())
-            .map(|found| -> InJuju<'_> { Box::pin(read_content(ctx, &model.uuid, &found.uri)) });
-        let content = desired_content(
-            &ctx.client,
-            js,
-            super::super::FIELD_MANAGER,
-            sources,
-            in_juju,
-        )
-        .await?;
-        let limits = ctx
-            .juju
-            .model_content_limits(&model.uuid)
-            .await
-            .map_err(SharedFailure::from)?;
-        content
-            .validate(limits)
-            .map_err(|e| Problem::new(reason::INVALID_CONTENT, e.to_string()))?;
-        let mac = content_mac(&ctx.mac_key, &content);
-        Some((content, mac))
+    let content = match base {
+        None => None,
+        Some(mut content) => {
+            // Where a generated value the Kubernetes Secret lost is: the secret the
+            // record says is the object's (never one being adopted: its values are not
+            // the object's to read out into a Secret), read only then.
+            let in_juju = found
+                .as_ref()
+                .filter(|_| matches!(ownership, Ownership::Owned | Ownership::Recovered))
+                .map(|found| -> InJuju<'_> {
+                    Box::pin(read_content(ctx, &model.uuid, &found.uri))
+                });
+            add_generated(
+                &mut content,
+                &ctx.client,
+                js,
+                super::super::FIELD_MANAGER,
+                sources,
+                in_juju,
+            )
+            .await?;
+            let limits = ctx
+                .juju
+                .model_content_limits(&model.uuid)
+                .await
+                .map_err(SharedFailure::from)?;
+            content
+                .validate(limits)
+                .map_err(|e| Problem::new(reason::INVALID_CONTENT, e.to_string()))?;
+            let mac = content_mac(&ctx.mac_key, &content);
+            Some((content, mac))
+        }
     };
 
     // The content comparison matters only for a secret the operator may write.
@@ -183,24 +197,40 @@ pub(super) async fn observe(
 
 /// `spec.model` is immutable (a CEL rule from Kubernetes 1.25); an apiserver without CEL
 /// lets it change, and the record then holds the object's secret in another model than
-/// the spec names. While that model exists the pass goes no further: creating the
-/// secret in the new model would leave the old one behind, owned by no one. A model
-/// that is gone took its secret with it; the pass goes on in the new one.
-async fn model_unchanged(ctx: &Context, recorded: &str, spec: &Model) -> Result<(), Problem> {
-    match ctx.models.resolve(recorded).await {
-        Ok(old) => Err(Problem::new(
-            reason::INVALID_SPEC,
-            format!(
-                "spec.model is immutable: this object's secret is in model {}, not {}; \
-                 set spec.model back, or delete the object (its deletionPolicy applies) \
-                 and create it again naming the new model",
-                old.qualified_name(),
-                spec.qualified_name()
-            ),
-        )),
-        Err(f) if f.kind == FailureKind::ModelNotFound => Ok(()),
-        Err(f) => Err(f.into()),
+/// the spec names. While that secret is there the pass goes no further: creating one in
+/// the new model would leave it behind, owned by no one. A model that is gone took its
+/// secret with it, and a secret gone from its model leaves nothing behind: the pass
+/// goes on in the new model (whose claim replaces the entry).
+async fn model_unchanged(
+    ctx: &Context,
+    recorded: &SecretEntry,
+    spec: &Model,
+    refresh: Duration,
+) -> Result<(), Problem> {
+    let Some(old) = ctx.models.known(&recorded.model).await? else {
+        return Ok(());
+    };
+    let listing = ctx.listings.get(&old.uuid, refresh).await?;
+    let there = match recorded.uri.as_deref().map(SecretUri::parse) {
+        Some(Ok(uri)) => listing.by_uri(&uri).is_some(),
+        Some(Err(_)) => false,
+        // A create whose outcome is unknown: its secret would carry the claimed name.
+        None => listing.by_label(&recorded.name).is_some(),
+    };
+    drop(listing);
+    if !there {
+        return Ok(());
     }
+    Err(Problem::new(
+        reason::INVALID_SPEC,
+        format!(
+            "spec.model is immutable: this object's secret is in model {}, not {}; \
+             set spec.model back, or delete the object (its deletionPolicy applies) \
+             and create it again naming the new model",
+            old.qualified_name(),
+            spec.qualified_name()
+        ),
+    ))
 }
 
 /// The ownership facts of a secret found by name: its revision, its keyed MAC when it
@@ -261,12 +291,12 @@ pub(super) async fn read_content(
         Some(Ok(content)) => Ok(content),
         Some(Err(e)) => Err(Problem::new(
             reason::JUJU_ERROR,
-            format!("cannot read the content of {uri} to compare it: {e}"),
+            format!("cannot read the content of {uri}: {e}"),
         )
         .transient()),
         None => Err(Problem::new(
             reason::JUJU_ERROR,
-            format!("Juju did not return the content of {uri} to compare it"),
+            format!("Juju did not return the content of {uri}"),
         )
         .transient()),
     }
