@@ -554,9 +554,9 @@ async fn generator(env: Arc<Env>) {
     let second = generated(&env, name).await;
     assert_ne!(second, first, "rotation kept the old value");
 
-    // The Secret that keeps the generated value is deleted (by hand, or by the garbage
-    // collector after a `Retain` deletion): the value in Juju is the one to keep, not a
-    // new one. Proof that the operator looked: the Secret is there again.
+    // The Secret that keeps the generated value is deleted by hand: the value in Juju is
+    // the one to keep, not a new one. Proof that the operator looked: the Secret is
+    // there again.
     let kept = format!("{name}-juju-generated");
     env.secrets(NS)
         .delete(&kept, &Default::default())
