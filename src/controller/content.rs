@@ -222,7 +222,7 @@ async fn generated_values(
     generators: &[Generator],
     field_manager: &str,
     sources: &Sources,
-    in_juju: Option<InJuju<'_>>,
+    mut in_juju: Option<InJuju<'_>>,
 ) -> Result<BTreeMap<String, SecretValue>, ContentProblem> {
     let namespace = js.namespace().unwrap_or_default();
     let name = generated_secret_name(&js.name_any());
@@ -234,7 +234,6 @@ async fn generated_values(
         .map(|s| s.annotations().clone())
         .unwrap_or_default();
 
-    let mut in_juju = in_juju;
     let mut held = None;
     let mut values = BTreeMap::new();
     let mut changed = false;
