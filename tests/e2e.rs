@@ -2575,6 +2575,172 @@ async fn leader_election(env: Arc<Env>) {
     env.cleanup(NS_READER, &["ha-1", "ha-2"]).await;
     assert!(env.juju_by_label("ha-1").await.is_empty());
     let _ = c.terminate(Duration::from_secs(15));
+    leader_rides_out_stalls(&env, &args, LEASE, DURATION).await;
+}
+
+/// The operator's JSON log lines from byte `offset` on.
+fn log_lines(log: &std::path::Path, offset: usize) -> Vec<serde_json::Value> {
+    let text = std::fs::read(log).unwrap_or_default();
+    String::from_utf8_lossy(text.get(offset..).unwrap_or_default())
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn log_message(line: &serde_json::Value) -> &str {
+    line["fields"]["message"].as_str().unwrap_or_default()
+}
+
+/// The Lease's holder and `renewTime`, read past any proxy.
+async fn lease_renewed(
+    env: &Env,
+    name: &str,
+) -> (Option<String>, Option<k8s_openapi::jiff::Timestamp>) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let spec = Api::<Lease>::namespaced(env.kube.clone(), NS_SYSTEM)
+        .get(name)
+        .await
+        .expect("the Lease")
+        .spec
+        .unwrap_or_default();
+    (spec.holder_identity, spec.renew_time.map(|t| t.0))
+}
+
+/// The network between the leader and the apiserver stalls (a proxy holds its bytes
+/// back). Shorter than the middle half of the Lease, renewals fail and are tried again
+/// and the replica keeps leading; longer, it stops before its Lease could run out (so
+/// a standby that takes the Lease over never leads beside it).
+async fn leader_rides_out_stalls(env: &Env, args: &[String], lease: &str, duration: Duration) {
+    const RETRYING: &str = "cannot renew the leader lease; trying again while it holds";
+    let at = args
+        .iter()
+        .position(|a| a == "--kubeconfig")
+        .expect("--kubeconfig")
+        + 1;
+    let proxied = env.dir.join("operator-stalled-kubeconfig");
+    let proxy = harness::StallProxy::start(std::path::Path::new(&args[at]), &proxied).await;
+    let mut args = args.to_vec();
+    args[at] = proxied.display().to_string();
+    let log = env.dir.join("operator-ha-d.log");
+    env.logs.lock().unwrap().push(log.clone());
+    let mut d = Operator::start("ha-d", args, log.clone());
+    d.wait_started().await;
+    wait_leader(&mut [&mut d], duration + WAIT).await;
+    let identity = lease_holder(env, lease).await;
+
+    // A stall until a renewal and its retry have failed, then the bytes flow again.
+    let offset = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+    proxy.stall(true);
+    let stalled = Instant::now();
+    loop {
+        if let Some(status) = d.exited() {
+            proxy.stall(false);
+            panic!(
+                "the leader exited ({status}) during a stall of {:?}; log tail:\n{}",
+                stalled.elapsed(),
+                harness::tail(&log, 10)
+            );
+        }
+        let failures = log_lines(&log, offset)
+            .iter()
+            .filter(|l| log_message(l) == RETRYING)
+            .count();
+        if failures >= 2 {
+            break;
+        }
+        assert!(
+            stalled.elapsed() < duration,
+            "no failed renewal logged within {duration:?} of the stall"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.stall(false);
+    let resumed = k8s_openapi::jiff::Timestamp::now();
+    eprintln!(
+        "e2e: leader renewals stalled for {:?}; renewing again",
+        stalled.elapsed()
+    );
+    // Proof that it renewed after the stall, still as the holder.
+    let deadline = Instant::now() + duration;
+    loop {
+        let (holder, renewed) = lease_renewed(env, lease).await;
+        if renewed.is_some_and(|r| r > resumed) {
+            assert_eq!(
+                holder, identity,
+                "the Lease changed hands during a short stall"
+            );
+            break;
+        }
+        assert!(
+            d.exited().is_none() && Instant::now() < deadline,
+            "the leader did not renew its Lease after the stall (exited: {:?}); log tail:\n{}",
+            d.exited(),
+            harness::tail(&log, 10)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(leader_gauge(&d), Some(1.0), "the leader stepped down");
+    assert!(
+        log_lines(&log, offset)
+            .iter()
+            .any(|l| log_message(l) == "renewed the leader lease after failed attempts"),
+        "the recovery is not logged"
+    );
+
+    // A stall past the Lease: the leader stops, before its Lease could run out.
+    let offset = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+    proxy.stall(true);
+    let stalled = Instant::now();
+    let status = loop {
+        if let Some(status) = d.exited() {
+            break status;
+        }
+        assert!(
+            stalled.elapsed() < duration + WAIT,
+            "the leader still runs {:?} into a stall longer than its Lease",
+            stalled.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    proxy.stall(false);
+    assert!(
+        !status.success(),
+        "a leader that lost its Lease exited with {status}"
+    );
+    let lines = log_lines(&log, offset);
+    let lost = lines
+        .iter()
+        .find(|l| log_message(l) == "leadership lost; stopping")
+        .unwrap_or_else(|| {
+            panic!(
+                "no 'leadership lost' in the log:\n{}",
+                harness::tail(&log, 10)
+            )
+        });
+    let reason = lost["fields"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("cannot renew the leader lease (attempts: "),
+        "reason: {reason}"
+    );
+    let lost_at: k8s_openapi::jiff::Timestamp = lost["timestamp"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("a timestamp on the log line");
+    let (holder, renewed) = lease_renewed(env, lease).await;
+    assert_eq!(holder, identity);
+    let runs_out = renewed.expect("renewTime") + duration;
+    // The leader stops when a sixth of the Lease is left; half of that is slack for
+    // this busy machine's scheduling.
+    let margin = duration / 12;
+    assert!(
+        lost_at + margin < runs_out,
+        "the leader stopped at {lost_at}, its Lease runs out at {runs_out}: less than {margin:?} before"
+    );
+    eprintln!(
+        "e2e: leader stopped {:?} into a long stall, {:#} before its Lease could run out",
+        stalled.elapsed(),
+        runs_out.duration_since(lost_at)
+    );
 }
 
 /// The operator runs with only the chart's RBAC (every scenario shows that suffices);

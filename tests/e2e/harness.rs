@@ -1463,3 +1463,85 @@ async fn apply_crds(kube: &Client) {
 pub fn b64(v: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(v)
 }
+
+/// A TCP proxy on 127.0.0.1 in front of the kube-apiserver that can hold every byte
+/// back: the network between one replica and the apiserver stalling, the apiserver
+/// itself untouched. Connections made during a stall hang too.
+#[allow(dead_code, reason = "used by the leader election scenario only")]
+pub struct StallProxy {
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+#[allow(dead_code, reason = "used by the leader election scenario only")]
+impl StallProxy {
+    /// Listens on a free port, forwarding to the apiserver of `kubeconfig`, and writes
+    /// to `out` a copy of `kubeconfig` that reaches the apiserver through the proxy (the
+    /// apiserver's certificate names 127.0.0.1, whatever the port).
+    pub async fn start(kubeconfig: &Path, out: &Path) -> StallProxy {
+        use std::sync::atomic::AtomicBool;
+        let mut config: Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(kubeconfig).unwrap()).unwrap();
+        let server = config["clusters"][0]["cluster"]["server"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let upstream: std::net::SocketAddr = server
+            .trim_start_matches("https://")
+            .parse()
+            .unwrap_or_else(|e| panic!("apiserver address {server}: {e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        config["clusters"][0]["cluster"]["server"] = json!(format!("https://127.0.0.1:{port}"));
+        std::fs::write(out, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
+        let stalled = std::sync::Arc::new(AtomicBool::new(false));
+        let held = stalled.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (from_client, to_client) = client.into_split();
+                let (from_server, to_server) = server.into_split();
+                tokio::spawn(pipe(from_client, to_server, held.clone()));
+                tokio::spawn(pipe(from_server, to_client, held.clone()));
+            }
+        });
+        StallProxy { stalled, accept }
+    }
+
+    /// Holds every byte back from now on (`true`), or lets them through again.
+    pub fn stall(&self, on: bool) {
+        self.stalled.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Copies one direction of a proxied connection, holding bytes while `stalled`.
+#[allow(dead_code, reason = "used by the leader election scenario only")]
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while stalled.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
