@@ -2551,11 +2551,17 @@ async fn leader_election(env: Arc<Env>) {
     );
 
     // SIGTERM: the leader releases the Lease (no holder left behind) and exits 0; the
-    // next replica takes over within the Lease duration.
+    // next replica takes over at its next look, before the released Lease would have
+    // run out.
     let b_identity = lease_holder(&env, LEASE).await;
     assert!(b_identity.is_some(), "the new leader holds no Lease");
     let mut c = start("ha-c");
     c.wait_started().await;
+    let b_renewed = lease_spec(&env, LEASE)
+        .await
+        .renew_time
+        .expect("renewTime")
+        .0;
     let status = b.terminate(Duration::from_secs(15));
     assert!(
         status.is_some_and(|s| s.success()),
@@ -2571,6 +2577,13 @@ async fn leader_election(env: Arc<Env>) {
     eprintln!(
         "e2e: leader SIGTERMed; next took over after {:?}",
         released.elapsed()
+    );
+    let taken = lease_spec(&env, LEASE).await;
+    let b_runs_out = b_renewed + DURATION;
+    let c_acquired = taken.acquire_time.expect("acquireTime").0;
+    assert!(
+        c_acquired < b_runs_out,
+        "the next replica took the released Lease at {c_acquired}, not before it would have run out ({b_runs_out})"
     );
     env.cleanup(NS_READER, &["ha-1", "ha-2"]).await;
     assert!(env.juju_by_label("ha-1").await.is_empty());
@@ -2591,18 +2604,23 @@ fn log_message(line: &serde_json::Value) -> &str {
     line["fields"]["message"].as_str().unwrap_or_default()
 }
 
-/// The Lease's holder and `renewTime`, read past any proxy.
-async fn lease_renewed(
-    env: &Env,
-    name: &str,
-) -> (Option<String>, Option<k8s_openapi::jiff::Timestamp>) {
+/// A Lease's spec in [`NS_SYSTEM`], read past any proxy.
+async fn lease_spec(env: &Env, name: &str) -> k8s_openapi::api::coordination::v1::LeaseSpec {
     use k8s_openapi::api::coordination::v1::Lease;
-    let spec = Api::<Lease>::namespaced(env.kube.clone(), NS_SYSTEM)
+    Api::<Lease>::namespaced(env.kube.clone(), NS_SYSTEM)
         .get(name)
         .await
         .expect("the Lease")
         .spec
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The Lease's holder and `renewTime`.
+async fn lease_renewed(
+    env: &Env,
+    name: &str,
+) -> (Option<String>, Option<k8s_openapi::jiff::Timestamp>) {
+    let spec = lease_spec(env, name).await;
     (spec.holder_identity, spec.renew_time.map(|t| t.0))
 }
 

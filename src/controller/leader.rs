@@ -1,18 +1,24 @@
 //! Leader election over a `coordination.k8s.io/v1` Lease, so that several replicas can
 //! run and exactly one reconciles.
 //!
-//! A replica waits (as a standby) until it holds the Lease (`kube-lease-manager` does
-//! the acquiring), then starts the controllers. While it leads, it renews the Lease
-//! itself, every third of the Lease's duration, with the Lease's `resourceVersion` as a
-//! precondition, so a renewal never extends a Lease that another replica has touched
-//! since. A renewal that fails (a timeout, a dropped connection, an apiserver restart)
-//! is tried again while the Lease still certainly holds: the leader knows when it runs
-//! out from its own last successful write. If the Lease changed hands, or renewal keeps
-//! failing until a sixth of the duration is left, the leader stops (the process exits
-//! and Kubernetes restarts it as a standby) before another replica could take over.
-//! Each Lease request times out after that sixth, so a hung request cannot carry the
-//! leader past its Lease. On a clean shutdown the leader releases the Lease so a
-//! standby takes over without waiting for it to expire.
+//! Every write to the Lease is a merge patch that names the `resourceVersion` it was
+//! decided on, so the apiserver refuses it (409) if anyone wrote the Lease since: of two
+//! replicas that try to take it at once one wins, and a renewal never extends a Lease
+//! that has changed hands.
+//!
+//! A standby looks at the Lease every fifteenth of its duration. It takes a Lease that
+//! names no holder (one released on a clean shutdown) at its next look, and a Lease
+//! another replica holds once it has seen it unchanged for a whole duration, by its own
+//! clock (the holder renews it every third): no clock of another machine decides.
+//!
+//! The leader renews the Lease every third of its duration. A renewal that fails (a
+//! timeout, a dropped connection, an apiserver restart) is tried again while the Lease
+//! certainly holds, as the leader knows from its own last successful write. If the
+//! Lease changed hands, or renewal keeps failing until a sixth of the duration is
+//! left, the leader stops (the process exits and Kubernetes restarts it as a standby),
+//! before a standby could take over. Each Lease request times out after that sixth, so
+//! a hung request cannot carry the leader past its Lease. On a clean shutdown the leader
+//! clears the holder, so a standby takes over without waiting for the Lease to run out.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,8 +27,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
-use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -48,12 +53,6 @@ impl LeaderElection {
         self.duration.as_secs().max(MIN_LEASE_DURATION.as_secs())
     }
 
-    /// How a standby's `kube-lease-manager` renews a Lease it has just taken, before
-    /// this replica's own renewal takes over.
-    fn grace_seconds(&self) -> u64 {
-        (self.seconds() / 3).max(1)
-    }
-
     /// The timeout of each Lease request: a sixth of the Lease.
     pub fn request_timeout(&self) -> Duration {
         self.timing().stop_before
@@ -64,7 +63,7 @@ impl LeaderElection {
     }
 }
 
-/// When the leader renews its Lease and when it gives up.
+/// When a standby looks at the Lease, when the leader renews it, and when it gives up.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Timing {
     /// The Lease's duration.
@@ -76,6 +75,8 @@ struct Timing {
     stop_before: Duration,
     /// The pause between failed renewals.
     retry_pause: Duration,
+    /// How often a standby looks at the Lease.
+    poll: Duration,
 }
 
 impl Timing {
@@ -85,6 +86,7 @@ impl Timing {
             renew_before: duration * 2 / 3,
             stop_before: duration / 6,
             retry_pause: duration / 30,
+            poll: duration / 15,
         }
     }
 }
@@ -113,90 +115,52 @@ pub fn default_identity() -> String {
 /// Held leadership: resolves `lost` when it ends, and releases the Lease on
 /// [`Leadership::release`].
 pub struct Leadership {
-    manager: Arc<LeaseManager>,
+    lease: Arc<KubeLease>,
     /// Resolves with the reason when the leadership ends.
     pub lost: oneshot::Receiver<String>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
 impl Leadership {
-    /// Stops renewing and gives the Lease up, so a standby takes over at once.
+    /// Stops renewing and gives the Lease up, so a standby takes over at its next look
+    /// instead of waiting for the Lease to run out.
     pub async fn release(self) {
         self.renewer.abort();
-        match self.manager.release().await {
-            Ok(()) => info!("released the leader lease"),
+        match release(&*self.lease, &self.lease.identity).await {
+            Ok(true) => info!("released the leader lease"),
+            Ok(false) => info!("the leader lease no longer names this replica; nothing to release"),
             Err(e) => {
-                warn!(error = %e, "could not release the leader lease; it expires on its own")
+                warn!(error = %e, "could not release the leader lease; it runs out on its own")
             }
         }
     }
 }
 
-/// Waits until this replica holds the Lease. `client` should have request timeouts of
-/// [`LeaderElection::request_timeout`].
+/// Waits until this replica holds the Lease, then renews it in the background. `client`
+/// should have request timeouts of [`LeaderElection::request_timeout`].
 pub async fn acquire(client: Client, election: &LeaderElection) -> Leadership {
-    let seconds = election.seconds();
-    let grace = election.grace_seconds();
-    let field_manager = format!("{}-lease", super::FIELD_MANAGER);
-    let mut backoff = Duration::from_secs(1);
-    let manager = loop {
-        // The builder checks grace < duration on every step: lower the grace first.
-        let built = LeaseManagerBuilder::new(client.clone(), election.lease_name.clone())
-            .with_namespace(election.namespace.clone())
-            .with_identity(election.identity.clone())
-            .with_grace(1)
-            .with_duration(seconds)
-            .with_grace(grace)
-            .with_field_manager(field_manager.clone())
-            .build()
-            .await;
-        match built {
-            Ok(manager) => break Arc::new(manager),
-            Err(e) => {
-                warn!(error = %e, lease = %election.lease_name, namespace = %election.namespace, retry_in = ?backoff, "cannot read or create the leader lease");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-        }
-    };
-    let lease = KubeLease {
+    let lease = Arc::new(KubeLease {
         api: Api::namespaced(client, &election.namespace),
         name: election.lease_name.clone(),
-        seconds: i32::try_from(seconds).unwrap_or(i32::MAX),
+        identity: election.identity.clone(),
+        seconds: i32::try_from(election.seconds()).unwrap_or(i32::MAX),
         params: PatchParams {
-            field_manager: Some(field_manager),
+            field_manager: Some(format!("{}-lease", super::FIELD_MANAGER)),
             ..PatchParams::default()
         },
-    };
+    });
     let timing = election.timing();
     info!(lease = %election.lease_name, namespace = %election.namespace, identity = %election.identity, "waiting for the leader lease");
-    let held = loop {
-        backoff = Duration::from_secs(1);
-        loop {
-            match manager.changed().await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => {
-                    warn!(error = %e, retry_in = ?backoff, "leader election failed; trying again");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
-        match take_over(&lease, &election.identity, timing).await {
-            Some(held) => break held,
-            None => info!("another replica took the leader lease first; waiting again"),
-        }
-    };
+    let held = wait_for_lease(&*lease, &election.identity, timing).await;
     info!(identity = %election.identity, "became the leader");
     let (tx, lost) = oneshot::channel();
-    let identity = election.identity.clone();
+    let renewing = lease.clone();
     let renewer = tokio::spawn(async move {
-        let reason = hold(&lease, &identity, timing, held).await;
+        let reason = hold(&*renewing, &renewing.identity, timing, held).await;
         let _ = tx.send(reason);
     });
     Leadership {
-        manager,
+        lease,
         lost,
         renewer,
     }
@@ -205,7 +169,8 @@ pub async fn acquire(client: Client, election: &LeaderElection) -> Leadership {
 /// Why a Lease request failed.
 #[derive(Debug)]
 enum LeaseError {
-    /// The Lease is no longer at the `resourceVersion` the renewal named.
+    /// The Lease is no longer at the `resourceVersion` the write named (or, for a
+    /// create, someone else created it first).
     Conflict,
     /// Anything else: a timeout, a dropped connection, an apiserver error.
     Other(String),
@@ -220,63 +185,144 @@ impl std::fmt::Display for LeaseError {
     }
 }
 
-/// The Lease as read: who holds it, at which `resourceVersion`.
+/// The Lease as read.
 #[derive(Clone, Debug, PartialEq)]
 struct LeaseView {
     holder: Option<String>,
     resource_version: String,
+    /// `leaseDurationSeconds` as its holder wrote it.
+    duration: Option<Duration>,
+    transitions: i32,
 }
 
-/// What the leader does to its Lease: the apiserver's, or a script in the tests.
+/// What the election does to the Lease: the apiserver's, or a script in the tests.
+/// Every write names the `resourceVersion` it was decided on, so it is refused
+/// ([`LeaseError::Conflict`]) if anyone wrote the Lease since.
 trait LeaseApi {
-    /// Reads the Lease.
-    fn read(&self) -> impl Future<Output = Result<LeaseView, LeaseError>> + Send;
-    /// Moves `renewTime` to now if the Lease is still at `resource_version`; its new
-    /// `resourceVersion`.
+    /// Reads the Lease; `None` when there is none.
+    fn read(&self) -> impl Future<Output = Result<Option<LeaseView>, LeaseError>> + Send;
+    /// Makes this replica the holder of the Lease as `seen` (creates the Lease when
+    /// there is none); the new `resourceVersion`.
+    fn take(
+        &self,
+        seen: Option<&LeaseView>,
+    ) -> impl Future<Output = Result<String, LeaseError>> + Send;
+    /// Moves `renewTime` to now; the new `resourceVersion`.
     fn renew(
         &self,
         resource_version: &str,
     ) -> impl Future<Output = Result<String, LeaseError>> + Send;
+    /// Clears the holder.
+    fn clear(&self, resource_version: &str) -> impl Future<Output = Result<(), LeaseError>> + Send;
 }
 
 /// The Lease in the apiserver.
 struct KubeLease {
     api: Api<Lease>,
     name: String,
+    identity: String,
     seconds: i32,
     params: PatchParams,
 }
 
-impl LeaseApi for KubeLease {
-    async fn read(&self) -> Result<LeaseView, LeaseError> {
-        let lease = self.api.get(&self.name).await.map_err(lease_error)?;
-        Ok(LeaseView {
-            holder: lease
-                .spec
-                .and_then(|s| s.holder_identity)
-                .filter(|h| !h.is_empty()),
-            resource_version: lease.metadata.resource_version.unwrap_or_default(),
-        })
-    }
-
-    async fn renew(&self, resource_version: &str) -> Result<String, LeaseError> {
-        // A merge patch that names the resourceVersion is refused (409) if the Lease
-        // changed since: it never renews a Lease another replica took or released.
+impl KubeLease {
+    /// A merge patch that names `resource_version`: the apiserver refuses it (409) if
+    /// the Lease changed since.
+    async fn patch(
+        &self,
+        resource_version: &str,
+        spec: serde_json::Value,
+    ) -> Result<String, LeaseError> {
         let patch = serde_json::json!({
             "metadata": {"resourceVersion": resource_version},
-            "spec": {
-                "renewTime": MicroTime(k8s_openapi::jiff::Timestamp::now()),
-                "leaseDurationSeconds": self.seconds,
-            },
+            "spec": spec,
         });
         let lease = self
             .api
             .patch(&self.name, &self.params, &Patch::Merge(&patch))
             .await
             .map_err(lease_error)?;
-        lease.metadata.resource_version.ok_or_else(|| {
-            LeaseError::Other("the apiserver returned the Lease without a resourceVersion".into())
-        })
+        written_version(lease)
+    }
+}
+
+fn written_version(lease: Lease) -> Result<String, LeaseError> {
+    lease.metadata.resource_version.ok_or_else(|| {
+        LeaseError::Other("the apiserver returned the Lease without a resourceVersion".into())
+    })
+}
+
+fn now() -> MicroTime {
+    MicroTime(k8s_openapi::jiff::Timestamp::now())
+}
+
+impl LeaseApi for KubeLease {
+    async fn read(&self) -> Result<Option<LeaseView>, LeaseError> {
+        let Some(lease) = self.api.get_opt(&self.name).await.map_err(lease_error)? else {
+            return Ok(None);
+        };
+        let spec = lease.spec.unwrap_or_default();
+        Ok(Some(LeaseView {
+            holder: spec.holder_identity.filter(|h| !h.is_empty()),
+            resource_version: lease.metadata.resource_version.unwrap_or_default(),
+            duration: spec
+                .lease_duration_seconds
+                .and_then(|s| u64::try_from(s).ok())
+                .map(Duration::from_secs),
+            transitions: spec.lease_transitions.unwrap_or(0),
+        }))
+    }
+
+    async fn take(&self, seen: Option<&LeaseView>) -> Result<String, LeaseError> {
+        let spec = |transitions: i32| {
+            serde_json::json!({
+                "holderIdentity": self.identity,
+                "acquireTime": now(),
+                "renewTime": now(),
+                "leaseDurationSeconds": self.seconds,
+                "leaseTransitions": transitions,
+            })
+        };
+        match seen {
+            Some(view) => {
+                let transitions = if view.holder.as_deref() == Some(self.identity.as_str()) {
+                    view.transitions
+                } else {
+                    view.transitions.saturating_add(1)
+                };
+                self.patch(&view.resource_version, spec(transitions)).await
+            }
+            None => {
+                let lease: Lease = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": self.name},
+                    "spec": spec(0),
+                }))
+                .map_err(|e| LeaseError::Other(e.to_string()))?;
+                let post = PostParams {
+                    field_manager: self.params.field_manager.clone(),
+                    ..PostParams::default()
+                };
+                let created = self.api.create(&post, &lease).await.map_err(lease_error)?;
+                written_version(created)
+            }
+        }
+    }
+
+    async fn renew(&self, resource_version: &str) -> Result<String, LeaseError> {
+        self.patch(
+            resource_version,
+            serde_json::json!({"renewTime": now(), "leaseDurationSeconds": self.seconds}),
+        )
+        .await
+    }
+
+    async fn clear(&self, resource_version: &str) -> Result<(), LeaseError> {
+        self.patch(
+            resource_version,
+            serde_json::json!({"holderIdentity": null, "acquireTime": null, "renewTime": null}),
+        )
+        .await
+        .map(|_| ())
     }
 }
 
@@ -291,36 +337,89 @@ fn lease_error(e: kube::Error) -> LeaseError {
 #[derive(Clone, Debug, PartialEq)]
 struct Held {
     resource_version: String,
-    /// When the Lease runs out at the earliest: the renewal was sent after this
-    /// instant less the duration, and wrote a `renewTime` no earlier.
+    /// When the Lease runs out at the earliest: the write was sent after this instant
+    /// less the duration, and wrote a `renewTime` no earlier.
     expires: Instant,
 }
 
-/// Renews the Lease the manager has just taken, so that this replica knows from its
-/// own write how long it holds it; `None` when another replica holds it after all.
-/// Nothing reconciles yet, so this tries for as long as it takes.
-async fn take_over(lease: &impl LeaseApi, identity: &str, timing: Timing) -> Option<Held> {
-    let mut backoff = timing.retry_pause;
+/// Looks at the Lease every [`Timing::poll`] until this replica holds it. A Lease that
+/// names no holder, or this replica (a restarted container keeps its pod's name), is
+/// taken at once. A Lease held by another replica is taken once this replica has seen
+/// it unchanged (the same `resourceVersion`) for a whole Lease duration, by its own
+/// clock: the holder renews it every third of that, so it has stopped, and no clock of
+/// another machine enters the decision. Every take names the `resourceVersion` it was
+/// decided on, so of two replicas that decide at once one wins and the other reads
+/// again; a renewal that lands in between makes the take fail.
+async fn wait_for_lease(lease: &impl LeaseApi, identity: &str, timing: Timing) -> Held {
+    // The resourceVersion of another replica's Lease and when it was first seen.
+    let mut unchanged: Option<(String, Instant)> = None;
+    let mut pause = timing.poll;
     loop {
-        let error = match lease.read().await {
-            Ok(view) if view.holder.as_deref() != Some(identity) => return None,
+        let attempt = match lease.read().await {
+            Err(e) => Err(e),
             Ok(view) => {
-                let sent = Instant::now();
-                match lease.renew(&view.resource_version).await {
-                    Ok(resource_version) => {
-                        return Some(Held {
+                let free = match &view {
+                    None => true,
+                    Some(view) => match view.holder.as_deref() {
+                        None => true,
+                        Some(holder) if holder == identity => true,
+                        Some(_) => {
+                            let since = match &unchanged {
+                                Some((version, since)) if *version == view.resource_version => {
+                                    *since
+                                }
+                                _ => {
+                                    let since = Instant::now();
+                                    unchanged = Some((view.resource_version.clone(), since));
+                                    since
+                                }
+                            };
+                            let duration = view.duration.unwrap_or_default().max(timing.duration);
+                            since.elapsed() >= duration
+                        }
+                    },
+                };
+                if free {
+                    let sent = Instant::now();
+                    lease.take(view.as_ref()).await.map(|resource_version| {
+                        Some(Held {
                             resource_version,
                             expires: sent + timing.duration,
-                        });
-                    }
-                    Err(e) => e,
+                        })
+                    })
+                } else {
+                    Ok(None)
                 }
             }
-            Err(e) => e,
         };
-        warn!(error = %error, retry_in = ?backoff, "cannot renew the leader lease just taken; trying again");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(timing.duration);
+        match attempt {
+            Ok(Some(held)) => return held,
+            Ok(None) => pause = timing.poll,
+            // Another replica wrote the Lease first: read it again at once.
+            Err(LeaseError::Conflict) => continue,
+            Err(e) => {
+                warn!(error = %e, retry_in = ?pause, "cannot read or take the leader lease");
+                pause = (pause * 2).min(timing.duration);
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Clears the holder if the Lease still names this replica: `Ok(false)` when it does not.
+async fn release(lease: &impl LeaseApi, identity: &str) -> Result<bool, LeaseError> {
+    loop {
+        let Some(view) = lease.read().await? else {
+            return Ok(false);
+        };
+        if view.holder.as_deref() != Some(identity) {
+            return Ok(false);
+        }
+        match lease.clear(&view.resource_version).await {
+            Ok(()) => return Ok(true),
+            Err(LeaseError::Conflict) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -347,7 +446,8 @@ async fn hold(lease: &impl LeaseApi, identity: &str, timing: Timing, mut held: H
                 Ok(Err(LeaseError::Conflict)) => {
                     // Someone else wrote the Lease: renew again only if it is still ours.
                     match tokio::time::timeout_at(stop_at, lease.read()).await {
-                        Ok(Ok(view)) => match view.holder {
+                        Ok(Ok(None)) => return "the leader lease was deleted".into(),
+                        Ok(Ok(Some(view))) => match view.holder {
                             Some(holder) if holder == identity => {
                                 resource_version = view.resource_version;
                                 continue;
@@ -397,41 +497,76 @@ mod tests {
 
     use super::*;
 
-    /// What one scripted request does.
+    /// What one scripted write (take, renew, clear) does.
     #[derive(Clone, Copy, Debug)]
     enum Step {
-        /// Succeeds; a read answers with this holder.
-        Ok(Option<&'static str>),
+        /// Succeeds.
+        Ok,
         /// Fails as a dropped connection would.
         Fail,
-        /// A renewal refused with 409.
+        /// Refused with 409.
         Conflict,
         /// Never answers.
         Hang,
     }
 
-    /// A Lease whose requests follow a script; it logs each request with the time
-    /// since the test began (time is paused, so the times are exact).
+    /// What one scripted read answers.
+    #[derive(Clone, Debug)]
+    enum Read {
+        Lease(Option<LeaseView>),
+        Fail,
+    }
+
+    /// A Lease as read: held by `holder`, at `version`, written for [`LEASE`].
+    fn lease(holder: Option<&str>, version: &str) -> Read {
+        Read::Lease(Some(LeaseView {
+            holder: holder.map(str::to_owned),
+            resource_version: version.to_owned(),
+            duration: Some(LEASE),
+            transitions: 1,
+        }))
+    }
+
+    /// A Lease whose requests follow a script (a read past its end fails, a write past
+    /// its end never answers); it logs each request with the time since the test began
+    /// (time is paused, so the times are exact).
     struct Script {
         start: Instant,
-        renewals: Mutex<VecDeque<Step>>,
-        reads: Mutex<VecDeque<Step>>,
+        writes: Mutex<VecDeque<Step>>,
+        reads: Mutex<VecDeque<Read>>,
         log: Mutex<Vec<(Duration, String)>>,
     }
 
     impl Script {
-        fn new(renewals: &[Step], reads: &[Step]) -> Script {
+        fn new(writes: &[Step], reads: &[Read]) -> Script {
             Script {
                 start: Instant::now(),
-                renewals: Mutex::new(renewals.iter().copied().collect()),
-                reads: Mutex::new(reads.iter().copied().collect()),
+                writes: Mutex::new(writes.iter().copied().collect()),
+                reads: Mutex::new(reads.iter().cloned().collect()),
                 log: Mutex::new(Vec::new()),
             }
         }
 
-        fn next(&self, queue: &Mutex<VecDeque<Step>>, what: String) -> Step {
-            self.log.lock().unwrap().push((self.start.elapsed(), what));
-            queue.lock().unwrap().pop_front().unwrap_or(Step::Hang)
+        fn note(&self, what: String) -> usize {
+            let mut log = self.log.lock().unwrap();
+            log.push((self.start.elapsed(), what));
+            log.len()
+        }
+
+        async fn write(&self, what: String) -> Result<String, LeaseError> {
+            let n = self.note(what);
+            let step = self
+                .writes
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Step::Hang);
+            match step {
+                Step::Ok => Ok(format!("w{n}")),
+                Step::Fail => Err(LeaseError::Other("connection reset".into())),
+                Step::Conflict => Err(LeaseError::Conflict),
+                Step::Hang => std::future::pending().await,
+            }
         }
 
         fn log(&self) -> Vec<(Duration, String)> {
@@ -440,24 +575,27 @@ mod tests {
     }
 
     impl LeaseApi for Script {
-        async fn read(&self) -> Result<LeaseView, LeaseError> {
-            match self.next(&self.reads, "read".into()) {
-                Step::Ok(holder) => Ok(LeaseView {
-                    holder: holder.map(str::to_owned),
-                    resource_version: format!("read-{}", self.log().len()),
-                }),
-                Step::Fail | Step::Conflict => Err(LeaseError::Other("connection reset".into())),
-                Step::Hang => std::future::pending().await,
+        async fn read(&self) -> Result<Option<LeaseView>, LeaseError> {
+            self.note("read".into());
+            match self.reads.lock().unwrap().pop_front() {
+                Some(Read::Lease(view)) => Ok(view),
+                Some(Read::Fail) | None => Err(LeaseError::Other("connection reset".into())),
             }
         }
 
+        async fn take(&self, seen: Option<&LeaseView>) -> Result<String, LeaseError> {
+            let version = seen.map_or("new", |v| v.resource_version.as_str());
+            self.write(format!("take {version}")).await
+        }
+
         async fn renew(&self, resource_version: &str) -> Result<String, LeaseError> {
-            match self.next(&self.renewals, format!("renew {resource_version}")) {
-                Step::Ok(_) => Ok(format!("renewed-{}", self.log().len())),
-                Step::Fail => Err(LeaseError::Other("connection reset".into())),
-                Step::Conflict => Err(LeaseError::Conflict),
-                Step::Hang => std::future::pending().await,
-            }
+            self.write(format!("renew {resource_version}")).await
+        }
+
+        async fn clear(&self, resource_version: &str) -> Result<(), LeaseError> {
+            self.write(format!("clear {resource_version}"))
+                .await
+                .map(|_| ())
         }
     }
 
@@ -475,12 +613,21 @@ mod tests {
         Duration::from_millis(ms)
     }
 
+    /// `(at, what)` for each time in `times`.
+    fn at(times: impl IntoIterator<Item = u64>, what: &str) -> Vec<(Duration, String)> {
+        times
+            .into_iter()
+            .map(|t| (ms(t), what.to_owned()))
+            .collect()
+    }
+
     #[test]
     fn renewal_every_third_retries_in_the_middle_half_requests_cut_at_a_sixth() {
         let t = Timing::new(LEASE);
         assert_eq!(t.renew_before, ms(4000));
         assert_eq!(t.stop_before, ms(1000));
         assert_eq!(t.retry_pause, ms(200));
+        assert_eq!(t.poll, ms(400));
         let shortest = LeaderElection {
             lease_name: "l".into(),
             namespace: "n".into(),
@@ -495,8 +642,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn renewal_failures_shorter_than_the_lease_keep_the_leadership() {
         let script = Script::new(
-            &[Step::Fail, Step::Fail, Step::Ok(None), Step::Conflict],
-            &[Step::Ok(Some("replica-b"))],
+            &[Step::Fail, Step::Fail, Step::Ok, Step::Conflict],
+            &[lease(Some("replica-b"), "9")],
         );
         let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
         assert_eq!(reason, "another replica (replica-b) holds the leader lease");
@@ -508,7 +655,7 @@ mod tests {
                 (ms(2200), "renew 1".into()),
                 (ms(2400), "renew 1".into()),
                 // Renewed at 2.4 s: the next renewal is a third of the Lease later.
-                (ms(4400), "renew renewed-3".into()),
+                (ms(4400), "renew w3".into()),
                 (ms(4400), "read".into()),
             ]
         );
@@ -537,16 +684,16 @@ mod tests {
         let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
         assert_eq!(script.start.elapsed(), LEASE - LEASE / 6);
         assert!(reason.ends_with("the renewal timed out"), "{reason}");
-        assert_eq!(script.log(), vec![(ms(2000), "renew 1".into())]);
+        assert_eq!(script.log(), at([2000], "renew 1"));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_lease_written_by_someone_else_is_renewed_only_while_it_names_this_replica() {
         // Someone annotated the Lease: it still names this replica, so the renewal
-        // goes on at the new resourceVersion; then a standby took it over.
+        // goes on at the new resourceVersion; then it was cleared, then deleted.
         let script = Script::new(
-            &[Step::Conflict, Step::Ok(None), Step::Conflict],
-            &[Step::Ok(Some(ME)), Step::Ok(None)],
+            &[Step::Conflict, Step::Ok, Step::Conflict],
+            &[lease(Some(ME), "7"), lease(None, "8")],
         );
         let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
         assert_eq!(reason, "the leader lease was released by someone else");
@@ -555,31 +702,112 @@ mod tests {
             vec![
                 (ms(2000), "renew 1".into()),
                 (ms(2000), "read".into()),
-                (ms(2000), "renew read-2".into()),
-                (ms(4000), "renew renewed-3".into()),
+                (ms(2000), "renew 7".into()),
+                (ms(4000), "renew w3".into()),
                 (ms(4000), "read".into()),
             ]
+        );
+        let script = Script::new(&[Step::Conflict], &[Read::Lease(None)]);
+        let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
+        assert_eq!(reason, "the leader lease was deleted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_standby_takes_a_released_lease_at_its_next_look() {
+        let script = Script::new(
+            &[Step::Ok],
+            &[lease(Some("replica-b"), "5"), lease(None, "6")],
+        );
+        let held = wait_for_lease(&script, ME, Timing::new(LEASE)).await;
+        assert_eq!(
+            held,
+            Held {
+                resource_version: "w3".into(),
+                expires: script.start + ms(400) + LEASE,
+            }
+        );
+        assert_eq!(
+            script.log(),
+            [at([0, 400], "read"), at([400], "take 6")].concat()
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_lease_just_taken_is_renewed_before_anything_runs_or_given_back_to_its_holder() {
-        // Reads and renewals fail for a while (no deadline: nothing runs yet).
-        let script = Script::new(
-            &[Step::Fail, Step::Ok(None)],
-            &[Step::Fail, Step::Ok(Some(ME)), Step::Ok(Some(ME))],
-        );
-        let taken = take_over(&script, ME, Timing::new(LEASE)).await;
+    async fn a_standby_takes_a_held_lease_only_once_it_saw_it_unchanged_for_a_whole_lease() {
+        // The holder renews at 1.6 s (a new resourceVersion), then stops: the standby
+        // takes the Lease a whole Lease after it first saw that version, not earlier.
+        let mut reads = vec![lease(Some("replica-b"), "5"); 4];
+        reads.extend(vec![lease(Some("replica-b"), "6"); 16]);
+        let script = Script::new(&[Step::Ok], &reads);
+        wait_for_lease(&script, ME, Timing::new(LEASE)).await;
         assert_eq!(
-            taken,
-            Some(Held {
-                resource_version: "renewed-5".into(),
-                expires: script.start + ms(600) + LEASE,
-            })
+            script.log(),
+            [at((0..=7600).step_by(400), "read"), at([7600], "take 6")].concat()
         );
-        // Another replica won the race: the standby goes back to waiting.
-        let script = Script::new(&[], &[Step::Ok(Some("replica-b"))]);
-        assert_eq!(take_over(&script, ME, Timing::new(LEASE)).await, None);
-        assert_eq!(script.log(), vec![(Duration::ZERO, "read".into())]);
+        // A holder that wrote a longer Lease is waited for that long.
+        let mut longer = lease(Some("replica-b"), "5");
+        if let Read::Lease(Some(view)) = &mut longer {
+            view.duration = Some(Duration::from_secs(10));
+        }
+        let script = Script::new(&[Step::Ok], &vec![longer; 26]);
+        wait_for_lease(&script, ME, Timing::new(LEASE)).await;
+        assert_eq!(script.log().last(), Some(&(ms(10_000), "take 5".into())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn of_two_standbys_taking_the_lease_at_once_the_one_refused_reads_again() {
+        // This replica's take is refused: another replica took the Lease first. The
+        // next read, at once, shows it held; this one waits out a whole Lease again.
+        let mut reads = vec![lease(None, "1")];
+        reads.extend(vec![lease(Some("replica-b"), "2"); 16]);
+        let script = Script::new(&[Step::Conflict, Step::Ok], &reads);
+        wait_for_lease(&script, ME, Timing::new(LEASE)).await;
+        assert_eq!(
+            script.log(),
+            [
+                at([0], "read"),
+                at([0], "take 1"),
+                at((0..=6000).step_by(400), "read"),
+                at([6000], "take 2"),
+            ]
+            .concat()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_naming_this_replica_or_none_is_taken_at_once_and_failed_reads_back_off() {
+        // A restarted container keeps its pod's name: its own Lease is taken at once.
+        let script = Script::new(&[Step::Ok], &[lease(Some(ME), "3")]);
+        wait_for_lease(&script, ME, Timing::new(LEASE)).await;
+        assert_eq!(script.log(), [at([0], "read"), at([0], "take 3")].concat());
+        // No Lease yet: it is created; reads that fail are tried again, backing off.
+        let script = Script::new(&[Step::Ok], &[Read::Fail, Read::Fail, Read::Lease(None)]);
+        wait_for_lease(&script, ME, Timing::new(LEASE)).await;
+        assert_eq!(
+            script.log(),
+            [at([0, 800, 2400], "read"), at([2400], "take new")].concat()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn release_clears_only_a_lease_that_names_this_replica() {
+        let script = Script::new(
+            &[Step::Conflict, Step::Ok],
+            &[lease(Some(ME), "9"), lease(Some(ME), "10")],
+        );
+        assert!(release(&script, ME).await.unwrap());
+        assert_eq!(
+            script.log(),
+            [
+                at([0], "read"),
+                at([0], "clear 9"),
+                at([0], "read"),
+                at([0], "clear 10")
+            ]
+            .concat()
+        );
+        let script = Script::new(&[], &[lease(Some("replica-b"), "11")]);
+        assert!(!release(&script, ME).await.unwrap());
+        assert_eq!(script.log(), at([0], "read"));
     }
 }
