@@ -80,7 +80,7 @@ enum Command {
         /// Namespace of the leader Lease (default: the connection Secret's namespace).
         #[arg(long, env = "LEASE_NAMESPACE")]
         lease_namespace: Option<String>,
-        /// How long the leader Lease holds without renewal (at least 3s). A standby
+        /// How long the leader Lease holds without renewal (3s to 1h). A standby
         /// takes over within this time after the leader dies.
         #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
         lease_duration: Duration,
@@ -214,10 +214,13 @@ fn main() -> ExitCode {
         } => init_logging(log_format, &log_level)
             .map_err(Into::into)
             .and_then(|()| {
-                if lease_duration < controller::leader::MIN_LEASE_DURATION {
+                if lease_duration < controller::leader::MIN_LEASE_DURATION
+                    || lease_duration > controller::leader::MAX_LEASE_DURATION
+                {
                     return Err(format!(
-                        "--lease-duration must be at least {}",
-                        humantime::format_duration(controller::leader::MIN_LEASE_DURATION)
+                        "--lease-duration must be between {} and {}",
+                        humantime::format_duration(controller::leader::MIN_LEASE_DURATION),
+                        humantime::format_duration(controller::leader::MAX_LEASE_DURATION)
                     )
                     .into());
                 }

@@ -47,10 +47,15 @@ pub struct LeaderElection {
 
 /// The shortest Lease duration accepted.
 pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(3);
+/// The longest Lease duration accepted: a standby waits this long for a leader that
+/// stopped without releasing the Lease.
+pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(3600);
 
 impl LeaderElection {
     fn seconds(&self) -> u64 {
-        self.duration.as_secs().max(MIN_LEASE_DURATION.as_secs())
+        self.duration
+            .as_secs()
+            .clamp(MIN_LEASE_DURATION.as_secs(), MAX_LEASE_DURATION.as_secs())
     }
 
     /// The timeout of each Lease request: a sixth of the Lease.
@@ -395,8 +400,8 @@ async fn wait_for_lease(lease: &impl LeaseApi, identity: &str, timing: Timing) -
         match attempt {
             Ok(Some(held)) => return held,
             Ok(None) => pause = timing.poll,
-            // Another replica wrote the Lease first: read it again at once.
-            Err(LeaseError::Conflict) => continue,
+            // Another replica wrote the Lease first: read it again, soon.
+            Err(LeaseError::Conflict) => pause = timing.retry_pause,
             Err(e) => {
                 warn!(error = %e, retry_in = ?pause, "cannot read or take the leader lease");
                 pause = (pause * 2).min(timing.duration);
@@ -435,6 +440,15 @@ async fn hold(lease: &impl LeaseApi, identity: &str, timing: Timing, mut held: H
         let mut failures = 0u32;
         held = loop {
             let sent = Instant::now();
+            if sent >= stop_at {
+                // Woken too late to renew in time (the process was paused or starved):
+                // send nothing, the Lease may be another replica's by now.
+                return format!(
+                    "the leader lease was not renewed in time: {:?} late, {:?} before it could run out",
+                    sent - stop_at,
+                    held.expires.saturating_duration_since(sent)
+                );
+            }
             let error = match tokio::time::timeout_at(stop_at, lease.renew(&resource_version)).await
             {
                 Ok(Ok(resource_version)) => {
@@ -679,6 +693,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_leader_woken_past_its_deadline_stops_without_writing() {
+        // As after SIGSTOP: the renewal is due at 2 s, the process runs again at 5.5 s.
+        let script = Script::new(&[Step::Ok], &[]);
+        let held = held(&script);
+        tokio::time::advance(ms(5500)).await;
+        let reason = hold(&script, ME, Timing::new(LEASE), held).await;
+        assert_eq!(
+            reason,
+            "the leader lease was not renewed in time: 500ms late, 500ms before it could run out"
+        );
+        assert_eq!(script.log(), vec![]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_hung_renewal_cannot_carry_the_leader_past_its_lease() {
         let script = Script::new(&[Step::Hang], &[]);
         let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
@@ -757,7 +785,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn of_two_standbys_taking_the_lease_at_once_the_one_refused_reads_again() {
         // This replica's take is refused: another replica took the Lease first. The
-        // next read, at once, shows it held; this one waits out a whole Lease again.
+        // next read, soon, shows it held; this one waits out a whole Lease again.
         let mut reads = vec![lease(None, "1")];
         reads.extend(vec![lease(Some("replica-b"), "2"); 16]);
         let script = Script::new(&[Step::Conflict, Step::Ok], &reads);
@@ -767,8 +795,8 @@ mod tests {
             [
                 at([0], "read"),
                 at([0], "take 1"),
-                at((0..=6000).step_by(400), "read"),
-                at([6000], "take 2"),
+                at((200..=6200).step_by(400), "read"),
+                at([6200], "take 2"),
             ]
             .concat()
         );
@@ -809,5 +837,175 @@ mod tests {
         let script = Script::new(&[], &[lease(Some("replica-b"), "11")]);
         assert!(!release(&script, ME).await.unwrap());
         assert_eq!(script.log(), at([0], "read"));
+    }
+
+    /// One Lease kept in memory under the apiserver's rule (a write naming another
+    /// `resourceVersion` is refused), shared by several replicas whose requests take a
+    /// random time, fail at random, and are cut off by the client's timeout while the
+    /// apiserver still applies them (an answer lost on the way back).
+    struct Simulated {
+        lease: Mutex<Option<(Option<String>, u64)>>,
+        seed: Mutex<u64>,
+    }
+
+    impl Simulated {
+        fn random(&self, below: u64) -> u64 {
+            let mut x = self.seed.lock().unwrap();
+            // xorshift64
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            *x % below
+        }
+    }
+
+    struct Replica {
+        sim: Arc<Simulated>,
+        identity: String,
+        timeout: Duration,
+    }
+
+    impl Replica {
+        /// Runs `apply` on the Lease after a random delay, whether or not the caller is
+        /// still there; the caller gets its answer, an error, or a timeout.
+        async fn request<T: Send + 'static>(
+            &self,
+            apply: impl FnOnce(&mut Option<(Option<String>, u64)>) -> Result<T, LeaseError>
+            + Send
+            + 'static,
+        ) -> Result<T, LeaseError> {
+            // One request in six outlasts the client's timeout, one in ten fails.
+            let delay = ms(self.sim.random(1200));
+            let fails_before = self.sim.random(20) == 0;
+            let answer_lost = self.sim.random(20) == 0;
+            let sim = self.sim.clone();
+            let applied = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if fails_before {
+                    return Err(LeaseError::Other("connection refused".into()));
+                }
+                let result = apply(&mut sim.lease.lock().unwrap());
+                if answer_lost {
+                    return Err(LeaseError::Other("connection reset".into()));
+                }
+                result
+            });
+            match tokio::time::timeout(self.timeout, applied).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(e)) => Err(LeaseError::Other(e.to_string())),
+                Err(_) => Err(LeaseError::Other("timed out".into())),
+            }
+        }
+    }
+
+    impl LeaseApi for Replica {
+        async fn read(&self) -> Result<Option<LeaseView>, LeaseError> {
+            self.request(|lease| {
+                Ok(lease.as_ref().map(|(holder, version)| LeaseView {
+                    holder: holder.clone(),
+                    resource_version: version.to_string(),
+                    duration: Some(LEASE),
+                    transitions: 0,
+                }))
+            })
+            .await
+        }
+
+        async fn take(&self, seen: Option<&LeaseView>) -> Result<String, LeaseError> {
+            let me = self.identity.clone();
+            let seen = seen.map(|v| v.resource_version.clone());
+            self.request(move |lease| match (lease.as_mut(), seen) {
+                (None, None) => {
+                    *lease = Some((Some(me), 1));
+                    Ok("1".to_owned())
+                }
+                (Some((holder, version)), Some(seen)) if version.to_string() == seen => {
+                    *holder = Some(me);
+                    *version += 1;
+                    Ok(version.to_string())
+                }
+                _ => Err(LeaseError::Conflict),
+            })
+            .await
+        }
+
+        async fn renew(&self, resource_version: &str) -> Result<String, LeaseError> {
+            let seen = resource_version.to_owned();
+            self.request(move |lease| match lease.as_mut() {
+                Some((_, version)) if version.to_string() == seen => {
+                    *version += 1;
+                    Ok(version.to_string())
+                }
+                _ => Err(LeaseError::Conflict),
+            })
+            .await
+        }
+
+        async fn clear(&self, resource_version: &str) -> Result<(), LeaseError> {
+            let seen = resource_version.to_owned();
+            self.request(move |lease| match lease.as_mut() {
+                Some((holder, version)) if version.to_string() == seen => {
+                    *holder = None;
+                    *version += 1;
+                    Ok(())
+                }
+                _ => Err(LeaseError::Conflict),
+            })
+            .await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replicas_on_a_flaky_apiserver_never_lead_at_once() {
+        let timing = Timing::new(LEASE);
+        let run_for = Duration::from_secs(600);
+        for seed in 1..=100u64 {
+            let sim = Arc::new(Simulated {
+                lease: Mutex::new(None),
+                seed: Mutex::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            });
+            let start = Instant::now();
+            let terms = Arc::new(Mutex::new(Vec::new()));
+            let replicas: Vec<_> = ["a", "b", "c"]
+                .into_iter()
+                .map(|name| {
+                    let replica = Replica {
+                        sim: sim.clone(),
+                        identity: format!("replica-{name}-{seed}"),
+                        timeout: timing.stop_before,
+                    };
+                    let terms = terms.clone();
+                    tokio::spawn(async move {
+                        while start.elapsed() < run_for {
+                            let held = wait_for_lease(&replica, &replica.identity, timing).await;
+                            let began = Instant::now();
+                            hold(&replica, &replica.identity, timing, held).await;
+                            terms.lock().unwrap().push((
+                                began - start,
+                                start.elapsed(),
+                                replica.identity.clone(),
+                            ));
+                            // The process exits and Kubernetes restarts it as a standby.
+                        }
+                    })
+                })
+                .collect();
+            for r in replicas {
+                r.await.unwrap();
+            }
+            let mut terms = terms.lock().unwrap().clone();
+            terms.sort();
+            for pair in terms.windows(2) {
+                let ((_, ended, a), (began, _, b)) = (&pair[0], &pair[1]);
+                assert!(
+                    began >= ended,
+                    "seed {seed}: {b} led from {began:?} while {a} led until {ended:?}"
+                );
+            }
+            // Not vacuous: handovers happened, and someone led most of the time.
+            let led: Duration = terms.iter().map(|(b, e, _)| *e - *b).sum();
+            assert!(terms.len() >= 3, "seed {seed}: {} terms", terms.len());
+            assert!(led > run_for / 2, "seed {seed}: led {led:?} of {run_for:?}");
+        }
     }
 }

@@ -194,26 +194,38 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     health.set_leading(ctx.juju.clone(), scopes.len() * 2 + 1);
     let mut runs = Vec::new();
     for scope in scopes {
+        let (jujusecrets_changed, changes) = futures::channel::mpsc::unbounded();
         runs.push(tokio::spawn(run_jujusecrets(
             api_for(&client, scope.as_deref()),
             api_for(&client, scope.as_deref()),
+            jujusecrets_changed,
             ctx.clone(),
             health.clone(),
         )));
-        runs.push(tokio::spawn(run_grants(
+        // Grants and backends reconcile inline: the controllers return once their
+        // running passes have finished.
+        let grants = run_grants(
             api_for(&client, scope.as_deref()),
-            api_for(&client, scope.as_deref()),
+            changes,
             ctx.clone(),
             health.clone(),
-        )));
+        );
+        runs.push(tokio::spawn(async move {
+            grants.await;
+            Drained::Yes
+        }));
     }
     // Backends are cluster-scoped: one controller whatever the namespaces.
-    runs.push(tokio::spawn(run_backends(
+    let backends = run_backends(
         client.clone(),
         ctx.clone(),
         config.namespaces.clone(),
         health.clone(),
-    )));
+    );
+    runs.push(tokio::spawn(async move {
+        backends.await;
+        Drained::Yes
+    }));
     let controllers = futures::future::join_all(runs);
     match leadership {
         None => {
@@ -221,8 +233,14 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         }
         Some(mut leadership) => {
             tokio::select! {
-                _ = controllers => {
-                    leadership.release().await;
+                done = controllers => {
+                    // Writes still in flight to Juju must not meet a successor's: give the
+                    // Lease up only once every pass has finished; else let it run out.
+                    if done.iter().all(|d| matches!(d, Ok(Drained::Yes))) {
+                        leadership.release().await;
+                    } else {
+                        warn!("passes still wait for Juju: the leader lease is left to run out, so no successor writes beside them");
+                    }
                 }
                 reason = &mut leadership.lost => {
                     let reason = reason.unwrap_or_else(|_| "the lease watcher stopped".into());
@@ -289,12 +307,14 @@ fn report_cache_sync<K>(
 /// A controller for `K` whose cache keeps objects without `metadata.managedFields`:
 /// the operator never reads them, and with server-side apply they are a good part of
 /// every cached object. Only changes that `predicate` sees trigger a reconcile (the
-/// cache gets every change).
+/// cache gets every change). `on_delete` gets each object deleted, `on_change` sees every
+/// change, status included, before the predicate.
 fn lean_controller<K, P>(
     api: Api<K>,
     config: &kube::runtime::controller::Config,
     predicate: P,
     on_delete: impl Fn(K) + Send + 'static,
+    on_change: impl Fn(&K) + Send + 'static,
 ) -> Controller<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -306,10 +326,13 @@ where
         .default_backoff()
         .modify(|obj: &mut K| obj.managed_fields_mut().clear())
         .reflect(writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(obj)) = event {
+        .inspect(move |event| match event {
+            Ok(watcher::Event::Delete(obj)) => {
+                on_change(obj);
                 on_delete(obj.clone());
             }
+            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => on_change(obj),
+            _ => {}
         })
         .applied_objects()
         .predicate_filter(predicate, Default::default());
@@ -361,12 +384,15 @@ where
     }
 }
 
+/// The JujuSecret controller; every change its watch sees (status included) goes to
+/// `changed` too, for the grant controller: one watch of JujuSecrets serves both.
 async fn run_jujusecrets(
     api: Api<JujuSecret>,
     secrets: Api<PartialObjectMeta<Secret>>,
+    changed: JujuSecretChanges,
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
-) {
+) -> Drained {
     // Passes that finish as tasks once their Juju write is queued; their follow-up
     // passes come back through `retrigger`.
     let (retrigger_tx, mut retrigger) = tokio::sync::mpsc::unbounded_channel();
@@ -380,6 +406,10 @@ async fn run_jujusecrets(
         &ctx.controller_config,
         all_but_status::<JujuSecret>,
         on_delete,
+        move |js: &JujuSecret| {
+            // The grant controller stops with the process: a closed channel is no error.
+            let _ = changed.unbounded_send(ObjectRef::from_obj(js));
+        },
     );
     let store = controller.store();
     report_cache_sync("JujuSecret", store.clone(), health);
@@ -427,12 +457,28 @@ async fn run_jujusecrets(
             async move { report(&ctx, "JujuSecret", result) }
         })
         .await;
-    tails.drain(jujusecret::DRAIN_TIMEOUT).await;
+    if tails.drain(jujusecret::DRAIN_TIMEOUT).await {
+        Drained::Yes
+    } else {
+        Drained::No
+    }
 }
 
+/// Whether a controller stopped with nothing of its own still in flight.
+#[derive(Debug, PartialEq)]
+enum Drained {
+    Yes,
+    No,
+}
+
+/// Changes of JujuSecrets, from the JujuSecret controller's watch to the grant controller.
+type JujuSecretChanges = futures::channel::mpsc::UnboundedSender<ObjectRef<JujuSecret>>;
+
+/// The grant controller; `jujusecrets_changed` carries every change of a JujuSecret
+/// (from the JujuSecret controller's watch) so the grants that name it follow.
 async fn run_grants(
     api: Api<JujuSecretGrant>,
-    jujusecrets: Api<PartialObjectMeta<JujuSecret>>,
+    jujusecrets_changed: futures::channel::mpsc::UnboundedReceiver<ObjectRef<JujuSecret>>,
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
 ) {
@@ -444,6 +490,7 @@ async fn run_grants(
         move |g: JujuSecretGrant| {
             let _ = deleted_tx.send(g);
         },
+        |_: &JujuSecretGrant| {},
     );
     let store = controller.store();
     report_cache_sync("JujuSecretGrant", store.clone(), health);
@@ -460,22 +507,24 @@ async fn run_grants(
             }
         });
     }
+    // A JujuSecret became Ready, changed, was recreated or deleted: its grants follow.
+    let follow = jujusecrets_changed.flat_map(move |js: ObjectRef<JujuSecret>| {
+        let grants = store
+            .state()
+            .into_iter()
+            .filter(|g| g.namespace() == js.namespace)
+            .filter(|g| {
+                g.spec
+                    .secret_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == js.name)
+            })
+            .map(|g| ObjectRef::from_obj(&*g))
+            .collect::<Vec<_>>();
+        futures::stream::iter(grants)
+    });
     controller
-        .watches_stream(
-            metadata_changes(jujusecrets),
-            move |js: PartialObjectMeta<JujuSecret>| {
-                // A JujuSecret became Ready, changed or was recreated: its grants follow.
-                let namespace = js.namespace();
-                let name = js.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|g| g.namespace() == namespace)
-                    .filter(|g| g.spec.secret_ref.as_ref().is_some_and(|r| r.name == name))
-                    .map(|g| ObjectRef::from_obj(&*g))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .reconcile_on(follow)
         .shutdown_on_signal()
         .run(
             |g, gctx: Arc<grant::GrantContext>| async move {
@@ -511,6 +560,7 @@ async fn run_backends(
         move |b: crate::crd::backend::JujuSecretBackend| {
             let _ = deleted_tx.send(b);
         },
+        |_: &crate::crd::backend::JujuSecretBackend| {},
     );
     let store = controller.store();
     report_cache_sync("JujuSecretBackend", store.clone(), health);

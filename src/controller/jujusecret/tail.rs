@@ -189,8 +189,8 @@ impl Tails {
         });
     }
 
-    /// Waits up to `timeout` for the running tails to finish.
-    pub async fn drain(&self, timeout: Duration) {
+    /// Waits up to `timeout` for the running tails to finish; whether they all did.
+    pub async fn drain(&self, timeout: Duration) -> bool {
         let all = u32::try_from(self.capacity).unwrap_or(u32::MAX);
         if tokio::time::timeout(timeout, self.permits.acquire_many(all))
             .await
@@ -202,7 +202,9 @@ impl Tails {
                     .saturating_sub(self.permits.available_permits()),
                 "stopping with passes still waiting for Juju; the record resumes them"
             );
+            return false;
         }
+        true
     }
 }
 
