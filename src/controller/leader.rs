@@ -24,6 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use juju_client::Fence;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Client;
@@ -121,6 +122,10 @@ pub fn default_identity() -> String {
 /// [`Leadership::release`].
 pub struct Leadership {
     lease: Arc<KubeLease>,
+    /// Closes when this replica must stop leading at the latest, moved on by every
+    /// renewal: the Juju client sends nothing once it has closed, even if this process
+    /// was frozen and has not yet noticed.
+    pub fence: Fence,
     /// Resolves with the reason when the leadership ends.
     pub lost: oneshot::Receiver<String>,
     renewer: tokio::task::JoinHandle<()>,
@@ -159,13 +164,18 @@ pub async fn acquire(client: Client, election: &LeaderElection) -> Leadership {
     let held = wait_for_lease(&*lease, &election.identity, timing).await;
     info!(identity = %election.identity, "became the leader");
     let (tx, lost) = oneshot::channel();
+    let fence = Fence::new(earlier(held.expires, timing.stop_before));
     let renewing = lease.clone();
-    let renewer = tokio::spawn(async move {
-        let reason = hold(&*renewing, &renewing.identity, timing, held).await;
-        let _ = tx.send(reason);
+    let renewer = tokio::spawn({
+        let fence = fence.clone();
+        async move {
+            let reason = hold(&*renewing, &renewing.identity, timing, held, &fence).await;
+            let _ = tx.send(reason);
+        }
     });
     Leadership {
         lease,
+        fence,
         lost,
         renewer,
     }
@@ -432,7 +442,13 @@ async fn release(lease: &impl LeaseApi, identity: &str) -> Result<bool, LeaseErr
 /// renewal starts when two thirds of the Lease are left; a failed one is tried again
 /// until a sixth is left, each attempt cut off there, so the leader gives up before
 /// the Lease could run out and a standby take over.
-async fn hold(lease: &impl LeaseApi, identity: &str, timing: Timing, mut held: Held) -> String {
+async fn hold(
+    lease: &impl LeaseApi,
+    identity: &str,
+    timing: Timing,
+    mut held: Held,
+    fence: &Fence,
+) -> String {
     loop {
         tokio::time::sleep_until(earlier(held.expires, timing.renew_before)).await;
         let stop_at = earlier(held.expires, timing.stop_before);
@@ -490,6 +506,7 @@ async fn hold(lease: &impl LeaseApi, identity: &str, timing: Timing, mut held: H
             warn!(%error, attempt = failures, lease_left = ?left, "cannot renew the leader lease; trying again while it holds");
             tokio::time::sleep(timing.retry_pause).await;
         };
+        fence.open_until(earlier(held.expires, timing.stop_before));
         if failures > 0 {
             info!(
                 failed_attempts = failures,
@@ -627,6 +644,10 @@ mod tests {
         Duration::from_millis(ms)
     }
 
+    fn fence() -> Fence {
+        Fence::new(Instant::now())
+    }
+
     /// `(at, what)` for each time in `times`.
     fn at(times: impl IntoIterator<Item = u64>, what: &str) -> Vec<(Duration, String)> {
         times
@@ -659,7 +680,7 @@ mod tests {
             &[Step::Fail, Step::Fail, Step::Ok, Step::Conflict],
             &[lease(Some("replica-b"), "9")],
         );
-        let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
+        let reason = hold(&script, ME, Timing::new(LEASE), held(&script), &fence()).await;
         assert_eq!(reason, "another replica (replica-b) holds the leader lease");
         assert_eq!(
             script.log(),
@@ -678,7 +699,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_leader_that_cannot_renew_stops_before_its_lease_could_run_out() {
         let script = Script::new(&[Step::Fail; 100], &[]);
-        let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
+        let reason = hold(&script, ME, Timing::new(LEASE), held(&script), &fence()).await;
         let stopped = script.start.elapsed();
         assert!(
             reason.starts_with("cannot renew the leader lease (attempts: 15)"),
@@ -698,7 +719,7 @@ mod tests {
         let script = Script::new(&[Step::Ok], &[]);
         let held = held(&script);
         tokio::time::advance(ms(5500)).await;
-        let reason = hold(&script, ME, Timing::new(LEASE), held).await;
+        let reason = hold(&script, ME, Timing::new(LEASE), held, &fence()).await;
         assert_eq!(
             reason,
             "the leader lease was not renewed in time: 500ms late, 500ms before it could run out"
@@ -707,9 +728,33 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_juju_fence_closes_on_time_even_if_the_renewer_never_runs_again() {
+        // Renewed at 2 s: the fence opens until 7 s (the Lease's 8 s less a sixth).
+        // The next renewal hangs; whether or not the renewer gets to notice, the fence
+        // is closed from 7 s on.
+        let script = Script::new(&[Step::Ok, Step::Hang], &[]);
+        let fence = Fence::new(script.start + ms(5000));
+        let renewer = {
+            let fence = fence.clone();
+            let held = held(&script);
+            async move { hold(&script, ME, Timing::new(LEASE), held, &fence).await }
+        };
+        let start = Instant::now();
+        let watch = async {
+            tokio::time::sleep_until(start + ms(6999)).await;
+            let before = fence.is_open();
+            tokio::time::sleep_until(start + ms(7000)).await;
+            (before, fence.is_open())
+        };
+        let (reason, (before, at)) = tokio::join!(renewer, watch);
+        assert_eq!((before, at), (true, false));
+        assert!(reason.ends_with("the renewal timed out"), "{reason}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_hung_renewal_cannot_carry_the_leader_past_its_lease() {
         let script = Script::new(&[Step::Hang], &[]);
-        let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
+        let reason = hold(&script, ME, Timing::new(LEASE), held(&script), &fence()).await;
         assert_eq!(script.start.elapsed(), LEASE - LEASE / 6);
         assert!(reason.ends_with("the renewal timed out"), "{reason}");
         assert_eq!(script.log(), at([2000], "renew 1"));
@@ -723,7 +768,7 @@ mod tests {
             &[Step::Conflict, Step::Ok, Step::Conflict],
             &[lease(Some(ME), "7"), lease(None, "8")],
         );
-        let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
+        let reason = hold(&script, ME, Timing::new(LEASE), held(&script), &fence()).await;
         assert_eq!(reason, "the leader lease was released by someone else");
         assert_eq!(
             script.log(),
@@ -736,7 +781,7 @@ mod tests {
             ]
         );
         let script = Script::new(&[Step::Conflict], &[Read::Lease(None)]);
-        let reason = hold(&script, ME, Timing::new(LEASE), held(&script)).await;
+        let reason = hold(&script, ME, Timing::new(LEASE), held(&script), &fence()).await;
         assert_eq!(reason, "the leader lease was deleted");
     }
 
@@ -979,7 +1024,7 @@ mod tests {
                         while start.elapsed() < run_for {
                             let held = wait_for_lease(&replica, &replica.identity, timing).await;
                             let began = Instant::now();
-                            hold(&replica, &replica.identity, timing, held).await;
+                            hold(&replica, &replica.identity, timing, held, &fence()).await;
                             terms.lock().unwrap().push((
                                 began - start,
                                 start.elapsed(),

@@ -140,7 +140,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         }
         None => None,
     };
-    // Only the leader talks to Juju, and writes the ownership record.
+    // Only the leader talks to Juju, and writes the ownership record; its Juju client
+    // sends nothing once the leadership could have run out.
+    let mut options = options;
+    options.fence = leadership.as_ref().map(|l| l.fence.clone());
     let juju = JujuClient::new(options)?;
     let record_namespace = connection_namespace(&config.connection_secret);
     let ownership = Arc::new(

@@ -225,6 +225,16 @@ pub enum Error {
     /// The client was shut down.
     #[error("the Juju client is shut down")]
     Closed,
+    /// The client's [`Fence`](crate::Fence) has closed: this process no longer leads.
+    #[error(
+        "{facade}.{method}: not sent, this process no longer leads (its Lease could have run out)"
+    )]
+    Fenced {
+        /// Facade called.
+        facade: &'static str,
+        /// Method called.
+        method: &'static str,
+    },
 }
 
 impl Error {

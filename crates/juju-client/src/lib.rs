@@ -93,4 +93,4 @@ pub use facade::secrets::{
     AccessInfo, NewSecret, RevisionInfo, SecretFilter, SecretInfo, SecretRemoval, SecretSelector,
     SecretUpdate, SecretUri,
 };
-pub use transport::{Backoff, CallStats, ConnectOptions, Connection, Password, Target};
+pub use transport::{Backoff, CallStats, ConnectOptions, Connection, Fence, Password, Target};

@@ -110,6 +110,32 @@ pub struct ConnectOptions {
     pub ping_interval: Duration,
     /// Backoff between reconnection attempts.
     pub backoff: Backoff,
+    /// When set, no call is sent once the fence has closed (see [`Fence`]).
+    pub fence: Option<Fence>,
+}
+
+/// A time after which the client sends no call: a replica that leads by a Lease sets it
+/// to when it must stop at the latest and moves it on with each renewal, so a process
+/// that was frozen or starved past it cannot reach Juju before it notices it no longer
+/// leads. Calls then fail with [`Error::Fenced`].
+#[derive(Clone, Debug)]
+pub struct Fence(Arc<Mutex<Instant>>);
+
+impl Fence {
+    /// A fence open until `until`.
+    pub fn new(until: Instant) -> Self {
+        Self(Arc::new(Mutex::new(until)))
+    }
+
+    /// Moves the time the fence closes to `until`.
+    pub fn open_until(&self, until: Instant) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = until;
+    }
+
+    /// Whether calls may be sent now.
+    pub fn is_open(&self) -> bool {
+        Instant::now() < *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl ConnectOptions {
@@ -130,6 +156,7 @@ impl ConnectOptions {
             connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(30),
             backoff: Backoff::default(),
+            fence: None,
         }
     }
 
@@ -555,6 +582,12 @@ impl Connection {
         let deadline = deadline_after(timeout);
         let session = self.session(deadline).await?;
         let version = session.facade_version(facade, versions)?;
+        // Checked last, just before the frame goes out.
+        if let Some(fence) = &self.shared.options.fence
+            && !fence.is_open()
+        {
+            return Err(Error::Fenced { facade, method });
+        }
         let answer = session
             .request(facade, version, method, params, deadline, timeout)
             .await;

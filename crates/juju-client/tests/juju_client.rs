@@ -860,6 +860,52 @@ async fn the_client_reconnects_after_dropped_connections() {
 }
 
 #[tokio::test]
+async fn no_call_goes_out_once_the_fence_has_closed() {
+    let env = start("fence").await;
+    let mut options = env.options("admin");
+    let fence = juju_client::Fence::new(tokio::time::Instant::now() + Duration::from_secs(60));
+    options.fence = Some(fence.clone());
+    let client = JujuClient::new(options).unwrap();
+    let m = env.model_uuid.as_str();
+    client
+        .list_secrets(m, &SecretFilter::default(), false)
+        .await
+        .unwrap();
+    let listed = env.emulator.call_count("Secrets", "ListSecrets");
+    assert_eq!(listed, 1);
+    // Closed: calls fail at once and reach nothing.
+    fence.open_until(tokio::time::Instant::now());
+    let err = client
+        .create_secrets(m, &[new_secret("fenced", &[("token", "value")])])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Fenced {
+                facade: "Secrets",
+                method: "CreateSecrets"
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(env.emulator.call_count("Secrets", "CreateSecrets"), 0);
+    assert!(
+        client
+            .list_secrets(m, &SecretFilter::default(), false)
+            .await
+            .is_err()
+    );
+    assert_eq!(env.emulator.call_count("Secrets", "ListSecrets"), listed);
+    // Opened again (a renewal): calls go out.
+    fence.open_until(tokio::time::Instant::now() + Duration::from_secs(60));
+    client
+        .list_secrets(m, &SecretFilter::default(), false)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn calls_time_out_and_the_connection_stays_usable() {
     let env = start("timeouts").await;
     let mut options = env.options("admin");
