@@ -16,8 +16,10 @@
 //! certainly holds, as the leader knows from its own last successful write. If the
 //! Lease changed hands, or renewal keeps failing until a sixth of the duration is
 //! left, the leader stops (the process exits and Kubernetes restarts it as a standby),
-//! before a standby could take over. Each Lease request times out after that sixth, so
-//! a hung request cannot carry the leader past its Lease. On a clean shutdown the leader
+//! before a standby could take over; every attempt is cut off at that point, so a hung
+//! request cannot carry the leader past its Lease. Each Lease request times out after a
+//! quarter of the duration: a slow apiserver still answers in time, and the middle half
+//! of the Lease leaves room for two attempts. On a clean shutdown the leader
 //! clears the holder, so a standby takes over without waiting for the Lease to run out.
 
 use std::future::Future;
@@ -59,9 +61,9 @@ impl LeaderElection {
             .clamp(MIN_LEASE_DURATION.as_secs(), MAX_LEASE_DURATION.as_secs())
     }
 
-    /// The timeout of each Lease request: a sixth of the Lease.
+    /// The timeout of each Lease request: a quarter of the Lease.
     pub fn request_timeout(&self) -> Duration {
-        self.timing().stop_before
+        self.timing().request_timeout
     }
 
     fn timing(&self) -> Timing {
@@ -79,6 +81,8 @@ struct Timing {
     renew_before: Duration,
     /// The leader stops when renewal has failed until this much is left (a sixth).
     stop_before: Duration,
+    /// The timeout of each Lease request (a quarter).
+    request_timeout: Duration,
     /// The pause between failed renewals.
     retry_pause: Duration,
     /// How often a standby looks at the Lease.
@@ -91,6 +95,7 @@ impl Timing {
             duration,
             renew_before: duration * 2 / 3,
             stop_before: duration / 6,
+            request_timeout: duration / 4,
             retry_pause: duration / 30,
             poll: duration / 15,
         }
@@ -657,10 +662,11 @@ mod tests {
     }
 
     #[test]
-    fn renewal_every_third_retries_in_the_middle_half_requests_cut_at_a_sixth() {
+    fn renewal_every_third_retries_in_the_middle_half_requests_time_out_at_a_quarter() {
         let t = Timing::new(LEASE);
         assert_eq!(t.renew_before, ms(4000));
         assert_eq!(t.stop_before, ms(1000));
+        assert_eq!(t.request_timeout, ms(1500));
         assert_eq!(t.retry_pause, ms(200));
         assert_eq!(t.poll, ms(400));
         let shortest = LeaderElection {
@@ -669,8 +675,8 @@ mod tests {
             identity: ME.into(),
             duration: Duration::from_secs(1),
         };
-        // Below the minimum the minimum applies; requests time out at a sixth.
-        assert_eq!(shortest.request_timeout(), ms(500));
+        // Below the minimum the minimum applies; requests time out at a quarter.
+        assert_eq!(shortest.request_timeout(), ms(750));
         assert_eq!(shortest.timing().renew_before, ms(2000));
     }
 
@@ -919,8 +925,9 @@ mod tests {
             + Send
             + 'static,
         ) -> Result<T, LeaseError> {
-            // One request in six outlasts the client's timeout, one in ten fails.
-            let delay = ms(self.sim.random(1200));
+            // A quarter of the requests outlast the client's timeout (a quarter of the
+            // Lease), one in ten fails.
+            let delay = ms(self.sim.random(2000));
             let fails_before = self.sim.random(20) == 0;
             let answer_lost = self.sim.random(20) == 0;
             let sim = self.sim.clone();
@@ -1017,7 +1024,7 @@ mod tests {
                     let replica = Replica {
                         sim: sim.clone(),
                         identity: format!("replica-{name}-{seed}"),
-                        timeout: timing.stop_before,
+                        timeout: timing.request_timeout,
                     };
                     let terms = terms.clone();
                     tokio::spawn(async move {

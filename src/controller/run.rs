@@ -123,8 +123,9 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
 
     let leadership = match &config.leader_election {
         Some(election) => {
-            // Lease requests time out well within the Lease, so a hung renewal ends
-            // the leadership before another replica could take over.
+            // Lease requests time out well within the Lease, so that a hung request
+            // leaves time to try again (the renewal itself is cut off before the Lease
+            // could run out, whatever the timeout).
             let mut lease_config = kube_config.clone();
             lease_config.connect_timeout = Some(election.request_timeout());
             lease_config.read_timeout = Some(election.request_timeout());
