@@ -169,7 +169,7 @@ pub async fn acquire(client: Client, election: &LeaderElection) -> Leadership {
     let held = wait_for_lease(&*lease, &election.identity, timing).await;
     info!(identity = %election.identity, "became the leader");
     let (tx, lost) = oneshot::channel();
-    let fence = Fence::new(earlier(held.expires, timing.stop_before));
+    let fence = Fence::new(held.stop_by(timing));
     let renewing = lease.clone();
     let renewer = tokio::spawn({
         let fence = fence.clone();
@@ -362,6 +362,15 @@ struct Held {
     expires: Instant,
 }
 
+impl Held {
+    /// When the leader must stop at the latest unless it renews: a sixth of the Lease
+    /// before it could run out. Renewal attempts are cut off there, and the Juju
+    /// client's fence closes there.
+    fn stop_by(&self, timing: Timing) -> Instant {
+        earlier(self.expires, timing.stop_before)
+    }
+}
+
 /// Looks at the Lease every [`Timing::poll`] until this replica holds it. A Lease that
 /// names no holder, or this replica (a restarted container keeps its pod's name), is
 /// taken at once. A Lease held by another replica is taken once this replica has seen
@@ -456,7 +465,7 @@ async fn hold(
 ) -> String {
     loop {
         tokio::time::sleep_until(earlier(held.expires, timing.renew_before)).await;
-        let stop_at = earlier(held.expires, timing.stop_before);
+        let stop_at = held.stop_by(timing);
         let mut resource_version = held.resource_version.clone();
         let mut failures = 0u32;
         held = loop {
@@ -511,7 +520,7 @@ async fn hold(
             warn!(%error, attempt = failures, lease_left = ?left, "cannot renew the leader lease; trying again while it holds");
             tokio::time::sleep(timing.retry_pause).await;
         };
-        fence.open_until(earlier(held.expires, timing.stop_before));
+        fence.open_until(held.stop_by(timing));
         if failures > 0 {
             info!(
                 failed_attempts = failures,

@@ -216,7 +216,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         );
         runs.push(tokio::spawn(async move {
             grants.await;
-            Drained::Yes
+            true
         }));
     }
     // Backends are cluster-scoped: one controller whatever the namespaces.
@@ -228,7 +228,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     );
     runs.push(tokio::spawn(async move {
         backends.await;
-        Drained::Yes
+        true
     }));
     let controllers = futures::future::join_all(runs);
     match leadership {
@@ -240,7 +240,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
                 done = controllers => {
                     // Writes still in flight to Juju must not meet a successor's: give the
                     // Lease up only once every pass has finished; else let it run out.
-                    if done.iter().all(|d| matches!(d, Ok(Drained::Yes))) {
+                    if done.iter().all(|drained| matches!(drained, Ok(true))) {
                         leadership.release().await;
                     } else {
                         warn!("passes still wait for Juju: the leader lease is left to run out, so no successor writes beside them");
@@ -390,13 +390,14 @@ where
 
 /// The JujuSecret controller; every change its watch sees (status included) goes to
 /// `changed` too, for the grant controller: one watch of JujuSecrets serves both.
+/// Whether every pass had finished when it stopped.
 async fn run_jujusecrets(
     api: Api<JujuSecret>,
     secrets: Api<PartialObjectMeta<Secret>>,
     changed: JujuSecretChanges,
     ctx: Arc<Context>,
     health: Arc<metrics::Health>,
-) -> Drained {
+) -> bool {
     // Passes that finish as tasks once their Juju write is queued; their follow-up
     // passes come back through `retrigger`.
     let (retrigger_tx, mut retrigger) = tokio::sync::mpsc::unbounded_channel();
@@ -461,18 +462,7 @@ async fn run_jujusecrets(
             async move { report(&ctx, "JujuSecret", result) }
         })
         .await;
-    if tails.drain(jujusecret::DRAIN_TIMEOUT).await {
-        Drained::Yes
-    } else {
-        Drained::No
-    }
-}
-
-/// Whether a controller stopped with nothing of its own still in flight.
-#[derive(Debug, PartialEq)]
-enum Drained {
-    Yes,
-    No,
+    tails.drain(jujusecret::DRAIN_TIMEOUT).await
 }
 
 /// Changes of JujuSecrets, from the JujuSecret controller's watch to the grant controller.
