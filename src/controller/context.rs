@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use kube::runtime::events::EventType;
 use kube::{Client, Resource};
+#[cfg(test)]
+use tokio::sync::AcquireError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, TryAcquireError};
+use tracing::debug;
 
 use super::juju_state::{ModelDirectory, SecretListings, WriteBatcher};
 use super::tenancy::TenancyPolicy;
 use super::{events, juju_state, jujusecret, metrics, ownership};
-use juju_client::JujuClient;
+use juju_client::{Fence, JujuClient};
 
 /// Field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "juju-secrets-operator";
@@ -104,12 +108,63 @@ pub struct Context {
     pub metrics: metrics::Metrics,
     /// Settings of every controller (reconcile concurrency).
     pub controller_config: kube::runtime::controller::Config,
-    /// Bounds the status writes and events in flight to the apiserver.
-    pub kube_writes: Arc<tokio::sync::Semaphore>,
+    /// The status writes and events to the apiserver: bounded, and none once the
+    /// process may no longer lead.
+    pub kube_writes: KubeWrites,
 }
 
 /// Status writes and events in flight to the apiserver at most.
 pub const MAX_KUBE_WRITES: usize = 32;
+
+/// The operator's status writes and Events: at most [`MAX_KUBE_WRITES`] in flight, and
+/// none once the Juju client's [`Fence`] has closed. A leader frozen or starved past its
+/// Lease has its Juju calls refused by the fence; what its passes would then report
+/// (the refusal as `JujuError`, a Warning event) is not the objects' state, and a
+/// successor may already lead and report them. Cheap to clone.
+#[derive(Clone)]
+pub struct KubeWrites {
+    permits: Arc<Semaphore>,
+    fence: Option<Fence>,
+}
+
+impl KubeWrites {
+    /// `limit` writes in flight at most, none once `fence` (if any) has closed.
+    pub fn new(limit: usize, fence: Option<Fence>) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            fence,
+        }
+    }
+
+    /// Whether writes may go now (the fence, if any, is open).
+    pub fn open(&self) -> bool {
+        self.fence.as_ref().is_none_or(Fence::is_open)
+    }
+
+    /// Waits for a permit for one write; `None` when the write must not go (the fence
+    /// has closed, checked once the permit is held, just before the write).
+    pub async fn acquire(&self) -> Option<SemaphorePermit<'_>> {
+        let permit = self.permits.acquire().await.ok()?;
+        if self.open() {
+            Some(permit)
+        } else {
+            debug!("status write not sent: this process no longer leads");
+            None
+        }
+    }
+
+    /// A permit now if one is free and no writer waits for one (the semaphore hands
+    /// released permits to its waiters first).
+    pub fn try_acquire_owned(&self) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        self.permits.clone().try_acquire_owned()
+    }
+
+    /// Takes `n` permits (tests: writes that hold every slot).
+    #[cfg(test)]
+    pub async fn hold(&self, n: u32) -> Result<OwnedSemaphorePermit, AcquireError> {
+        self.permits.clone().acquire_many_owned(n).await
+    }
+}
 
 impl Context {
     /// Queues an event about `obj` (see [`events`]): best-effort, never waited for.

@@ -25,6 +25,7 @@ use kube::runtime::events::{Event, Recorder, Reporter};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tracing::{debug, warn};
 
+use super::context::KubeWrites;
 use super::metrics::Metrics;
 
 /// Events waiting for delivery at most (client-go keeps 1,000 too).
@@ -50,11 +51,12 @@ pub struct EventSink {
 
 impl EventSink {
     /// Starts the deliverer. `writes` bounds every apiserver write of the operator; an
-    /// event takes one of its permits only when no other writer waits for one.
+    /// event takes one of its permits only when no other writer waits for one, and is
+    /// dropped once `writes` has closed (the process no longer leads).
     pub fn start(
         client: kube::Client,
         reporter: Reporter,
-        writes: Arc<Semaphore>,
+        writes: KubeWrites,
         metrics: Metrics,
     ) -> Self {
         let (tx, rx) = mpsc::channel(MAX_QUEUED_EVENTS);
@@ -95,7 +97,7 @@ async fn deliver(
     mut rx: mpsc::Receiver<Pending>,
     client: kube::Client,
     reporter: Reporter,
-    writes: Arc<Semaphore>,
+    writes: KubeWrites,
     metrics: Metrics,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_EVENTS_IN_FLIGHT));
@@ -106,12 +108,17 @@ async fn deliver(
         // A permit is free only when no status write waits (the semaphore hands
         // released permits to its waiters first): events yield to them.
         let permit = loop {
-            match writes.clone().try_acquire_owned() {
+            match writes.try_acquire_owned() {
                 Ok(permit) => break permit,
                 Err(TryAcquireError::NoPermits) => tokio::time::sleep(YIELD_TO_STATUS).await,
                 Err(TryAcquireError::Closed) => return,
             }
         };
+        if !writes.open() {
+            debug!(reason = %pending.event.reason, "event not sent: this process no longer leads");
+            metrics.event_queued(-1);
+            continue;
+        }
         let recorder = Recorder::new(client.clone(), reporter.clone());
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -131,6 +138,7 @@ mod tests {
 
     use std::sync::Mutex;
 
+    use juju_client::Fence;
     use kube::client::Body;
     use kube::runtime::events::{EventType, Reporter};
 
@@ -193,13 +201,13 @@ mod tests {
     async fn events_wait_while_status_writes_hold_every_permit() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (client, reporter) = (fake_client(seen.clone()), Reporter::from("test"));
-        let writes = Arc::new(Semaphore::new(2));
+        let writes = KubeWrites::new(2, None);
         let sink = EventSink::start(client, reporter, writes.clone(), Metrics::new());
         // Status writes hold both permits, and one more waits for a permit.
-        let held = writes.clone().acquire_many_owned(2).await.unwrap();
+        let held = writes.hold(2).await.unwrap();
         let waiter = tokio::spawn({
             let writes = writes.clone();
-            async move { writes.acquire_owned().await.map(drop) }
+            async move { writes.acquire().await.map(drop) }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (e, r) = event(1);
@@ -220,13 +228,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_event_goes_out_once_the_fence_has_closed() {
+        // A leader woken past its Lease: its passes' events (a Juju call refused by the
+        // fence, reported as JujuError) are not sent; with the fence open again, they are.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (client, reporter) = (fake_client(seen.clone()), Reporter::from("test"));
+        let fence = Fence::new(tokio::time::Instant::now());
+        let writes = KubeWrites::new(8, Some(fence.clone()));
+        let metrics = Metrics::new();
+        let sink = EventSink::start(client, reporter, writes, metrics.clone());
+        for i in 0..3 {
+            let (e, r) = event(i);
+            sink.send(e, r);
+        }
+        // The deliverer has taken all three off the queue (queued 0): none was sent.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !metrics
+            .render()
+            .contains("juju_secrets_operator_events_queued 0")
+        {
+            assert!(tokio::time::Instant::now() < deadline, "events not taken");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "an event went out through a closed fence"
+        );
+        fence.open_until(tokio::time::Instant::now() + Duration::from_secs(60));
+        let (e, r) = event(3);
+        sink.send(e, r);
+        wait_for(&seen, 1).await;
+    }
+
+    #[tokio::test]
     async fn a_full_queue_drops_and_counts() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (client, reporter) = (fake_client(seen.clone()), Reporter::from("test"));
-        let writes = Arc::new(Semaphore::new(8));
+        let writes = KubeWrites::new(8, None);
         let metrics = Metrics::new();
         let sink = EventSink::start(client, reporter, writes.clone(), metrics.clone());
-        let held = writes.clone().acquire_many_owned(8).await.unwrap();
+        let held = writes.hold(8).await.unwrap();
         // The deliverer takes the first event off the queue and waits with it; the
         // queue then holds MAX_QUEUED_EVENTS more; the 5 after them are dropped.
         let total = MAX_QUEUED_EVENTS + 1 + 5;

@@ -27,5 +27,7 @@ pub use connect::{
     limit_requests, options_from_secret,
 };
 pub(crate) use connect::{kube_client, kube_config};
-pub use context::{Backoff, Context, Error, FIELD_MANAGER, MAX_KUBE_WRITES, now_rfc3339};
+pub use context::{
+    Backoff, Context, Error, FIELD_MANAGER, KubeWrites, MAX_KUBE_WRITES, now_rfc3339,
+};
 pub use run::{RunConfig, RunError, all_but_status, run};

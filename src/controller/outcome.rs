@@ -13,7 +13,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::juju_state::{FailureKind, SharedFailure};
-use super::{Error, FIELD_MANAGER, now_rfc3339};
+use super::{Error, FIELD_MANAGER, KubeWrites, now_rfc3339};
 use crate::crd::condition::{Condition, READY, reason};
 
 /// Why a pass could not bring Juju to the desired state. The message never contains
@@ -92,9 +92,10 @@ pub(crate) fn ready_changes(previous: &[Condition], problem: &Problem) -> bool {
 }
 
 /// Writes `status` with server-side apply under the operator's field manager, unless
-/// the object already has a status equal to it.
+/// the object already has a status equal to it or `writes` has closed (the process no
+/// longer leads: nothing is written).
 pub(crate) async fn write_status<K, S>(
-    limit: &tokio::sync::Semaphore,
+    writes: &KubeWrites,
     api: &Api<K>,
     name: &str,
     has_status: bool,
@@ -110,7 +111,9 @@ where
     }
     // A bounded number of writes in flight: thousands of objects reconciled at once
     // must not push the apiserver past its in-flight limit (429s, timeouts).
-    let _permit = limit.acquire().await;
+    let Some(_permit) = writes.acquire().await else {
+        return Ok(());
+    };
     apply_status(api, name, status).await
 }
 
@@ -194,4 +197,72 @@ where
             delay = (delay * 2).min(max_delay);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use juju_client::Fence;
+    use kube::client::Body;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::crd::secret::{JujuSecret, JujuSecretStatus};
+
+    /// A fake apiserver that answers every request with an empty JujuSecret and records
+    /// each request's method and path.
+    fn fake_client(seen: Arc<Mutex<Vec<String>>>) -> kube::Client {
+        let service = tower::service_fn(move |req: http::Request<Body>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{} {}", req.method(), req.uri().path()));
+                let body = serde_json::to_vec(&json!({
+                    "apiVersion": "secrets.juju.is/v1alpha1", "kind": "JujuSecret",
+                    "metadata": {"name": "s", "namespace": "ns"},
+                    "spec": {"model": "m", "data": {"k": "v"}}
+                }))
+                .unwrap();
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder().body(Body::from(body)).unwrap(),
+                )
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    #[tokio::test]
+    async fn no_status_is_written_once_the_fence_has_closed() {
+        // A leader woken past its Lease: the status its pass would write (a Juju call
+        // refused by the fence, reported as JujuError) is not sent; with the fence open
+        // again, it is.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let api: Api<JujuSecret> = Api::namespaced(fake_client(seen.clone()), "ns");
+        let fence = Fence::new(Instant::now());
+        let writes = KubeWrites::new(4, Some(fence.clone()));
+        let previous = JujuSecretStatus::default();
+        let status = JujuSecretStatus {
+            revision: Some(1),
+            ..JujuSecretStatus::default()
+        };
+        write_status(&writes, &api, "s", true, &previous, &status)
+            .await
+            .unwrap();
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "a status went out through a closed fence"
+        );
+        fence.open_until(Instant::now() + Duration::from_secs(60));
+        write_status(&writes, &api, "s", true, &previous, &status)
+            .await
+            .unwrap();
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            ["PATCH /apis/secrets.juju.is/v1alpha1/namespaces/ns/jujusecrets/s/status"]
+        );
+    }
 }

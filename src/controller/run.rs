@@ -23,7 +23,7 @@ use super::connect::{
     check_crd_installed, connection_namespace, connection_options, kube_client, kube_config,
     mac_key,
 };
-use super::context::{Backoff, Context, Error, FIELD_MANAGER, MAX_KUBE_WRITES};
+use super::context::{Backoff, Context, Error, FIELD_MANAGER, KubeWrites, MAX_KUBE_WRITES};
 use super::juju_state::{ModelDirectory, SecretListings, WriteBatcher};
 use super::tenancy::TenancyPolicy;
 use super::{backend, content, events, grant, jujusecret, leader, metrics, ownership, tenancy};
@@ -164,7 +164,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let kube_writes = Arc::new(tokio::sync::Semaphore::new(MAX_KUBE_WRITES));
+    // Status writes and events stop with the Juju calls, at the fence.
+    let kube_writes = KubeWrites::new(MAX_KUBE_WRITES, juju.options().fence.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),
         events: events::EventSink::start(

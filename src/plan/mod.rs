@@ -28,8 +28,9 @@ use crate::controller::outcome::Problem;
 use crate::controller::ownership::OwnershipRecord;
 use crate::controller::tenancy::TenancyPolicy;
 use crate::controller::{
-    Backoff, Context, MAX_KUBE_WRITES, backend, connection_namespace, connection_options,
-    existing_mac_key, grant, jujusecret, kube_client, kube_config, metrics, options_from_secret,
+    Backoff, Context, KubeWrites, MAX_KUBE_WRITES, backend, connection_namespace,
+    connection_options, existing_mac_key, grant, jujusecret, kube_client, kube_config, metrics,
+    options_from_secret,
 };
 use crate::crd::backend::JujuSecretBackend;
 use crate::crd::condition::reason;
@@ -158,7 +159,7 @@ async fn read_only_context(client: &Client, config: &PlanConfig) -> Result<Conte
         backoff: Backoff::default(),
         metrics,
         controller_config: kube::runtime::controller::Config::default(),
-        kube_writes: Arc::new(tokio::sync::Semaphore::new(MAX_KUBE_WRITES)),
+        kube_writes: KubeWrites::new(MAX_KUBE_WRITES, None),
     })
 }
 

@@ -212,7 +212,10 @@ async fn report(
     }
     // In a burst thousands of passes wait here for one of the bounded kube writes,
     // each holding its outcome only: the status is built again once the write may go.
-    let _permit = ctx.kube_writes.acquire().await;
+    let Some(_permit) = ctx.kube_writes.acquire().await else {
+        // The process no longer leads: the successor reports the object.
+        return Ok(Some(next));
+    };
     match Box::pin(apply_status(js, ctx, status())).await {
         // The object is gone although this pass ran with the finalizer in place: the
         // apiserver completed a deletion that raced the finalizer being added (seen on a
@@ -431,7 +434,9 @@ async fn write_status(
     if outcome::status_unchanged(js.status.is_some(), previous, &status) {
         return Ok(());
     }
-    let _permit = ctx.kube_writes.acquire().await;
+    let Some(_permit) = ctx.kube_writes.acquire().await else {
+        return Ok(());
+    };
     apply_status(js, ctx, status).await
 }
 
