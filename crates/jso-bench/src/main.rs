@@ -177,6 +177,25 @@ fn proc_stats(pid: u32) -> (f64, u64, u64) {
     ((ut + st) / clk_tck(), kib("VmHWM:"), kib("VmRSS:"))
 }
 
+/// CPU seconds this machine spent busy (every process and the kernel: user, nice,
+/// system, irq, softirq, steal) and in all, summed over its cores, from `/proc/stat`.
+fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+    let idle = at(3) + at(4);
+    let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+    (busy / clk_tck(), (busy + idle) / clk_tck())
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -1001,6 +1020,10 @@ struct Before {
     emu_cpu: f64,
     /// CPU seconds of the apiserver and etcd.
     kube_cpu: (f64, f64),
+    /// CPU seconds of this benchmark's own process (its apply and its watch).
+    bench_cpu: f64,
+    /// The machine's busy and total CPU seconds ([`machine_cpu`]).
+    machine_cpu: (f64, f64),
     /// Writes of ConfigMaps in the operator's namespace (its ownership record) from
     /// here on.
     record_writes: WriteCounter,
@@ -1014,6 +1037,8 @@ async fn before(s: &Setup, port: u16, kubeconfig: &Path) -> Res<Before> {
         side: juju_side_secs(&s.info).await?,
         emu_cpu: proc_stats(s.emu.child.id()).0,
         kube_cpu: kube_cpu(kubeconfig),
+        bench_cpu: proc_stats(std::process::id()).0,
+        machine_cpu: machine_cpu(),
         record_writes: count_writes(
             Api::<ConfigMap>::namespaced(s.kube.clone(), CONN_NS),
             etcd_rev.to_string(),
@@ -1096,6 +1121,11 @@ async fn converge(
     let (api_cpu, etcd_cpu) = kube_cpu(&args.kubeconfig);
     out["converge_apiserver_cpu_secs"] = json!(api_cpu - b.kube_cpu.0);
     out["converge_etcd_cpu_secs"] = json!(etcd_cpu - b.kube_cpu.1);
+    out["converge_bench_cpu_secs"] = json!(proc_stats(std::process::id()).0 - b.bench_cpu);
+    let (busy, all) = machine_cpu();
+    // Busy over all: 1.0 when every core worked the whole span.
+    out["converge_machine_busy_secs"] = json!(busy - b.machine_cpu.0);
+    out["converge_machine_busy_share"] = json!((busy - b.machine_cpu.0) / (all - b.machine_cpu.1));
     out["converge_wall_secs"] = json!(t0.elapsed().as_secs_f64());
     follow_task.abort();
     let (ready, apply_secs) = waited?;
