@@ -139,32 +139,20 @@ mod tests {
     use std::sync::Mutex;
 
     use juju_client::Fence;
-    use kube::client::Body;
     use kube::runtime::events::{EventType, Reporter};
 
     use super::*;
 
-    /// A fake apiserver that answers every request with an empty Event and records the
-    /// paths of the requests.
+    /// A fake apiserver that answers every request with an empty Event and records
+    /// them.
     fn fake_client(seen: Arc<Mutex<Vec<String>>>) -> kube::Client {
-        let service = tower::service_fn(move |req: http::Request<Body>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(req.uri().path().to_owned());
-                let body = serde_json::to_vec(&serde_json::json!({
-                    "apiVersion": "events.k8s.io/v1", "kind": "Event",
-                    "metadata": {"name": "e", "namespace": "ns"}, "eventTime": null
-                }))
-                .unwrap();
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder()
-                        .status(201)
-                        .body(Body::from(body))
-                        .unwrap(),
-                )
-            }
-        });
-        kube::Client::new(service, "default")
+        super::super::test_support::fake_client(
+            seen,
+            serde_json::json!({
+                "apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": "e", "namespace": "ns"}, "eventTime": null
+            }),
+        )
     }
 
     fn event(i: usize) -> (Event, ObjectReference) {
@@ -223,7 +211,7 @@ mod tests {
         wait_for(&seen, 1).await;
         assert_eq!(
             seen.lock().unwrap().as_slice(),
-            ["/apis/events.k8s.io/v1/namespaces/ns/events"]
+            ["POST /apis/events.k8s.io/v1/namespaces/ns/events"]
         );
     }
 

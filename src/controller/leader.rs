@@ -265,22 +265,20 @@ struct KubeLease {
 
 impl KubeLease {
     /// A merge patch that names `resource_version`: the apiserver refuses it (409) if
-    /// the Lease changed since.
+    /// the Lease changed since. The Lease as written.
     async fn patch(
         &self,
         resource_version: &str,
         spec: serde_json::Value,
-    ) -> Result<String, LeaseError> {
+    ) -> Result<Lease, LeaseError> {
         let patch = serde_json::json!({
             "metadata": {"resourceVersion": resource_version},
             "spec": spec,
         });
-        let lease = self
-            .api
+        self.api
             .patch(&self.name, &self.params, &Patch::Merge(&patch))
             .await
-            .map_err(lease_error)?;
-        written_version(lease)
+            .map_err(lease_error)
     }
 }
 
@@ -347,16 +345,10 @@ impl LeaseApi for KubeLease {
                 } else {
                     view.transitions.saturating_add(1)
                 };
-                let patch = serde_json::json!({
-                    "metadata": {"resourceVersion": view.resource_version},
-                    "spec": spec(transitions),
-                });
-                let lease = self
-                    .api
-                    .patch(&self.name, &self.params, &Patch::Merge(&patch))
-                    .await
-                    .map_err(lease_error)?;
-                taken(lease)
+                taken(
+                    self.patch(&view.resource_version, spec(transitions))
+                        .await?,
+                )
             }
             None => {
                 let lease: Lease = serde_json::from_value(serde_json::json!({
@@ -380,6 +372,7 @@ impl LeaseApi for KubeLease {
             serde_json::json!({"renewTime": now(), "leaseDurationSeconds": self.seconds}),
         )
         .await
+        .and_then(written_version)
     }
 
     async fn clear(&self, resource_version: &str) -> Result<(), LeaseError> {

@@ -20,6 +20,8 @@ pub(crate) mod outcome;
 pub mod ownership;
 mod run;
 pub mod tenancy;
+#[cfg(test)]
+mod test_support;
 pub mod wiring;
 
 pub use connect::{

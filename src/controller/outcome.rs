@@ -206,33 +206,21 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use juju_client::Fence;
-    use kube::client::Body;
     use tokio::time::Instant;
 
     use super::*;
     use crate::crd::secret::{JujuSecret, JujuSecretStatus};
 
-    /// A fake apiserver that answers every request with an empty JujuSecret and records
-    /// each request's method and path.
+    /// A fake apiserver that answers every request with a JujuSecret and records them.
     fn fake_client(seen: Arc<Mutex<Vec<String>>>) -> kube::Client {
-        let service = tower::service_fn(move |req: http::Request<Body>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock()
-                    .unwrap()
-                    .push(format!("{} {}", req.method(), req.uri().path()));
-                let body = serde_json::to_vec(&json!({
-                    "apiVersion": "secrets.juju.is/v1alpha1", "kind": "JujuSecret",
-                    "metadata": {"name": "s", "namespace": "ns"},
-                    "spec": {"model": "m", "data": {"k": "v"}}
-                }))
-                .unwrap();
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder().body(Body::from(body)).unwrap(),
-                )
-            }
-        });
-        kube::Client::new(service, "default")
+        super::super::test_support::fake_client(
+            seen,
+            json!({
+                "apiVersion": "secrets.juju.is/v1alpha1", "kind": "JujuSecret",
+                "metadata": {"name": "s", "namespace": "ns"},
+                "spec": {"model": "m", "data": {"k": "v"}}
+            }),
+        )
     }
 
     #[tokio::test]
