@@ -118,24 +118,82 @@ pub struct ConnectOptions {
 /// to when it must stop at the latest and moves it on with each renewal, so a process
 /// that was frozen or starved past it cannot reach Juju before it notices it no longer
 /// leads. Calls then fail with [`Error::Fenced`].
+///
+/// The time a suspended machine spent asleep counts (`CLOCK_BOOTTIME`): tokio's clock
+/// (`CLOCK_MONOTONIC`) stops during a suspend, so a leader whose machine slept past
+/// its Lease would otherwise wake with its fence still open.
 #[derive(Clone, Debug)]
-pub struct Fence(Arc<Mutex<Instant>>);
+pub struct Fence(Arc<Mutex<Deadline>>);
+
+#[derive(Debug)]
+struct Deadline {
+    until: Instant,
+    /// [`suspended`] when `until` was set: what the machine sleeps after it counts.
+    suspended: Duration,
+}
 
 impl Fence {
     /// A fence open until `until`.
     pub fn new(until: Instant) -> Self {
-        Self(Arc::new(Mutex::new(until)))
+        Self(Arc::new(Mutex::new(Deadline {
+            until,
+            suspended: suspended(),
+        })))
     }
 
     /// Moves the time the fence closes to `until`.
     pub fn open_until(&self, until: Instant) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = until;
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Deadline {
+            until,
+            suspended: suspended(),
+        };
     }
 
     /// Whether calls may be sent now.
     pub fn is_open(&self) -> bool {
-        Instant::now() < *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        let deadline = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let slept = suspended().saturating_sub(deadline.suspended);
+        Instant::now() + slept < deadline.until
     }
+}
+
+/// How long the machine has been suspended since this process first asked:
+/// `CLOCK_BOOTTIME` counts a suspend, `CLOCK_MONOTONIC` (tokio's clock) does not, so
+/// their difference grows by it. Differences under 10 ms are not a suspend (the two
+/// clocks are read one after the other). Zero where there is no `CLOCK_BOOTTIME`.
+fn suspended() -> Duration {
+    static AT_START: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    let ahead = boottime_ahead();
+    let slept = ahead.saturating_sub(*AT_START.get_or_init(|| ahead));
+    #[cfg(test)]
+    let slept = slept + SLEPT.get();
+    if slept < Duration::from_millis(10) {
+        Duration::ZERO
+    } else {
+        slept
+    }
+}
+
+/// How far `CLOCK_BOOTTIME` is ahead of `CLOCK_MONOTONIC`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn boottime_ahead() -> Duration {
+    use rustix::time::{ClockId, clock_gettime};
+    let nanos =
+        |t: rustix::time::Timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+    let monotonic = nanos(clock_gettime(ClockId::Monotonic));
+    let boottime = nanos(clock_gettime(ClockId::Boottime));
+    u64::try_from(boottime - monotonic).map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn boottime_ahead() -> Duration {
+    Duration::ZERO
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A suspend the tests make believe in, on their thread.
+    static SLEPT: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
 }
 
 impl ConnectOptions {
@@ -967,6 +1025,30 @@ async fn dial_and_login(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_suspend_past_the_fence_closes_it() {
+        // The machine sleeps 20 s while tokio's clock stands still (as CLOCK_MONOTONIC
+        // does during a suspend): a fence open for another 10 s is closed on waking;
+        // one opened after the wake counts from then.
+        let fence = Fence::new(Instant::now() + Duration::from_secs(10));
+        assert!(fence.is_open());
+        SLEPT.set(Duration::from_secs(20));
+        assert!(!fence.is_open(), "the fence ignored a 20 s suspend");
+        fence.open_until(Instant::now() + Duration::from_secs(10));
+        assert!(fence.is_open());
+        // A short sleep within the fence's time leaves it open.
+        SLEPT.set(Duration::from_secs(25));
+        assert!(fence.is_open());
+        SLEPT.set(Duration::ZERO);
+    }
+
+    #[test]
+    fn the_clocks_read_one_after_the_other_are_no_suspend() {
+        for _ in 0..1000 {
+            assert_eq!(suspended(), Duration::ZERO);
+        }
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {
