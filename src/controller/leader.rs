@@ -427,47 +427,22 @@ impl Held {
 /// decided on, so of two replicas that decide at once one wins and the other reads
 /// again; a renewal that lands in between makes the take fail.
 async fn wait_for_lease(lease: &impl LeaseApi, identity: &str, timing: Timing) -> Held {
-    // The resourceVersion of another replica's Lease and when it was first seen.
-    let mut unchanged: Option<(String, Instant)> = None;
+    let mut seen = Unchanged::default();
     let mut pause = timing.poll;
     loop {
         let attempt = match lease.read().await {
-            Err(e) => Err(e),
-            Ok(view) => {
-                let free = match &view {
-                    None => true,
-                    Some(view) => match view.holder.as_deref() {
-                        None => true,
-                        Some(holder) if holder == identity => true,
-                        Some(_) => {
-                            let since = match &unchanged {
-                                Some((version, since)) if *version == view.resource_version => {
-                                    *since
-                                }
-                                _ => {
-                                    let since = Instant::now();
-                                    unchanged = Some((view.resource_version.clone(), since));
-                                    since
-                                }
-                            };
-                            let duration = view.duration.unwrap_or_default().max(timing.duration);
-                            since.elapsed() >= duration
-                        }
-                    },
-                };
-                if free {
-                    let sent = Instant::now();
-                    lease.take(view.as_ref()).await.map(|taken| {
-                        Some(Held {
-                            resource_version: taken.resource_version,
-                            acquired: taken.acquired,
-                            expires: sent + timing.duration,
-                        })
+            Ok(view) if seen.free(view.as_ref(), identity, timing) => {
+                let sent = Instant::now();
+                lease.take(view.as_ref()).await.map(|taken| {
+                    Some(Held {
+                        resource_version: taken.resource_version,
+                        acquired: taken.acquired,
+                        expires: sent + timing.duration,
                     })
-                } else {
-                    Ok(None)
-                }
+                })
             }
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
         };
         match attempt {
             Ok(Some(held)) => return held,
@@ -480,6 +455,36 @@ async fn wait_for_lease(lease: &impl LeaseApi, identity: &str, timing: Timing) -
             }
         }
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// What a standby has seen of a Lease another replica holds: its `resourceVersion` and
+/// since when (by this replica's clock).
+#[derive(Default)]
+struct Unchanged(Option<(String, Instant)>);
+
+impl Unchanged {
+    /// Whether the Lease as read (`view`) may be taken now: there is none, it names no
+    /// holder or this replica, or its `resourceVersion` has been the same for a whole
+    /// Lease (the longer of this replica's duration and the one its holder wrote).
+    fn free(&mut self, view: Option<&LeaseView>, identity: &str, timing: Timing) -> bool {
+        let Some(view) = view else {
+            return true;
+        };
+        match view.holder.as_deref() {
+            None => return true,
+            Some(holder) if holder == identity => return true,
+            Some(_) => {}
+        }
+        let since = match &self.0 {
+            Some((version, since)) if *version == view.resource_version => *since,
+            _ => {
+                let now = Instant::now();
+                self.0 = Some((view.resource_version.clone(), now));
+                now
+            }
+        };
+        since.elapsed() >= view.duration.unwrap_or_default().max(timing.duration)
     }
 }
 
