@@ -404,10 +404,16 @@ struct Held {
     expires: Instant,
 }
 
+/// Whether `view` is the Lease of the process named `identity` whose take wrote
+/// `acquired`.
+fn taken_by(view: &LeaseView, identity: &str, acquired: &Option<String>) -> bool {
+    view.holder.as_deref() == Some(identity) && view.acquired == *acquired
+}
+
 impl Held {
     /// Whether `view` is this process's Lease.
     fn is(&self, view: &LeaseView, identity: &str) -> bool {
-        view.holder.as_deref() == Some(identity) && view.acquired == self.acquired
+        taken_by(view, identity, &self.acquired)
     }
 
     /// When the leader must stop at the latest unless it renews: a sixth of the Lease
@@ -499,7 +505,7 @@ async fn release(
         let Some(view) = lease.read().await? else {
             return Ok(false);
         };
-        if view.holder.as_deref() != Some(identity) || view.acquired != *acquired {
+        if !taken_by(&view, identity, acquired) {
             return Ok(false);
         }
         match lease.clear(&view.resource_version).await {
@@ -550,11 +556,11 @@ async fn hold(
                     // Someone else wrote the Lease: renew again only if it is still ours.
                     match tokio::time::timeout_at(stop_at, lease.read()).await {
                         Ok(Ok(None)) => return "the leader lease was deleted".into(),
-                        Ok(Ok(Some(view))) => match view.holder.clone() {
-                            _ if held.is(&view, identity) => {
-                                resource_version = view.resource_version;
-                                continue;
-                            }
+                        Ok(Ok(Some(view))) if held.is(&view, identity) => {
+                            resource_version = view.resource_version;
+                            continue;
+                        }
+                        Ok(Ok(Some(view))) => match view.holder {
                             Some(holder) if holder == identity => {
                                 return format!(
                                     "another process with this replica's identity ({holder}) took the leader lease over"

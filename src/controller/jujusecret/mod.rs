@@ -431,13 +431,17 @@ async fn write_status(
     previous: &JujuSecretStatus,
     status: JujuSecretStatus,
 ) -> Result<(), Error> {
-    if outcome::status_unchanged(js.status.is_some(), previous, &status) {
-        return Ok(());
-    }
-    let Some(_permit) = ctx.kube_writes.acquire().await else {
-        return Ok(());
-    };
-    apply_status(js, ctx, status).await
+    let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    outcome::write_status(
+        &ctx.kube_writes,
+        &api,
+        &js.name_any(),
+        js.status.is_some(),
+        previous,
+        &status,
+    )
+    .await
 }
 
 /// Writes the status with server-side apply; the caller holds a kube write permit.
