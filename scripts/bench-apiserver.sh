@@ -13,11 +13,15 @@
 #                                         # status; the last of each, timed; each run
 #                                         # twice: statuses object by object, and every
 #                                         # status after every finalizer and read
+#                                         # (SCHEDULES="juju-first": only the reads as
+#                                         # objects land, every finalizer and status
+#                                         # after the apply: what an operator that wrote
+#                                         # Juju before the finalizer would need)
 #
-# Env: RUNS (default 3), WRITES (writes mode, default 2000), APPLY_IN_FLIGHT (default
-#      32), WATCHES (watches of every JujuSecret kept open during the run, as an
-#      operator's and the GitOps measurement's are; default 0), OUT (default
-#      target/bench/apiserver-<timestamp>). Prints one JSON line per run;
+# Env: RUNS (default 3), SCHEDULES (floor mode; default "per-object statuses-last"),
+#      WRITES (writes mode, default 2000), APPLY_IN_FLIGHT (default 32), WATCHES (watches
+#      of every JujuSecret kept open during the run, as an operator's and the GitOps
+#      measurement's are; default 0), OUT (default target/bench/apiserver-<timestamp>). Prints one JSON line per run;
 #      raw results in $OUT/results.jsonl, a median with min and max per figure at the end.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,7 +48,7 @@ cleanup() { stop_watches; [ -z "$kube_dir" ] || bash scripts/kube-apiserver.sh s
 trap cleanup EXIT
 
 schedules=(per-object)
-[ "$mode" = floor ] && schedules=(per-object statuses-last)
+[ "$mode" = floor ] && read -r -a schedules <<< "${SCHEDULES:-per-object statuses-last}"
 for r in $(seq 1 "${RUNS:-3}"); do
  for schedule in "${schedules[@]}"; do
   dir=$out/run$r-$schedule
