@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::{
-    Env, EnvOptions, MODEL, MODEL_OTHER, NS, NS_DENIED, NS_READER, NS_SYSTEM, Operator, SetupError,
-    WAIT, assert_content, b64, content_is, describe, ready, revision, secret_id,
+    Env, EnvOptions, MODEL, MODEL_OTHER, NS, NS_DENIED, NS_READER, NS_SYSTEM, Operator, POLL,
+    SetupError, WAIT, assert_content, b64, content_is, describe, ready, revision, secret_id,
 };
 use juju_client::{SecretFilter, SecretUri};
 use juju_secrets_operator::crd::secret::{JujuSecret, RevisionsStatus};
@@ -68,6 +68,7 @@ fn main() -> ExitCode {
         rename_while_create_outcome_unknown,
         rename_onto_a_taken_name,
         deleted_as_soon_as_created,
+        deleted_before_its_finalizer_while_down,
         conflicts_in_bulk,
         suspend,
         bad_input,
@@ -1608,6 +1609,96 @@ async fn deleted_as_soon_as_created(env: Arc<Env>) {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// A new JujuSecret is written to Juju before it gets the operator's finalizer. One
+/// deleted in between while no operator runs (it goes at once: no finalizer holds it)
+/// has its secret removed when an operator starts again, by its deletion policy:
+/// `Delete` removes it, `Retain` keeps it; either way the record forgets the object.
+async fn deleted_before_its_finalizer_while_down(env: Arc<Env>) {
+    use juju_secrets_operator::controller::mutants;
+    let (d, r) = (env.value("unfinalized-d"), env.value("unfinalized-r"));
+    {
+        // A fault holds the window open: the operator never adds the finalizer.
+        let mut op = env.operator.lock().await;
+        op.set_envs(&[(mutants::ENV, mutants::FINALIZER_NEVER_ADDED)]);
+        op.restart();
+        op.wait_started().await;
+    }
+    env.create_jsec(
+        NS,
+        "unfinalized-d",
+        json!({"model": MODEL, "data": {"value": d}}),
+    )
+    .await;
+    env.create_jsec(
+        NS,
+        "unfinalized-r",
+        json!({"model": MODEL, "deletionPolicy": "Retain", "data": {"value": r}}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while env.juju_by_label("unfinalized-d").await.is_empty()
+        || env.juju_by_label("unfinalized-r").await.is_empty()
+    {
+        assert!(Instant::now() < deadline, "not in Juju within {WAIT:?}");
+        tokio::time::sleep(POLL).await;
+    }
+    let kept = env.juju_one("unfinalized-r").await.uri;
+    let mut uids = Vec::new();
+    for name in ["unfinalized-d", "unfinalized-r"] {
+        let obj = env.jsecs(NS).get(name).await.unwrap();
+        assert!(
+            obj.metadata.finalizers.as_ref().is_none_or(Vec::is_empty),
+            "{name}: the fault did not hold the finalizer back"
+        );
+        uids.push(obj.metadata.uid.unwrap());
+    }
+    // The record holds both (a persist follows every Juju write).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let held = env.ownership_record_uids().await;
+        if uids.iter().all(|u| held.contains(u)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the record does not hold both objects"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    // Down; both deleted meanwhile (gone at once); up again, without the fault.
+    env.operator.lock().await.kill();
+    env.delete_jsec(NS, "unfinalized-d").await;
+    env.delete_jsec(NS, "unfinalized-r").await;
+    {
+        let mut op = env.operator.lock().await;
+        op.set_envs(&[]);
+        op.restart();
+        op.wait_started().await;
+    }
+    // The operator looked: the record forgets both objects.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let held = env.ownership_record_uids().await;
+        if uids.iter().all(|u| !held.contains(u)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{WAIT:?} after the restart the record still holds objects deleted while no operator ran"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    assert!(
+        env.juju_by_label("unfinalized-d").await.is_empty(),
+        "Delete policy: the secret of an object deleted while no operator ran is still in Juju"
+    );
+    let info = env
+        .juju_by_uri(&kept.short())
+        .await
+        .expect("Retain policy: the secret was removed");
+    assert_content(&info, &[("value", &r)], "retained");
 }
 
 /// Several clashes at once (the operator's model listing is cached, so its first create

@@ -36,6 +36,9 @@ pub enum Error {
     /// Removing the Juju secret failed; deletion waits and retries.
     #[error("cleanup: {0}")]
     Cleanup(String),
+    /// The ownership record could not be made durable.
+    #[error("ownership record: {0}")]
+    Record(String),
 }
 
 impl Error {
@@ -46,6 +49,7 @@ impl Error {
             Error::Finalizer(_) => "FinalizerError",
             Error::NotNamespaced => "NotNamespaced",
             Error::Cleanup(_) => "CleanupError",
+            Error::Record(_) => "RecordError",
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct Context {
     /// The status writes and events to the apiserver: bounded, and none once the
     /// process may no longer lead.
     pub kube_writes: KubeWrites,
+    /// New JujuSecrets' finalizers and statuses, written after their Juju writes.
+    pub finisher: Arc<jujusecret::Finisher>,
 }
 
 /// Status writes and events in flight to the apiserver at most.

@@ -1,5 +1,6 @@
 //! Deliberate faults for the randomized history tester's self-test: each one breaks a
 //! promise the tester's invariants check, so that the tester shows it would catch it.
+//! The end-to-end tests use one more ([`FINALIZER_NEVER_ADDED`]) to hold a window open.
 //!
 //! A mutant is on only in a debug build (`cfg(debug_assertions)`, what `cargo test`
 //! builds) and only when the environment variable `JSO_TEST_MUTANTS` names it
@@ -27,6 +28,9 @@ pub const RETAIN_REMOVES_SECRET: &str = "retain-removes-secret";
 pub const CREATE_TWICE: &str = "create-twice";
 /// The status names a secret ID that is not the object's secret.
 pub const STATUS_WRONG_SECRET_ID: &str = "status-wrong-secret-id";
+/// New objects never get the finalizer (their Juju write stays in the window before
+/// it: the end-to-end tests open that window for as long as they need).
+pub const FINALIZER_NEVER_ADDED: &str = "finalizer-never-added";
 
 /// Whether the mutant `name` is on.
 #[cfg(debug_assertions)]

@@ -8,7 +8,11 @@
 //!   MAC of the content being created. A claim whose create Juju definitely refused is
 //!   released at once; only an unknown outcome (lost answer, crash) keeps it, and then a
 //!   secret found by the claimed name counts as the object's own only if it is still the
-//!   first revision and its content has the claimed MAC ([`decide`]); or
+//!   first revision and its content has the claimed MAC ([`decide`]). A claim made
+//!   before the object carried the operator's finalizer (a new object is written to
+//!   Juju first) is marked with where the object is and what its deletion does
+//!   ([`Unfinalized`]) until the finalizer is there, so that an object deleted while no
+//!   operator ran is still cleaned up (the JujuSecret controller's start-up sweep); or
 //! - an **owned secret** (with URI): confirmed after Juju answered the create, or taken
 //!   over by `adopt` while no other object owned it.
 //!
@@ -94,6 +98,27 @@ pub struct SecretEntry {
     /// The auto-prune flag last applied to the secret, if any.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub auto_prune: Option<bool>,
+    /// Set when the claim was made for an object that did not carry the operator's
+    /// finalizer yet (Juju is written first, the finalizer follows); cleared once it
+    /// does. While set, an object deleted with no operator running is cleaned up by the
+    /// start-up sweep, which needs to know where the object was and its deletion policy.
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    pub unfinalized: Option<Unfinalized>,
+}
+
+/// Where an object without the operator's finalizer is, and what its deletion does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unfinalized {
+    /// The object's namespace.
+    #[serde(rename = "ns")]
+    pub namespace: String,
+    /// The object's name.
+    #[serde(rename = "n")]
+    pub name: String,
+    /// Deleting the object leaves the secret in Juju (`deletionPolicy: Retain`, or
+    /// `managementPolicy: ObserveOnly`): so does the sweep.
+    #[serde(rename = "k", default, skip_serializing_if = "std::ops::Not::not")]
+    pub retain: bool,
 }
 
 impl SecretEntry {
@@ -530,6 +555,19 @@ impl OwnershipRecord {
     /// Claims `name` in `model` for the object `uid`, which is about to create a secret
     /// whose content has the keyed MAC `mac`. Replaces the object's earlier entry.
     pub fn claim(&self, uid: &str, model: &str, name: &str, mac: &str) -> Result<(), RecordError> {
+        self.claim_marked(uid, model, name, mac, None)
+    }
+
+    /// [`claim`](Self::claim), for an object that does not carry the operator's finalizer
+    /// yet when `unfinalized` is given (the mark is part of the claim: one change).
+    pub fn claim_marked(
+        &self,
+        uid: &str,
+        model: &str,
+        name: &str,
+        mac: &str,
+        unfinalized: Option<Unfinalized>,
+    ) -> Result<(), RecordError> {
         let mut state = self.state();
         let key = (model.to_owned(), name.to_owned());
         match state.claims.get(&key) {
@@ -547,6 +585,7 @@ impl OwnershipRecord {
                 mac: Some(mac.to_owned()),
                 revision: None,
                 auto_prune: None,
+                unfinalized,
             }),
         );
         Ok(())
@@ -580,6 +619,9 @@ impl OwnershipRecord {
             .get(uid)
             .filter(|e| e.uri.as_deref() == Some(uri))
             .cloned();
+        // The confirmed create of a claim made before the object's finalizer keeps
+        // the mark until the finalizer is there.
+        let unfinalized = state.get(uid).and_then(|e| e.unfinalized.clone());
         state.set(
             uid,
             Some(SecretEntry {
@@ -589,6 +631,7 @@ impl OwnershipRecord {
                 mac: same.as_ref().and_then(|e| e.mac.clone()),
                 revision: same.as_ref().and_then(|e| e.revision),
                 auto_prune: same.and_then(|e| e.auto_prune),
+                unfinalized,
             }),
         );
         Ok(())
@@ -882,6 +925,46 @@ impl OwnershipRecord {
     /// Forgets the object's entry (its secret was removed, retained or left behind).
     pub fn forget(&self, uid: &str) {
         self.state().set_entry(uid, None);
+    }
+
+    /// Sets the deletion policy an unfinalized entry's mark records; true when it
+    /// changed (the caller makes it durable).
+    pub fn remark(&self, uid: &str, retain: bool) -> bool {
+        let mut state = self.state();
+        let Some(mut entry) = state.get(uid).cloned() else {
+            return false;
+        };
+        match &mut entry.unfinalized {
+            Some(mark) if mark.retain != retain => mark.retain = retain,
+            _ => return false,
+        }
+        state.set(uid, Some(entry));
+        true
+    }
+
+    /// The object now carries the operator's finalizer: its entry's mark goes.
+    pub fn finalized(&self, uid: &str) {
+        let mut state = self.state();
+        if let Some(mut entry) = state.get(uid).cloned()
+            && entry.unfinalized.is_some()
+        {
+            entry.unfinalized = None;
+            state.set(uid, Some(entry));
+        }
+    }
+
+    /// The entries marked as made before their object's finalizer, by UID.
+    pub fn unfinalized(&self) -> Vec<(String, SecretEntry)> {
+        let state = self.state();
+        state
+            .shards
+            .iter()
+            .flat_map(|s| s.entries.iter())
+            .filter_map(|(uid, e)| match e {
+                Entry::Secret(e) if e.unfinalized.is_some() => Some((uid.clone(), e.clone())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Number of claims held.
@@ -1205,6 +1288,7 @@ mod tests {
             mac: Some(mac.into()),
             revision: None,
             auto_prune: None,
+            unfinalized: None,
         }
     }
 
@@ -1216,6 +1300,7 @@ mod tests {
             mac: None,
             revision: None,
             auto_prune: None,
+            unfinalized: None,
         }
     }
 
@@ -1522,6 +1607,7 @@ mod tests {
                     mac: Some(format!("hmac-sha256:{}", "ab".repeat(32))),
                     revision: Some(12),
                     auto_prune: Some(true),
+                    unfinalized: None,
                 }),
             );
         }
@@ -1570,6 +1656,7 @@ mod tests {
                 mac: None,
                 revision: None,
                 auto_prune: None,
+                unfinalized: None,
             }),
         )]);
         let cm = ConfigMap {
@@ -1686,5 +1773,57 @@ mod tests {
         record.forget("b1");
         assert_eq!(record.owner_of_backend("id-1"), None);
         assert!(!record.model_assigned_by_another("b2", "model-a"));
+    }
+
+    #[test]
+    fn a_claim_made_before_the_finalizer_stays_marked_until_the_finalizer_is_there() {
+        let record = OwnershipRecord::in_memory();
+        let mark = Unfinalized {
+            namespace: "team".into(),
+            name: "db".into(),
+            retain: false,
+        };
+        assert_eq!(
+            record.claim_marked("uid-a", "m", "db", "h1", Some(mark.clone())),
+            Ok(())
+        );
+        // Juju answered the create: the entry is owned and still marked.
+        assert_eq!(record.confirm("uid-a", "m", "db", "secret:x1"), Ok(()));
+        let entry = record.entry("uid-a").unwrap();
+        assert_eq!(entry.uri.as_deref(), Some("secret:x1"));
+        assert_eq!(entry.unfinalized, Some(mark.clone()));
+        assert_eq!(record.unfinalized().len(), 1);
+        // The object's deletion policy changed: the mark follows.
+        assert!(record.remark("uid-a", true));
+        assert!(!record.remark("uid-a", true));
+        assert!(record.entry("uid-a").unwrap().unfinalized.unwrap().retain);
+        assert!(record.remark("uid-a", false));
+        // The finalizer is on the object: the mark goes, the ownership stays.
+        record.finalized("uid-a");
+        let entry = record.entry("uid-a").unwrap();
+        assert_eq!(entry.unfinalized, None);
+        assert_eq!(entry.uri.as_deref(), Some("secret:x1"));
+        assert!(record.unfinalized().is_empty());
+        // An entry of an earlier operator (no mark) reads as unmarked; a mark is stored
+        // under short keys, and Retain only when set.
+        let old: Entry = serde_json::from_str(r#"{"m":"m","n":"db","u":"secret:x1"}"#).unwrap();
+        assert!(matches!(
+            old,
+            Entry::Secret(SecretEntry {
+                unfinalized: None,
+                ..
+            })
+        ));
+        let mut marked = entry.clone();
+        marked.unfinalized = Some(Unfinalized {
+            retain: true,
+            ..mark
+        });
+        let text = serde_json::to_string(&marked).unwrap();
+        assert!(
+            text.contains(r#""o":{"ns":"team","n":"db","k":true}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<SecretEntry>(&text).unwrap(), marked);
     }
 }

@@ -185,6 +185,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         backoff: Backoff::default(),
         metrics: metrics.clone(),
         kube_writes,
+        finisher: Arc::default(),
         controller_config: kube::runtime::controller::Config::default()
             .concurrency(config.max_concurrent_reconciles),
     });
@@ -289,24 +290,31 @@ fn report_cache_sync<K>(
     K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
 {
     tokio::spawn(async move {
-        // The store's readiness signal wakes only its most recent waiter, and the
-        // controller itself waits on it too: poll again every half second instead of
-        // relying on a wake-up.
-        loop {
-            match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
-                Ok(Ok(())) => {
-                    tracing::debug!(kind, "cache synced");
-                    health.cache_synced();
-                    return;
-                }
-                Ok(Err(e)) => {
-                    warn!(kind, error = %e, "cache never synced");
-                    return;
-                }
-                Err(_) => {}
-            }
+        if cache_synced(&store).await {
+            tracing::debug!(kind, "cache synced");
+            health.cache_synced();
+        } else {
+            warn!(kind, "cache never synced");
         }
     });
+}
+
+/// Waits until `store` holds every object its watch listed; false if it never will.
+async fn cache_synced<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
+{
+    // The store's readiness signal wakes only its most recent waiter, and the
+    // controller itself waits on it too: poll again every half second instead of
+    // relying on a wake-up.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => {}
+        }
+    }
 }
 
 /// A controller for `K` whose cache keeps objects without `metadata.managedFields`:
@@ -344,16 +352,29 @@ where
     Controller::for_stream(stream, reader).with_config(config.clone())
 }
 
+/// [`all_but_status`] but the finalizers: the JujuSecret finalizer the operator adds after
+/// a new object's Juju write causes no second pass (a finalizer removed by hand is put
+/// back by the object's next pass).
+pub fn all_but_status_and_finalizers<K: Resource>(obj: &K) -> Option<u64> {
+    hash_meta(obj, false)
+}
+
 /// Everything of an object but its status: generation (the spec), finalizers, deletion,
 /// labels and annotations. A status write (the operator's own, mostly) changes none of
 /// them, so it does not cause another pass; the timed requeues still check drift.
 pub fn all_but_status<K: Resource>(obj: &K) -> Option<u64> {
+    hash_meta(obj, true)
+}
+
+fn hash_meta<K: Resource>(obj: &K, finalizers: bool) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let meta = obj.meta();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     meta.uid.hash(&mut h);
     meta.generation.hash(&mut h);
-    meta.finalizers.hash(&mut h);
+    if finalizers {
+        meta.finalizers.hash(&mut h);
+    }
     meta.deletion_timestamp.is_some().hash(&mut h);
     meta.labels.hash(&mut h);
     meta.annotations.hash(&mut h);
@@ -402,22 +423,38 @@ async fn run_jujusecrets(
     // Passes that finish as tasks once their Juju write is queued; their follow-up
     // passes come back through `retrigger`.
     let (retrigger_tx, mut retrigger) = tokio::sync::mpsc::unbounded_channel();
+    {
+        let (ctx, retrigger) = (ctx.clone(), retrigger_tx.clone());
+        tokio::spawn(async move { ctx.finisher.run(&ctx, retrigger).await });
+    }
     let tails = Arc::new(jujusecret::Tails::new(retrigger_tx));
     let on_delete = {
         let (ctx, tails) = (ctx.clone(), tails.clone());
         move |js: JujuSecret| jujusecret::deleted(Arc::new(js), ctx.clone(), tails.clone())
     };
+    let finisher = ctx.finisher.clone();
     let controller = lean_controller(
         api,
         &ctx.controller_config,
-        all_but_status::<JujuSecret>,
+        all_but_status_and_finalizers::<JujuSecret>,
         on_delete,
         move |js: &JujuSecret| {
+            if js.metadata.deletion_timestamp.is_none() && !jujusecret::has_finalizer(js) {
+                finisher.arrived();
+            }
             // The grant controller stops with the process: a closed channel is no error.
             let _ = changed.unbounded_send(ObjectRef::from_obj(js));
         },
     );
     let store = controller.store();
+    {
+        let (ctx, store, tails) = (ctx.clone(), store.clone(), tails.clone());
+        tokio::spawn(async move {
+            if cache_synced(&store).await {
+                jujusecret::sweep(ctx, &store, tails).await;
+            }
+        });
+    }
     report_cache_sync("JujuSecret", store.clone(), health);
     ctx.metrics.count_objects("JujuSecret", store.clone());
     controller

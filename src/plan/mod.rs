@@ -160,6 +160,7 @@ async fn read_only_context(client: &Client, config: &PlanConfig) -> Result<Conte
         metrics,
         controller_config: kube::runtime::controller::Config::default(),
         kube_writes: KubeWrites::new(MAX_KUBE_WRITES, None),
+        finisher: Default::default(),
     })
 }
 

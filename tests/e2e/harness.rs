@@ -46,7 +46,7 @@ pub const MODEL: &str = "admin/dev";
 /// A second model the tenancy policy lets `NS` use too (a JujuSecret moved between models).
 pub const MODEL_OTHER: &str = "admin/staging";
 
-const POLL: Duration = Duration::from_millis(200);
+pub const POLL: Duration = Duration::from_millis(200);
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -146,6 +146,8 @@ pub fn tail(path: &Path, lines: usize) -> String {
 pub struct Operator {
     pub name: String,
     args: Vec<String>,
+    /// Environment variables set for the process (a test's faults).
+    envs: Vec<(String, String)>,
     pub log: PathBuf,
     pub metrics_port: u16,
     child: Option<Child>,
@@ -164,6 +166,7 @@ impl Operator {
         let mut op = Operator {
             name: name.to_owned(),
             args,
+            envs: Vec::new(),
             log,
             metrics_port: free_port(),
             child: None,
@@ -199,6 +202,7 @@ impl Operator {
             .arg(format!("127.0.0.1:{}", self.metrics_port))
             .env_remove("KUBECONFIG")
             .env_remove("RUST_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -257,6 +261,14 @@ impl Operator {
                 .arg(c.id().to_string())
                 .status();
         }
+    }
+
+    /// Sets the environment of the process's next start (`restart`); empty: none.
+    pub fn set_envs(&mut self, envs: &[(&str, &str)]) {
+        self.envs = envs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
     }
 
     /// Starts the process again with the same arguments (after `kill`).

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
@@ -16,13 +17,17 @@ use super::super::Context;
 use super::super::juju_state::{FailureKind, SecretSummary, SharedFailure};
 use super::super::mutants;
 use super::super::outcome::Problem;
-use super::super::ownership::RecordError;
+use super::super::ownership::{RecordError, Unfinalized};
 use super::Synced;
 use super::decide::{Plan, Write};
 use super::observe::Observed;
 use crate::crd::condition::reason;
 use crate::crd::secret::{JujuSecret, JujuSecretStatus};
 use juju_client::{ErrorCode, NewSecret, SecretUri};
+
+/// The longest a create waits for room among the claims before it reports that too
+/// many creates are in flight (and is retried with backoff).
+const CLAIM_ROOM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What acting on a plan came to.
 #[allow(clippy::large_enum_variant)] // made once per pass and taken apart at once
@@ -96,6 +101,14 @@ pub(super) async fn act(
             Ok(Acted::Done(outcome))
         }
         Write::Create => {
+            // In a burst of new objects a create waits a little for room among the
+            // claims rather than fail (a claim goes when Juju answers its create).
+            let room = std::time::Instant::now();
+            while ctx.ownership.claims() >= super::super::ownership::MAX_CLAIMS
+                && room.elapsed() < CLAIM_ROOM_WAIT
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
             let (content, mac) = content.unwrap_or_default();
             let created = create(js, ctx, uid, label, model, content, mac, base)?;
             Ok(Acted::Waiting(Box::pin(async move {
@@ -266,7 +279,17 @@ fn create(
 ) -> Result<BoxFuture<'static, Result<SecretUri, Problem>>, Problem> {
     // If the operator dies after Juju creates the secret but before the answer is
     // recorded, the next pass recognizes the secret by this claim.
-    match ctx.ownership.claim(&uid, &model.uuid, &label, &claimed_mac) {
+    // A new object's Juju write comes before its finalizer: the claim says where the
+    // object is, so that a deletion no operator saw is still cleaned up.
+    let unfinalized = (!super::has_finalizer(js)).then(|| Unfinalized {
+        namespace: js.namespace().unwrap_or_default(),
+        name: js.name_any(),
+        retain: super::leaves_secret(js),
+    });
+    match ctx
+        .ownership
+        .claim_marked(&uid, &model.uuid, &label, &claimed_mac, unfinalized)
+    {
         Ok(()) => {}
         Err(RecordError::Held | RecordError::OwnedByAnother) => {
             return Err(Problem::new(

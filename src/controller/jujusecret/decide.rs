@@ -284,6 +284,7 @@ mod tests {
             mac: Some(mac.into()),
             revision: Some(1),
             auto_prune: None,
+            unfinalized: None,
         }
     }
 

@@ -15,6 +15,7 @@
 mod act;
 mod cleanup;
 mod decide;
+mod finisher;
 mod observe;
 mod preview;
 mod revisions;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use tracing::{Instrument, instrument, warn};
 
@@ -33,11 +35,12 @@ use super::content::{ContentProblem, Sources};
 use super::outcome::{self, Problem};
 use super::{Context, Error, now_rfc3339};
 use crate::crd::condition::{Condition, READY, reason};
-use crate::crd::secret::{JujuSecret, JujuSecretStatus};
+use crate::crd::secret::{DeletionPolicy, JujuSecret, JujuSecretStatus, ManagementPolicy};
 use act::Acted;
 use act::act;
 use cleanup::cleanup;
 use decide::decide;
+pub use finisher::{Finisher, has_finalizer};
 use juju_client::SecretUri;
 use observe::observe;
 pub use preview::{SecretPreview, key_changes, preview};
@@ -89,9 +92,34 @@ pub async fn reconcile(
 ) -> Result<Action, Error> {
     let namespace = js.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let deleting = js.metadata.deletion_timestamp.is_some();
+    if !has_finalizer(&js) {
+        if !deleting && ctx.finisher.running() {
+            // A new object: Juju first, then the finalizer and the status, from the
+            // finisher (see `finisher`). Its deletion policy changed meanwhile: the
+            // record's mark follows it, durably, before anything else.
+            let retain = leaves_secret(&js);
+            if ctx.ownership.remark(&js.uid().unwrap_or_default(), retain) {
+                ctx.ownership.persist().await.map_err(Error::Record)?;
+            }
+            let handed_off = Some(refresh_interval(&js, &ctx));
+            let pass = apply(&js, &ctx);
+            let next = tails.run(&js, handed_off, pass).await?;
+            return Ok(next.map_or_else(Action::await_change, Action::requeue));
+        }
+        let uid = js.uid().unwrap_or_default();
+        if deleting && ctx.ownership.entry(&uid).is_some() {
+            // Being deleted before its finalizer came (another finalizer holds it):
+            // what its pass wrote to Juju is cleaned up now.
+            tails.wait_idle(&uid).await;
+            return cleanup(&js, &ctx).await;
+        }
+    }
     finalizer(&api, FINALIZER, js, |event| async {
         match event {
             Finalizer::Apply(js) => {
+                // Its finalizer is there: a claim made before it is no longer marked.
+                ctx.ownership.finalized(&js.uid().unwrap_or_default());
                 let handed_off = Some(refresh_interval(&js, &ctx));
                 let pass = apply(&js, &ctx);
                 let next = tails.run(&js, handed_off, pass).await?;
@@ -105,6 +133,13 @@ pub async fn reconcile(
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Whether deleting `js` leaves its Juju secret in place (`deletionPolicy: Retain`, or
+/// `managementPolicy: ObserveOnly`), as [`cleanup`] decides.
+fn leaves_secret(js: &JujuSecret) -> bool {
+    js.spec.deletion_policy == DeletionPolicy::Retain
+        || js.spec.management_policy == ManagementPolicy::ObserveOnly
 }
 
 /// The Juju name of the secret.
@@ -207,6 +242,13 @@ async fn report(
             Err(problem) => problem_status(js, previous, &recorded, problem),
         }
     };
+    // An object without the finalizer gets it, then its status, from the finisher.
+    if js.metadata.deletion_timestamp.is_none() && !has_finalizer(js) && ctx.finisher.running() {
+        let s = status();
+        let changed = !outcome::status_unchanged(js.status.is_some(), previous, &s);
+        ctx.finisher.push(js, changed.then_some(s));
+        return Ok(Some(next));
+    }
     if outcome::status_unchanged(js.status.is_some(), previous, &status()) {
         return Ok(Some(next));
     }
@@ -269,6 +311,58 @@ pub fn deleted(js: Arc<JujuSecret>, ctx: Arc<Context>, tails: Arc<Tails>) {
                 cleanup(&js, &ctx).await
             }
         },
+    );
+}
+
+/// At start-up, once the cache holds every JujuSecret (`store`): an object whose record entry is
+/// still marked as claimed before its finalizer came, and which is gone, was deleted
+/// while no operator ran (or before its finalizer, by a process that stopped before it
+/// saw the deletion). It is cleaned up now, as its deletion would have been, by its
+/// recorded deletion policy. The apiserver is asked before: an object the cache does
+/// not hold yet is not gone.
+pub async fn sweep(ctx: Arc<Context>, store: &Store<JujuSecret>, tails: Arc<Tails>) {
+    let present: std::collections::HashSet<String> =
+        store.state().iter().filter_map(|o| o.uid()).collect();
+    let mut swept = 0;
+    for (uid, entry) in ctx.ownership.unfinalized() {
+        let Some(mark) = entry.unfinalized.clone() else {
+            continue;
+        };
+        if present.contains(&uid) {
+            continue;
+        }
+        let api: Api<JujuSecret> = Api::namespaced(ctx.client.clone(), &mark.namespace);
+        match api.get_opt(&mark.name).await {
+            Ok(Some(o)) if o.uid().as_deref() == Some(uid.as_str()) => continue,
+            Ok(_) => {}
+            Err(error) => {
+                warn!(namespace = mark.namespace, name = mark.name, %error, "cannot tell whether a JujuSecret claimed before its finalizer is gone; left for the next start");
+                continue;
+            }
+        }
+        let gone = serde_json::from_value::<JujuSecret>(serde_json::json!({
+            "apiVersion": "secrets.juju.is/v1alpha1",
+            "kind": "JujuSecret",
+            "metadata": {"name": mark.name, "namespace": mark.namespace, "uid": uid},
+            "spec": {
+                "model": entry.model,
+                "name": entry.name,
+                "deletionPolicy": if mark.retain { "Retain" } else { "Delete" },
+            },
+        }));
+        match gone {
+            Ok(js) => {
+                swept += 1;
+                deleted(Arc::new(js), ctx.clone(), tails.clone());
+            }
+            Err(error) => {
+                warn!(%error, "a record entry claimed before its finalizer cannot be read back")
+            }
+        }
+    }
+    tracing::info!(
+        swept,
+        "start-up sweep of objects deleted before their finalizer came: done"
     );
 }
 
