@@ -18,7 +18,7 @@
 //!   its next pass.
 //!
 //! The finisher holds one small item per object (where it is, the status to write),
-//! never a pass. What it has not written when the process stops is written by the next
+//! never a pass, and at most [`MAX_WAITING`] of them. What it has not written when the process stops is written by the next
 //! leader's passes, which find the object still without the finalizer.
 
 use std::collections::{HashMap, VecDeque};
@@ -45,6 +45,11 @@ pub const QUIET: Duration = Duration::from_millis(300);
 
 /// The longest an object waits for its finalizer and status while objects keep arriving.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// Objects waiting at most; beyond it a pass waits for room (and holds its tail or
+/// reconcile slot, which slows new passes as before the finisher). A GitOps apply of
+/// 10,000 never fills it; a cold start over 100,000 objects would hold ~2 KB per object.
+pub const MAX_WAITING: usize = 16_384;
 
 /// Objects finished at once at most (each: the finalizer patch, then the status write,
 /// which also takes one of the bounded kube writes).
@@ -119,6 +124,8 @@ impl Queue {
 pub struct Finisher {
     queue: Mutex<Queue>,
     notify: Notify,
+    /// Woken when an object leaves the queue (passes waiting for room).
+    room: Notify,
     running: AtomicBool,
 }
 
@@ -138,7 +145,32 @@ impl Finisher {
     }
 
     /// Queues `js`'s finalizer and, if `status` is given, its status after it.
-    pub fn push(&self, js: &JujuSecret, status: Option<JujuSecretStatus>) {
+    pub async fn push(&self, js: &JujuSecret, status: Option<JujuSecretStatus>) {
+        self.push_within(js, status, MAX_WAITING).await;
+    }
+
+    /// [`push`](Self::push) with room for `capacity` objects; an object already queued
+    /// never waits.
+    async fn push_within(
+        &self,
+        js: &JujuSecret,
+        status: Option<JujuSecretStatus>,
+        capacity: usize,
+    ) {
+        let uid = js.uid().unwrap_or_default();
+        loop {
+            let room = {
+                let q = self.queue();
+                if q.items.len() < capacity || q.items.contains_key(&uid) {
+                    break;
+                }
+                // Registered before the lock goes, so the wake-up cannot be missed.
+                let mut room = Box::pin(self.room.notified());
+                room.as_mut().enable();
+                room
+            };
+            room.await;
+        }
         self.queue().push(Item {
             namespace: js.namespace().unwrap_or_default(),
             name: js.name_any(),
@@ -167,6 +199,7 @@ impl Finisher {
             };
             match next {
                 Ok(Some(item)) => {
+                    self.room.notify_one();
                     let retrigger = retrigger.clone();
                     finishing.push(async move {
                         let key = format!("finisher {}/{}", item.namespace, item.name);
@@ -302,6 +335,38 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(q.take(Instant::now()).unwrap().unwrap().uid, "b");
         assert!(q.take(Instant::now()).unwrap().is_none());
+    }
+
+    fn object(uid: &str) -> JujuSecret {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "secrets.juju.is/v1alpha1", "kind": "JujuSecret",
+            "metadata": {"name": uid, "namespace": "ns", "uid": uid},
+            "spec": {"model": "m", "data": {"k": "v"}}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pass_waits_for_room_once_the_queue_is_full() {
+        let f = std::sync::Arc::new(Finisher::default());
+        f.push_within(&object("a"), None, 2).await;
+        f.push_within(&object("b"), None, 2).await;
+        // Full: an object already queued takes its newer status at once ...
+        f.push_within(&object("a"), Some(JujuSecretStatus::default()), 2)
+            .await;
+        // ... a new one waits until one leaves.
+        let waiting = tokio::spawn({
+            let f = f.clone();
+            async move { f.push_within(&object("c"), None, 2).await }
+        });
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!waiting.is_finished());
+        let first = f.queue().take(Instant::now()).unwrap().unwrap();
+        assert_eq!(first.uid, "a");
+        assert!(first.status.is_some());
+        f.room.notify_one();
+        waiting.await.unwrap();
+        assert_eq!(f.queue().items.len(), 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -246,7 +246,8 @@ async fn report(
     if js.metadata.deletion_timestamp.is_none() && !has_finalizer(js) && ctx.finisher.running() {
         let s = status();
         let changed = !outcome::status_unchanged(js.status.is_some(), previous, &s);
-        ctx.finisher.push(js, changed.then_some(s));
+        // Boxed: a pass waiting for room holds the push apart, not in its own future.
+        Box::pin(ctx.finisher.push(js, changed.then_some(s))).await;
         return Ok(Some(next));
     }
     if outcome::status_unchanged(js.status.is_some(), previous, &status()) {
