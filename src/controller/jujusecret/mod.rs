@@ -102,17 +102,12 @@ pub async fn reconcile(
             if ctx.ownership.remark(&js.uid().unwrap_or_default(), retain) {
                 ctx.ownership.persist().await.map_err(Error::Record)?;
             }
-            let handed_off = Some(refresh_interval(&js, &ctx));
-            let pass = apply(&js, &ctx);
-            let next = tails.run(&js, handed_off, pass).await?;
-            return Ok(next.map_or_else(Action::await_change, Action::requeue));
+            return run_pass(&js, &ctx, &tails).await;
         }
-        let uid = js.uid().unwrap_or_default();
-        if deleting && ctx.ownership.entry(&uid).is_some() {
+        if deleting && ctx.ownership.entry(&js.uid().unwrap_or_default()).is_some() {
             // Being deleted before its finalizer came (another finalizer holds it):
             // what its pass wrote to Juju is cleaned up now.
-            tails.wait_idle(&uid).await;
-            return cleanup(&js, &ctx).await;
+            return run_cleanup(&js, &ctx, &tails).await;
         }
     }
     finalizer(&api, FINALIZER, js, |event| async {
@@ -120,19 +115,31 @@ pub async fn reconcile(
             Finalizer::Apply(js) => {
                 // Its finalizer is there: a claim made before it is no longer marked.
                 ctx.ownership.finalized(&js.uid().unwrap_or_default());
-                let handed_off = Some(refresh_interval(&js, &ctx));
-                let pass = apply(&js, &ctx);
-                let next = tails.run(&js, handed_off, pass).await?;
-                Ok(next.map_or_else(Action::await_change, Action::requeue))
+                run_pass(&js, &ctx, &tails).await
             }
-            Finalizer::Cleanup(js) => {
-                tails.wait_idle(&js.uid().unwrap_or_default()).await;
-                cleanup(&js, &ctx).await
-            }
+            Finalizer::Cleanup(js) => run_cleanup(&js, &ctx, &tails).await,
         }
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// A pass of `js`; what is left of it once its Juju write is queued runs as a tail.
+async fn run_pass(
+    js: &Arc<JujuSecret>,
+    ctx: &Arc<Context>,
+    tails: &Arc<Tails>,
+) -> Result<Action, Error> {
+    let handed_off = Some(refresh_interval(js, ctx));
+    let pass = apply(js, ctx);
+    let next = tails.run(js, handed_off, pass).await?;
+    Ok(next.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The cleanup of `js`, once no pass of it runs as a tail.
+async fn run_cleanup(js: &JujuSecret, ctx: &Context, tails: &Tails) -> Result<Action, Error> {
+    tails.wait_idle(&js.uid().unwrap_or_default()).await;
+    cleanup(js, ctx).await
 }
 
 /// Whether deleting `js` leaves its Juju secret in place (`deletionPolicy: Retain`, or
@@ -307,10 +314,7 @@ pub fn deleted(js: Arc<JujuSecret>, ctx: Arc<Context>, tails: Arc<Tails>) {
         move || record.ownership.entry(&uid).is_some(),
         move || {
             let (js, ctx, tails) = (js.clone(), ctx.clone(), tails.clone());
-            async move {
-                tails.wait_idle(&js.uid().unwrap_or_default()).await;
-                cleanup(&js, &ctx).await
-            }
+            async move { run_cleanup(&js, &ctx, &tails).await }
         },
     );
 }
